@@ -1,0 +1,52 @@
+"""`oneshot-trl` command line: a thin dispatcher over the package's modules.
+
+Each subcommand lives in the module of its concern and exposes `main(argv) -> int`; this file only
+routes, so `oneshot-trl <cmd> --help` is the subcommand's own argparse help.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> ("module[:function]", one-line description); the function defaults to `main`. Modules are imported lazily: `oneshot-trl grade` must not
+# pay for importing torch/transformers.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("oneshot_trl.train:cli_main", "Train with a YAML recipe (same as `python -m oneshot_trl.train RECIPE`)."),
+    "eval": ("oneshot_trl.eval.cli", "Evaluate a local or Hub model on the paper's benchmarks and protocol."),
+    "grade": ("oneshot_trl.eval.grade_cli", "Grade a JSONL file of {response, gold} rows."),
+    "lab": ("oneshot_trl.lab.cli", "CPU micro-lab: 1-shot RLVR on a tiny model in minutes (the demo)."),
+    "select": ("oneshot_trl.select", "Rank training examples by historical accuracy variance."),
+    "analyze": ("oneshot_trl.analysis", "Plots and a report from a training run or eval outputs."),
+    "card": ("oneshot_trl.hub", "Render (and optionally push) the model card of a run dir or Hub repo."),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: oneshot-trl <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {desc}" for name, (_, desc) in COMMANDS.items()]
+    lines += ["", "Run `oneshot-trl <command> --help` for the options of a command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        from oneshot_trl import __version__
+
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"oneshot-trl: unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, _, func = COMMANDS[name][0].partition(":")
+    return int(getattr(importlib.import_module(module_name), func or "main")(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

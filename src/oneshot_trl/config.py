@@ -1,0 +1,270 @@
+"""Configuration dataclasses and the recipe parser.
+
+A recipe is a flat YAML file whose keys are exactly the fields of three dataclasses (open-r1 style):
+`OneShotArguments` (what to train on, how to reward it), `OneShotGRPOConfig` (TRL's `GRPOConfig` plus
+the paper's verl-named entropy coefficient) and TRL's `ModelConfig`. `parse_recipe` validates keys
+and value types against those fields before anything starts, naming the key and the file on error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import os
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from trl import GRPOConfig, ModelConfig, TrlParser
+
+BUNDLED_SETS = ("pi1", "pi2", "pi13", "pi1209", "pi1_pi13", "pi1_pi2_pi13_pi1209", "dsr_sub")
+REWARD_MODES = ("accuracy", "format", "none")
+
+
+@dataclass
+class OneShotArguments:
+    """What to train on and how to reward it. Exactly one source of training examples must be set."""
+
+    # --- Training examples (choose one source) ---
+    train_examples: str | None = field(
+        default=None,
+        metadata={
+            "help": "A bundled example set: pi1, pi2, pi13, pi1209 (one example each), pi1_pi13 (2-shot), "
+            "pi1_pi2_pi13_pi1209 (4-shot) or dsr_sub (the 1,209-example set). Rows come from the official files."
+        },
+    )
+    dsr_sub_index: list[int] | None = field(
+        default=None, metadata={"help": "Train on these DSR-sub rows, by index (pi1 is index 124)."}
+    )
+    pi_rank: list[int] | None = field(
+        default=None,
+        metadata={"help": "Train on these examples by historical-variance rank (1 = pi1, 13 = pi13, 1209 = pi1209)."},
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A Hub dataset id, a local JSON/JSONL/Parquet file, or a local dataset directory. Rows are "
+            "picked with `dataset_ids`; the problem and gold answer come from `problem_field` and `answer_field` "
+            "(verl-format rows with `prompt`/`reward_model` are read as well)."
+        },
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
+    dataset_split: str = field(default="train", metadata={"help": "Dataset split to read."})
+    dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or sha)."})
+    dataset_ids: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Row ids to train on: values of `id_field`, or row numbers when `id_field` is not set. "
+            "Empty: every row of the split."
+        },
+    )
+    id_field: str | None = field(default=None, metadata={"help": "Column holding row ids (default: row numbers)."})
+    problem_field: str = field(default="problem", metadata={"help": "Column holding the problem text."})
+    answer_field: str = field(default="answer", metadata={"help": "Column holding the gold answer."})
+    problem: str | None = field(default=None, metadata={"help": "One inline training problem (with `answer`)."})
+    answer: str | None = field(default=None, metadata={"help": "Gold answer of the inline `problem`."})
+
+    # --- How the examples become a dataset ---
+    dataset_repeat_to: int | None = field(
+        default=128,
+        metadata={
+            "help": "Repeat the selected examples, in blocks as the official files do, to this many rows. The paper "
+            "uses 128 = prompts per step, so one step sees every copy once. null: no repetition (e.g. dsr_sub)."
+        },
+    )
+    prompt_format: str = field(
+        default="auto",
+        metadata={
+            "help": "`chat`: conversational prompt rendered with the tokenizer's chat template, as the official verl "
+            "code does for every model (Qwen2.5-Math's template adds its default system prompt). `plain`: the raw "
+            "text. `auto`: chat when the tokenizer has a chat template."
+        },
+    )
+    prompt_suffix: str = field(
+        default=" Let's think step by step and output the final answer within \\boxed{}.",
+        metadata={"help": "Appended to every training problem (the official training prompt)."},
+    )
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "Optional system message (chat format only). Default: the template's own."}
+    )
+    max_prompt_length: int | None = field(
+        default=1024,
+        metadata={"help": "Longest allowed prompt in tokens (official: 1024); a longer one is an error at load time."},
+    )
+
+    # --- Reward ---
+    reward: str = field(
+        default="accuracy",
+        metadata={
+            "help": "`accuracy`: 1 if the last \\boxed{} answer equals the gold (math-verify), else 0 (the paper). "
+            "`format`: 1 for any non-empty \\boxed{} answer. `none`: no reward at all (entropy-only training). "
+            "Accuracy is computed and logged in every mode."
+        },
+    )
+    grader: str = field(
+        default="math-verify",
+        metadata={"help": "Answer checker for the accuracy reward: `math-verify` or `official` (Qwen2.5-Math rules)."},
+    )
+    reward_timeout_s: float = field(
+        default=5.0, metadata={"help": "Wall-clock limit per graded answer; a slower answer is graded wrong."}
+    )
+
+    # --- Diagnostics written during training ---
+    completions_per_step: int = field(
+        default=16, metadata={"help": "Completions per step written to `completions.jsonl` (0: none)."}
+    )
+
+    def __post_init__(self) -> None:
+        sources = {
+            "train_examples": self.train_examples,
+            "dsr_sub_index": self.dsr_sub_index,
+            "pi_rank": self.pi_rank,
+            "dataset_name": self.dataset_name,
+            "problem": self.problem,
+        }
+        chosen = [k for k, v in sources.items() if v not in (None, [], "")]
+        if len(chosen) != 1:
+            raise ValueError(
+                "Set exactly one source of training examples: train_examples, dsr_sub_index, pi_rank, dataset_name "
+                f"or problem (+ answer). Got: {chosen or 'none'}."
+            )
+        if self.train_examples is not None and self.train_examples not in BUNDLED_SETS:
+            raise ValueError(f"Unknown train_examples {self.train_examples!r}; choose one of {', '.join(BUNDLED_SETS)}.")
+        if (self.problem is None) != (self.answer is None):
+            raise ValueError("An inline training example needs both `problem` and `answer`.")
+        if self.reward not in REWARD_MODES:
+            raise ValueError(f"Unknown reward {self.reward!r}; choose one of {', '.join(REWARD_MODES)}.")
+        if self.prompt_format not in ("auto", "chat", "plain"):
+            raise ValueError(f"Unknown prompt_format {self.prompt_format!r}; choose auto, chat or plain.")
+        if self.dataset_repeat_to is not None and self.dataset_repeat_to < 1:
+            raise ValueError(f"dataset_repeat_to must be >= 1 or null, got {self.dataset_repeat_to}.")
+
+
+@dataclass
+class OneShotGRPOConfig(GRPOConfig):
+    """TRL's `GRPOConfig` plus the paper's verl-named entropy coefficient.
+
+    TRL 1.16 already implements the paper's entropy term: `loss = policy_loss - entropy_coef * H`, with H the mean
+    per-token entropy of the temperature-scaled policy over completion tokens of a micro-batch, which is verl's
+    `pg_loss - entropy_coeff * masked_mean(entropy)`. `entropy_coeff` only gives it the paper's name.
+    """
+
+    entropy_coeff: float | None = field(
+        default=None,
+        metadata={
+            "help": "Entropy bonus with the paper's (verl) meaning: loss = policy loss - entropy_coeff * mean token "
+            "entropy. The official run uses 0.001; 0 turns it off. Sets TRL's `entropy_coef`; leave that one unset."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.entropy_coeff is not None:
+            if self.entropy_coef not in (0.0, self.entropy_coeff):
+                raise ValueError(
+                    f"entropy_coeff ({self.entropy_coeff}) and TRL's entropy_coef ({self.entropy_coef}) are both set "
+                    "and differ. They are the same coefficient: set only entropy_coeff."
+                )
+            self.entropy_coef = self.entropy_coeff
+        super().__post_init__()
+
+
+RECIPE_DATACLASSES = (OneShotArguments, OneShotGRPOConfig, ModelConfig)
+
+
+class RecipeError(ValueError):
+    """A recipe file that cannot be used: missing, not a mapping, unknown key or wrong value type."""
+
+
+def _type_matches(value: Any, tp: Any) -> bool:
+    """Whether a YAML value fits a dataclass field annotation (loose: ints are floats, strings fit enums)."""
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_matches(value, arg) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return value in typing.get_args(tp)
+    if origin in (list, tuple):
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        return isinstance(value, list) and all(_type_matches(v, item_tp) for v in value)
+    if origin is dict or tp is dict:
+        return isinstance(value, dict)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return value in {m.value for m in tp} or value in tp.__members__
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    return True  # exotic annotations: leave the check to the dataclass
+
+
+def _recipe_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for cls in RECIPE_DATACLASSES:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.init:
+                fields[f.name] = hints.get(f.name, Any)
+    return fields
+
+
+def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate a recipe file: every key must be a config field and every value of the field's type."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"Recipe file not found: {path}")
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"{path} must be a YAML mapping of config fields to values.")
+    known = _recipe_fields()
+    for key, value in recipe.items():
+        if key == "env":  # TrlParser convention: environment variables to set
+            continue
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise RecipeError(f"{path}: unknown key {key!r}.{hint} Keys must be fields of {_names()}.")
+        if value is not None and not _type_matches(value, known[key]):
+            raise RecipeError(
+                f"{path}: key {key!r} has value {value!r} of type {type(value).__name__}, expected {known[key]}."
+            )
+    return recipe
+
+
+def _names() -> str:
+    return ", ".join(c.__name__ for c in RECIPE_DATACLASSES)
+
+
+def parse_recipe(
+    argv: list[str] | None = None,
+) -> tuple[OneShotArguments, OneShotGRPOConfig, ModelConfig, str | None]:
+    """Parse `RECIPE.yaml [--field value ...]` (or `--config RECIPE.yaml ...`) into the three configs.
+
+    Command-line flags override recipe values, as with TRL's scripts. Returns the recipe path as well.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    recipe_path = None
+    if argv and not argv[0].startswith("-"):
+        recipe_path = argv.pop(0)
+        argv = ["--config", recipe_path, *argv]
+    elif "--config" in argv:
+        recipe_path = argv[argv.index("--config") + 1]
+    if recipe_path is not None:
+        load_recipe(recipe_path)  # validate before TrlParser, which would accept wrong types silently
+    parser = TrlParser(RECIPE_DATACLASSES)
+    script_args, training_args, model_args = parser.parse_args_and_config(argv)
+    return script_args, training_args, model_args, recipe_path

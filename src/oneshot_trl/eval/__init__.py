@@ -1,0 +1,1 @@
+"""Evaluation: benchmarks, prompt templates, protocols, generation, grading and metrics."""

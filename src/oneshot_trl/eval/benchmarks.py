@@ -1,0 +1,237 @@
+"""Benchmarks: the paper's six bundled evaluation sets, and any other dataset of (problem, answer) rows.
+
+Gold answers are read exactly as the official Qwen2.5-Math harness reads them
+(`parser.py::parse_ground_truth`, see shared/paper/eval_protocol.md section 6): MATH500 and Minerva take the
+last `\\boxed{}` of the reference solution, OlympiadBench `final_answer[0].strip("$")`, AIME/AMC the `answer`
+field (AMC floats such as `27.0` become `"27"`). Normalisation (`strip_string`) is the grader's job, so the gold
+kept here is the raw extracted string.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# `parse_question` of the official harness: the first of these fields that is present.
+QUESTION_FIELDS = ("question", "problem", "Question", "input")
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str  # stable id inside its benchmark (the dataset's own id field when it has one, else the row index)
+    problem: str  # question text as the prompt template receives it
+    gold: str  # raw gold answer string (the grader normalises it)
+    benchmark: str
+
+
+def _answer_to_str(value: Any) -> str:
+    """Gold value -> string: AMC stores answers as floats (27.0 -> "27"), lists hold one answer."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return ""
+        value = value[0]
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _boxed_of_solution(row: dict) -> str:
+    from oneshot_trl.eval.grading import last_boxed
+
+    return last_boxed(row["solution"]) or ""
+
+
+def _olympiad_gold(row: dict) -> str:
+    return row["final_answer"][0].strip("$")
+
+
+def _answer_field_gold(row: dict) -> str:
+    return _answer_to_str(row["answer"])
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    name: str
+    filename: str  # under oneshot_trl/resources/benchmarks/
+    size: int  # number of problems (checked when loading)
+    id_field: str | None  # None: the row index is the id
+    gold: Callable[[dict], str]
+    description: str
+
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {
+    spec.name: spec
+    for spec in (
+        BenchmarkSpec("math500", "math500.jsonl", 500, "unique_id", _boxed_of_solution,
+                      "MATH500 (Lightman et al. split of MATH); gold = last \\boxed{} of the solution."),
+        BenchmarkSpec("aime24", "aime24.jsonl", 30, "id", _answer_field_gold, "AIME 2024 (I and II)."),
+        BenchmarkSpec("amc23", "amc23.jsonl", 40, "id", _answer_field_gold, "AMC 2023 (12A and 12B)."),
+        BenchmarkSpec("minerva_math", "minerva_math.jsonl", 272, "idx", _boxed_of_solution,
+                      "Minerva Math (OCW); gold = last \\boxed{} of the solution, units kept."),
+        BenchmarkSpec("olympiadbench", "olympiadbench.jsonl", 675, "id", _olympiad_gold,
+                      "OlympiadBench (English, text-only math, open-ended); gold = final_answer[0]."),
+        BenchmarkSpec("aime25", "aime25.jsonl", 30, None, _answer_field_gold, "AIME 2025 (I and II)."),
+    )
+}  # fmt: skip
+# The order of the paper's tables; the "six-benchmark average" is over exactly these.
+SIX_BENCHMARKS: tuple[str, ...] = ("math500", "aime24", "amc23", "minerva_math", "olympiadbench", "aime25")
+
+
+def get_benchmark(name: str) -> BenchmarkSpec:
+    if name not in BENCHMARKS:
+        raise ValueError(
+            f"Unknown benchmark {name!r}. Bundled benchmarks: {', '.join(BENCHMARKS)}. "
+            "For another dataset use `--dataset PATH_OR_HUB_ID` (or `load_dataset_problems`)."
+        )
+    return BENCHMARKS[name]
+
+
+def parse_benchmark_names(value: str | Iterable[str]) -> list[str]:
+    """`"math500,aime24"` / `"all"` / a list -> validated names, duplicates removed, order kept."""
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else [n.strip() for n in value]
+    names = [n for n in names if n]
+    if names == ["all"]:
+        return list(SIX_BENCHMARKS)
+    if not names:
+        raise ValueError(f"No benchmark given. Choose from: all, {', '.join(BENCHMARKS)}.")
+    for name in names:
+        get_benchmark(name)
+    return list(dict.fromkeys(names))
+
+
+def question_of(row: dict, problem_field: str | None = None) -> str:
+    """Question text of a row; `problem_field=None` follows the official `parse_question` field order."""
+    if problem_field is not None:
+        if problem_field not in row:
+            raise KeyError(f"Problem field {problem_field!r} not in row (fields: {', '.join(row)}).")
+        return str(row[problem_field])
+    for key in QUESTION_FIELDS:
+        if key in row and row[key] is not None:
+            return str(row[key])
+    raise KeyError(f"None of the question fields {QUESTION_FIELDS} is in the row (fields: {', '.join(row)}).")
+
+
+def _official_question(question: str, gold: str) -> str:
+    # As `parse_question`: yes/no and true/false golds get a hint appended, then the text is stripped.
+    gold_lower = gold.lower()
+    if gold_lower in ("true", "false"):
+        question += " (True or False)"
+    if gold_lower in ("yes", "no"):
+        question += " (Yes or No)"
+    return question.strip()
+
+
+def _rows_to_problems(
+    rows: Iterable[dict],
+    benchmark: str,
+    gold_fn: Callable[[dict], str],
+    id_field: str | None,
+    problem_field: str | None = None,
+) -> list[Problem]:
+    problems = []
+    for index, row in enumerate(rows):
+        gold = gold_fn(row)
+        pid = row.get(id_field) if id_field else None
+        problems.append(
+            Problem(
+                id=str(index if pid is None else pid),
+                problem=_official_question(question_of(row, problem_field), gold),
+                gold=gold,
+                benchmark=benchmark,
+            )
+        )
+    ids = [p.id for p in problems]
+    if len(set(ids)) != len(ids):
+        # Resume keys on the id, so duplicates would silently skip problems: fall back to row indices.
+        logger.warning("Benchmark %s has duplicate ids in field %r; using row indices.", benchmark, id_field)
+        problems = [Problem(str(i), p.problem, p.gold, p.benchmark) for i, p in enumerate(problems)]
+    return problems
+
+
+def load_benchmark(name: str) -> list[Problem]:
+    """The bundled benchmark `name` as a list of problems (in file order)."""
+    spec = get_benchmark(name)
+    path = resources.files("oneshot_trl") / "resources" / "benchmarks" / spec.filename
+    with path.open(encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    if len(rows) != spec.size:
+        raise RuntimeError(f"Bundled {spec.filename} has {len(rows)} rows, expected {spec.size}: corrupt install?")
+    return _rows_to_problems(rows, name, spec.gold, spec.id_field)
+
+
+def _default_answer(row: dict) -> str:
+    """Gold of a row with no `--answer-field`: `answer`, else OlympiadBench's `final_answer`, else the last
+    `\\boxed{}` of `solution` (the official harness' rules for its datasets)."""
+    if row.get("answer") is not None:
+        return _answer_to_str(row["answer"])
+    if row.get("final_answer"):
+        return _olympiad_gold(row)
+    if isinstance(row.get("solution"), str):
+        return _boxed_of_solution(row)
+    raise KeyError(
+        f"Cannot find the gold answer in a row with fields {', '.join(row)}: pass `--answer-field`."
+    )
+
+
+def _load_rows(path_or_hub_id: str, split: str, revision: str | None) -> list[dict]:
+    import datasets
+
+    path = Path(path_or_hub_id)
+    if path.is_file():
+        suffix = path.suffix.lower()
+        builder = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}.get(suffix)
+        if builder is None:
+            raise ValueError(f"Unsupported dataset file type {suffix!r} ({path}): use JSON, JSONL, Parquet or CSV.")
+        ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+    elif path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
+        ds = datasets.load_from_disk(str(path))  # written by `save_to_disk`
+        if isinstance(ds, datasets.DatasetDict):
+            if split not in ds:
+                raise ValueError(f"Split {split!r} not in {path} (splits: {', '.join(ds)}). Pass `--split`.")
+            ds = ds[split]
+    else:
+        # A Hub dataset id or a local folder of data files (load_dataset handles both).
+        try:
+            ds = datasets.load_dataset(path_or_hub_id, split=split, revision=revision)
+        except (FileNotFoundError, ValueError) as err:
+            raise ValueError(f"Could not load dataset {path_or_hub_id!r} (split {split!r}): {err}") from err
+    return [dict(row) for row in ds]
+
+
+def load_dataset_problems(
+    path_or_hub_id: str,
+    problem_field: str | None = None,
+    answer_field: str | None = None,
+    split: str = "test",
+    revision: str | None = None,
+    name: str | None = None,
+) -> list[Problem]:
+    """Problems from any dataset: a local JSON/JSONL/Parquet/CSV file, a `save_to_disk` folder, or a Hub id.
+
+    `problem_field=None` uses the official field order (question, problem, Question, input); `answer_field=None`
+    uses `answer`, then `final_answer`, then the last `\\boxed{}` of `solution`. `name` is the benchmark name in
+    the results (default: the file stem or the last part of the Hub id).
+    """
+    rows = _load_rows(path_or_hub_id, split, revision)
+    if not rows:
+        raise ValueError(f"Dataset {path_or_hub_id!r} (split {split!r}) has no rows.")
+    if answer_field is not None and answer_field not in rows[0]:
+        raise KeyError(f"Answer field {answer_field!r} not in dataset (fields: {', '.join(rows[0])}).")
+    name = name or dataset_name(path_or_hub_id)
+    gold_fn = _default_answer if answer_field is None else (lambda row: _answer_to_str(row[answer_field]))
+    id_field = next((f for f in ("id", "unique_id", "idx") if f in rows[0]), None)
+    return _rows_to_problems(rows, name, gold_fn, id_field, problem_field)
+
+
+def dataset_name(path_or_hub_id: str) -> str:
+    path = Path(path_or_hub_id)
+    return path.stem if path.suffix else path.name or path_or_hub_id.rstrip("/").split("/")[-1]

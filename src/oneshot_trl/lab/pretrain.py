@@ -1,0 +1,183 @@
+"""Pretrain the lab's base model: arithmetic learned, answer format not.
+
+The base model plays the role of Qwen2.5-Math-1.5B in the paper: it can do the task some of the time
+and mostly answers in a format the boxed-only reward does not accept. Its pretraining answers are 30%
+`\\boxed{N}` and 70% "The answer is N." (so greedy decoding never boxes, sampling sometimes does), with
+10% arithmetic slips, and it is stopped before it masters addition. A plain next-token loop on the
+answer tokens: this is not the part of the project under study.
+
+Built deterministically from `BaseModelConfig` and cached under `cache_dir()/lab/base-<hash>`, so the
+second `oneshot-trl lab` starts in seconds; the folder is an ordinary model repo (push it with
+`huggingface-cli upload` and pass the id to `--base-model`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from oneshot_trl.lab.task import answer_text, iter_pretraining_problems, train_prompt_suffix
+from oneshot_trl.lab.tiny import IM_END, build_random_model, build_tokenizer
+
+logger = logging.getLogger(__name__)
+
+# Bump when the pretraining code changes what it produces: cached models of other versions are rebuilt.
+PRETRAIN_VERSION = 1
+CACHE_ENV = "ONESHOT_TRL_CACHE"
+
+
+@dataclass(frozen=True)
+class BaseModelConfig:
+    """Everything the base model depends on; its hash names the cache folder."""
+
+    vocab_size: int = field(default=300, metadata={"help": "Byte-level BPE vocabulary size."})
+    hidden_size: int = field(default=128, metadata={"help": "Model width (head_dim = hidden / heads >= 32)."})
+    num_layers: int = field(default=4, metadata={"help": "Transformer layers."})
+    num_heads: int = field(default=4, metadata={"help": "Attention heads."})
+    steps: int = field(default=1500, metadata={"help": "Pretraining steps (fewer: weaker arithmetic)."})
+    batch_size: int = field(default=64, metadata={"help": "Sequences per pretraining step."})
+    learning_rate: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
+    warmup_steps: int = field(default=100, metadata={"help": "Linear warmup steps."})
+    boxed_fraction: float = field(default=0.3, metadata={"help": "Share of answers written as \\boxed{N}."})
+    slip_rate: float = field(default=0.1, metadata={"help": "Share of answers with an arithmetic slip."})
+    suffix_fraction: float = field(
+        default=0.5,
+        metadata={"help": "Share of prompts with the training suffix (the rest: bare, as in eval)."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the weights and the data stream."})
+
+    def hash(self) -> str:
+        canonical = json.dumps({"version": PRETRAIN_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def cache_dir() -> Path:
+    """`$ONESHOT_TRL_CACHE`, else `$XDG_CACHE_HOME/oneshot_trl`, else `~/.cache/oneshot_trl`."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "oneshot_trl"
+
+
+def chat_prompt(tokenizer, question: str) -> str:
+    """The prompt as every lab component renders it: one user turn through the chat template."""
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+    )
+
+
+def _sample_answer(rng: random.Random, value: int, config: BaseModelConfig) -> str:
+    if rng.random() < config.slip_rate:
+        value += rng.choice((-10, -2, -1, 1, 2, 10))  # a plausible slip: a digit or a carry off
+    return answer_text(value, boxed=rng.random() < config.boxed_fraction) + IM_END
+
+
+def _batches(tokenizer, config: BaseModelConfig):
+    """Endless (input_ids, labels) batches; the loss sees only the answer and its <|im_end|>."""
+    rng = random.Random(config.seed + 1)
+    problems = iter_pretraining_problems(config.seed + 2)
+    suffix = train_prompt_suffix()
+    pad = tokenizer.pad_token_id
+    while True:
+        rows = []
+        for _ in range(config.batch_size):
+            p = next(problems)
+            question = p.problem + (suffix if rng.random() < config.suffix_fraction else "")
+            prompt_ids = tokenizer(chat_prompt(tokenizer, question), add_special_tokens=False)["input_ids"]
+            answer_ids = tokenizer(_sample_answer(rng, int(p.answer), config), add_special_tokens=False)[
+                "input_ids"
+            ]
+            rows.append((prompt_ids, answer_ids))
+        length = max(len(p) + len(a) for p, a in rows)
+        input_ids = torch.full((len(rows), length), pad)
+        labels = torch.full((len(rows), length), -100)
+        for i, (p, a) in enumerate(rows):
+            input_ids[i, : len(p) + len(a)] = torch.tensor(p + a)
+            labels[i, len(p) : len(p) + len(a)] = torch.tensor(a)
+        yield input_ids, labels
+
+
+def pretrain(config: BaseModelConfig, output_dir: str | Path, progress: bool = True) -> dict:
+    """Build the tokenizer and model from `config`, pretrain, save both to `output_dir`."""
+    start = time.time()
+    tokenizer = build_tokenizer(vocab_size=config.vocab_size)
+    model = build_random_model(
+        tokenizer,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        seed=config.seed,
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
+
+    def lr_lambda(step: int) -> float:  # linear warmup, cosine to 10% of the peak
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress_frac = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * progress_frac))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    model.train()
+    losses = []
+    batches = _batches(tokenizer, config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        bar = tqdm(range(config.steps), desc="pretrain base model", disable=not progress, leave=False)
+        for _ in bar:
+            input_ids, labels = next(batches)
+            # right padding + causal attention: pads never influence real tokens, so no mask is needed
+            loss = model(input_ids=input_ids, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", refresh=False)
+    model.eval()
+    output_dir = Path(output_dir)
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    info = {
+        "config": asdict(config),
+        "config_hash": config.hash(),
+        "pretrain_version": PRETRAIN_VERSION,
+        "final_loss": sum(losses[-50:]) / len(losses[-50:]),
+        "seconds": round(time.time() - start, 1),
+    }
+    (output_dir / "lab_base.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def get_base_model(
+    config: BaseModelConfig | None = None, progress: bool = True, rebuild: bool = False
+) -> Path:
+    """The cached base model folder for `config`, pretraining it first if it is not cached."""
+    config = config or BaseModelConfig()
+    target = cache_dir() / "lab" / f"base-{config.hash()}"
+    if (target / "lab_base.json").is_file() and not rebuild:
+        logger.info("Using the cached lab base model %s", target)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("Pretraining the lab base model (%d steps); cached at %s", config.steps, target)
+    # Build in a scratch folder and rename: an interrupted run never leaves a half-written cache entry.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        pretrain(config, tmp, progress=progress)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

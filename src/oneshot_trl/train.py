@@ -1,0 +1,142 @@
+"""Train with 1-shot RLVR from a YAML recipe.
+
+    # the paper's run (Qwen2.5-Math-1.5B on pi1), GPU, DeepSpeed ZeRO-3 + vLLM:
+    accelerate launch --config_file accelerate_configs/zero3.yaml -m oneshot_trl.train recipes/qwen15b.yaml
+    # any recipe, one process (CPU works: see recipes/lab.yaml):
+    python -m oneshot_trl.train recipes/lab.yaml --max_steps 20      # flags override recipe keys
+
+Recipe keys are the fields of `OneShotArguments`, `OneShotGRPOConfig` (TRL's GRPOConfig) and TRL's
+`ModelConfig`; `python -m oneshot_trl.train --help` lists them all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import transformers
+from transformers import AutoTokenizer, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+from trl import ModelConfig, get_peft_config
+
+from oneshot_trl import __version__
+from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
+from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
+from oneshot_trl.rewards import get_reward_funcs
+from oneshot_trl.trainer import OneShotGRPOTrainer
+
+logger = logging.getLogger("oneshot_trl.train")
+
+
+def setup_logging(training_args: OneShotGRPOConfig) -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=[logging.StreamHandler(sys.stdout)])
+    level = training_args.get_process_log_level()
+    logging.getLogger("oneshot_trl").setLevel(level)
+    transformers.utils.logging.set_verbosity(level)
+
+
+def resolve_checkpoint(training_args: OneShotGRPOConfig) -> str | None:
+    """`resume_from_checkpoint: true` means the last checkpoint in output_dir (None if there is none yet)."""
+    resume = training_args.resume_from_checkpoint
+    if resume in (None, False, "false", "False"):
+        return None
+    if resume in (True, "true", "True"):
+        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        if last is None:
+            logger.info("resume_from_checkpoint is set but %s has no checkpoint: starting fresh.", training_args.output_dir)
+        return last
+    if not os.path.isdir(resume):
+        raise FileNotFoundError(f"resume_from_checkpoint={resume!r} is not a checkpoint directory.")
+    return str(resume)
+
+
+def main(
+    script_args: OneShotArguments,
+    training_args: OneShotGRPOConfig,
+    model_args: ModelConfig,
+    recipe_path: str | None = None,
+) -> OneShotGRPOTrainer:
+    setup_logging(training_args)
+    set_seed(training_args.seed)
+    checkpoint = resolve_checkpoint(training_args)
+
+    # --- Data: the example(s), checked, repeated, as prompts ---
+    examples = load_examples(script_args)
+    from oneshot_trl.hub import resolve_model  # Hub ids with revisions, or local paths
+
+    base = resolve_model(model_args.model_name_or_path, revision=model_args.model_revision)
+    tokenizer = AutoTokenizer.from_pretrained(base.path, trust_remote_code=model_args.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    train_dataset = build_train_dataset(examples, script_args, tokenizer)
+
+    # --- Rewards ---
+    reward_funcs, weights = get_reward_funcs(script_args.reward, script_args.grader, script_args.reward_timeout_s)
+    training_args.reward_weights = weights
+
+    # --- Model: TRL loads it from the resolved snapshot with model_init_kwargs ---
+    training_args.model_init_kwargs = {
+        **(training_args.model_init_kwargs or {}),
+        "trust_remote_code": model_args.trust_remote_code,
+        **({"dtype": model_args.dtype} if model_args.dtype else {}),
+        **({"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}),
+    }
+
+    # --- Run record: what was trained on, for cards, analysis and selection ---
+    output_dir = Path(training_args.output_dir)
+    run_info = {
+        "base_model": model_args.model_name_or_path,
+        "base_model_revision": model_args.model_revision,
+        "base_model_commit": base.commit_sha,
+        "examples": examples_to_json(examples),
+        "reward": script_args.reward,
+        "grader": script_args.grader,
+        "oneshot_trl_version": __version__,
+    }
+    callbacks = []
+    if training_args.push_to_hub:
+        from oneshot_trl.hub import HubPushCallback
+
+        callbacks.append(HubPushCallback.from_training_args(training_args, recipe_path=recipe_path, run_info=run_info))
+    if training_args.process_index == 0:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "oneshot_run.json").write_text(json.dumps(run_info, indent=2))
+        if recipe_path is not None:
+            shutil.copyfile(recipe_path, output_dir / "recipe.yaml")
+
+    trainer = OneShotGRPOTrainer(
+        model=base.path,
+        reward_funcs=reward_funcs,
+        args=training_args,
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+        callbacks=callbacks,
+        completions_per_step=script_args.completions_per_step,
+    )
+
+    # --- Train ---
+    logger.info("Training %s on %d example(s) for %s steps.", model_args.model_name_or_path, len(examples), training_args.max_steps)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+    trainer.save_state()
+    trainer.save_model(training_args.output_dir)
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(training_args.output_dir)
+    logger.info("Model saved to %s", training_args.output_dir)
+    return trainer
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    script_args, training_args, model_args, recipe_path = parse_recipe(argv)
+    main(script_args, training_args, model_args, recipe_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main())

@@ -1,0 +1,111 @@
+"""`OneShotGRPOTrainer`: TRL's `GRPOTrainer` plus the diagnostics 1-shot RLVR needs.
+
+The learning rule is TRL's, unchanged: GRPO advantages per group, the clipped policy loss, optional k3 KL,
+and the entropy bonus `loss = policy_loss - entropy_coef * H` (H = mean token entropy of the
+temperature-scaled policy over a micro-batch's completion tokens), which is the paper's verl rule
+`pg_loss - entropy_coeff * masked_mean(entropy)`; `OneShotGRPOConfig.entropy_coeff` sets it.
+With `reward: none` every reward weight is 0, so advantages vanish and the entropy bonus is the only signal.
+
+What this subclass adds, in the one hook where rewards are known (`_calculate_rewards`):
+- metrics per step: `boxed_rate` and `train_accuracy/<example_id>` (for up to `MAX_LOGGED_EXAMPLES` examples);
+- `accuracy_history.jsonl`: every distinct example's mean accuracy at every step it was sampled (the input of
+  `oneshot-trl select`, the paper's historical-variance ranking);
+- `completions.jsonl`: a few completions per step (for `oneshot-trl analyze`: reflection words, lengths).
+Both files are copied into each checkpoint so a checkpoint (and its Hub revision) is self-contained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from accelerate.utils import gather_object
+from trl import GRPOTrainer
+
+from oneshot_trl.eval.grading import last_boxed
+from oneshot_trl.rewards import completion_text
+
+logger = logging.getLogger(__name__)
+
+HISTORY_FILE = "accuracy_history.jsonl"
+COMPLETIONS_FILE = "completions.jsonl"
+MAX_LOGGED_EXAMPLES = 16  # per-example metrics in the logs; all examples always go to HISTORY_FILE
+ACCURACY_REWARD = "accuracy"
+
+
+class OneShotGRPOTrainer(GRPOTrainer):
+    def __init__(self, *args: Any, completions_per_step: int = 16, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.completions_per_step = completions_per_step
+        self._accuracy_column = (
+            self.reward_func_names.index(ACCURACY_REWARD) if ACCURACY_REWARD in self.reward_func_names else None
+        )
+        self._files_trimmed = False
+
+    # -- the hook -------------------------------------------------------------------------------------------
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[override]
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        mode = "train" if self.model.training else "eval"
+        # rewards_per_func is gathered over processes; gather the matching texts and ids in the same order.
+        texts = gather_object([completion_text(c) for c in completions])
+        example_ids = gather_object([str(x.get("example_id", "")) for x in inputs])
+        indices = gather_object([x.get("index") for x in inputs])
+        self._metrics[mode]["boxed_rate"].append(sum(last_boxed(t) is not None for t in texts) / max(len(texts), 1))
+        if self._accuracy_column is None:
+            return rewards_per_func
+
+        accuracy = rewards_per_func[:, self._accuracy_column].tolist()
+        per_example: dict[str, list[float]] = defaultdict(list)
+        for example_id, value in zip(example_ids, accuracy, strict=True):
+            per_example[example_id].append(value)
+        if len(per_example) <= MAX_LOGGED_EXAMPLES:
+            for example_id, values in per_example.items():
+                self._metrics[mode][f"train_accuracy/{example_id}"].append(sum(values) / len(values))
+
+        if mode == "train" and self.accelerator.is_main_process:
+            step = self.state.global_step + 1  # generation happens before the optimizer step it feeds
+            index_of = dict(zip(example_ids, indices, strict=True))
+            history = [
+                {"step": step, "example_id": k, "index": index_of[k], "accuracy": sum(v) / len(v), "num_samples": len(v)}
+                for k, v in per_example.items()
+            ]
+            self._append_jsonl(HISTORY_FILE, history)
+            if self.completions_per_step > 0:
+                stride = max(len(texts) // self.completions_per_step, 1)
+                sample = [
+                    {"step": step, "example_id": example_ids[i], "completion": texts[i], "reward": accuracy[i]}
+                    for i in range(0, len(texts), stride)
+                ][: self.completions_per_step]
+                self._append_jsonl(COMPLETIONS_FILE, sample)
+        return rewards_per_func
+
+    # -- files ------------------------------------------------------------------------------------------------
+    def _append_jsonl(self, name: str, rows: list[dict[str, Any]]) -> None:
+        path = Path(self.args.output_dir) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._files_trimmed:
+            self._trim_to_current_step()
+        with path.open("a", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+
+    def _trim_to_current_step(self) -> None:
+        """After a resume from step N, drop rows of steps > N left by the interrupted run (no duplicates)."""
+        self._files_trimmed = True
+        for name in (HISTORY_FILE, COMPLETIONS_FILE):
+            path = Path(self.args.output_dir) / name
+            if path.exists():
+                keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= self.state.global_step]
+                path.write_text("".join(line + "\n" for line in keep))
+
+    def _save_checkpoint(self, model, trial):  # type: ignore[override]
+        super()._save_checkpoint(model, trial)
+        if self.accelerator.is_main_process:
+            checkpoint = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+            for name in (HISTORY_FILE, COMPLETIONS_FILE, "recipe.yaml", "oneshot_run.json"):
+                source = Path(self.args.output_dir) / name
+                if source.exists() and checkpoint.is_dir():
+                    shutil.copy2(source, checkpoint / name)

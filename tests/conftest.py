@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny random-init Qwen2 with an offline-trained tokenizer, and recipe files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny Qwen2 (hidden 64, 2 layers, head_dim 32) and its byte-level BPE tokenizer."""
+    from oneshot_trl.lab.tiny import build_random_model, build_tokenizer
+
+    path = tmp_path_factory.mktemp("tiny-qwen2")
+    tokenizer = build_tokenizer()
+    model = build_random_model(tokenizer, hidden_size=64, num_layers=2, num_heads=2, seed=0)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def make_recipe(tmp_path: Path, tiny_model_dir: Path):
+    """Factory: write a recipe for a few CPU steps on the tiny model; keyword overrides replace/add keys."""
+
+    def write(name: str = "recipe.yaml", **overrides) -> Path:
+        return _write_recipe(tmp_path, tiny_model_dir, name, overrides)
+
+    return write
+
+
+def _write_recipe(tmp_path: Path, model_dir: Path, name: str, overrides: dict) -> Path:
+    recipe = {
+        "model_name_or_path": str(model_dir),
+        "train_examples": "pi1",
+        "dataset_repeat_to": 8,
+        "num_generations": 4,
+        "per_device_train_batch_size": 4,  # 4 completions = one group per micro-batch
+        "gradient_accumulation_steps": 2,
+        "max_completion_length": 12,  # shrink: random model, only the plumbing is under test
+        "max_prompt_length": 512,
+        "temperature": 1.0,
+        "learning_rate": 1.0e-3,  # big enough that a few steps visibly move the weights
+        "lr_scheduler_type": "constant",
+        "entropy_coeff": 0.001,
+        "max_steps": 2,
+        "save_steps": 2,
+        "logging_steps": 1,
+        "seed": 0,
+        "use_cpu": True,
+        "bf16": False,
+        "gradient_checkpointing": False,
+        "report_to": "none",
+        "output_dir": str(tmp_path / "run"),
+        "completions_per_step": 4,
+        "disable_tqdm": True,
+    }
+    recipe.update(overrides)
+    recipe = {k: v for k, v in recipe.items() if v is not None}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
