@@ -31,7 +31,11 @@ def train_in_process(recipe: Path, *flags: str):
 def test_python_m_train_runs_and_writes_a_reloadable_checkpoint(make_recipe):
     recipe = make_recipe(max_steps=2, save_steps=2)
     proc = subprocess.run(
-        [sys.executable, "-m", "oneshot_trl.train", str(recipe)], env=ENV, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "oneshot_trl.train", str(recipe)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = Path(load_recipe(recipe)["output_dir"])
@@ -39,13 +43,26 @@ def test_python_m_train_runs_and_writes_a_reloadable_checkpoint(make_recipe):
     checkpoint = out / "checkpoint-2"
     model = AutoModelForCausalLM.from_pretrained(checkpoint)
     assert model.config.model_type == "qwen2"
-    for name in ("accuracy_history.jsonl", "completions.jsonl", "recipe.yaml", "oneshot_run.json", "trainer_state.json"):
+    for name in (
+        "accuracy_history.jsonl",
+        "completions.jsonl",
+        "recipe.yaml",
+        "oneshot_run.json",
+        "trainer_state.json",
+    ):
         assert (checkpoint / name).exists(), name
 
     state = json.loads((out / "trainer_state.json").read_text())
     logged = [row for row in state["log_history"] if "loss" in row]
     assert [row["step"] for row in logged] == [1, 2]
-    for key in ("reward", "entropy", "frac_reward_zero_std", "boxed_rate", "completions/mean_length", "train_accuracy/dsr_sub:124"):
+    for key in (
+        "reward",
+        "entropy",
+        "frac_reward_zero_std",
+        "boxed_rate",
+        "completions/mean_length",
+        "train_accuracy/dsr_sub:124",
+    ):
         assert key in logged[0], key
     assert logged[0]["entropy"] > 0
 
@@ -65,7 +82,12 @@ def test_resume_continues_at_the_checkpoint_step(make_recipe):
     out = Path(load_recipe(recipe)["output_dir"])
     # Simulate a crash after step 3 that left an extra history row behind, then resume to 4 steps.
     with (out / "accuracy_history.jsonl").open("a") as f:
-        f.write(json.dumps({"step": 3, "example_id": "dsr_sub:124", "index": 124, "accuracy": 0.0, "num_samples": 8}) + "\n")
+        f.write(
+            json.dumps(
+                {"step": 3, "example_id": "dsr_sub:124", "index": 124, "accuracy": 0.0, "num_samples": 8}
+            )
+            + "\n"
+        )
     trainer = train_in_process(recipe, "--max_steps", "4", "--resume_from_checkpoint", "true")
     assert trainer.state.global_step == 4
     steps = [row["step"] for row in trainer.state.log_history if "loss" in row]
@@ -114,7 +136,9 @@ def test_conflicting_example_sources_are_an_error(make_recipe):
 
 
 def test_command_line_flags_override_the_recipe(make_recipe):
-    script_args, training_args, model_args, path = parse_recipe([str(make_recipe()), "--max_steps", "7", "--reward", "format"])
+    script_args, training_args, model_args, path = parse_recipe(
+        [str(make_recipe()), "--max_steps", "7", "--reward", "format"]
+    )
     assert (training_args.max_steps, script_args.reward) == (7, "format")
     assert training_args.entropy_coef == 0.001  # entropy_coeff (paper name) sets TRL's entropy_coef
 
@@ -122,7 +146,9 @@ def test_command_line_flags_override_the_recipe(make_recipe):
 def test_shipped_recipes_parse():
     for recipe in sorted((REPO / "recipes").glob("*.yaml")):
         load_recipe(recipe)
-    script_args, training_args, model_args, _ = parse_recipe([str(REPO / "recipes/qwen15b.yaml"), "--use_cpu", "true"])
+    script_args, training_args, model_args, _ = parse_recipe(
+        [str(REPO / "recipes/qwen15b.yaml"), "--use_cpu", "true"]
+    )
     assert model_args.model_name_or_path == "Qwen/Qwen2.5-Math-1.5B"
     assert (training_args.temperature, training_args.beta, training_args.entropy_coef) == (0.6, 0.001, 0.001)
     assert training_args.learning_rate == 1e-6 and training_args.weight_decay == 0.01

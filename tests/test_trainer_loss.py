@@ -31,7 +31,9 @@ def make_trainer(model_dir, tmp_path, entropy_coeff: float) -> OneShotGRPOTraine
     funcs, weights = get_reward_funcs("accuracy")
     args.reward_weights = weights
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    dataset = Dataset.from_list([{"prompt": "What is 1+1?", "answer": "2", "example_id": "x", "index": None}] * 2)
+    dataset = Dataset.from_list(
+        [{"prompt": "What is 1+1?", "answer": "2", "example_id": "x", "index": None}] * 2
+    )
     trainer = OneShotGRPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(model_dir),
         reward_funcs=funcs,

@@ -455,7 +455,7 @@ def post_saturation(
     train_steps: Sequence[int],
     train_acc: Sequence[float],
     evals: Sequence[CheckpointEval],
-    threshold: float = 1.0,
+    threshold: float = 0.99,
 ) -> dict[str, Any] | None:
     """When training accuracy first hits `threshold`, and how benchmark accuracy moves after that step."""
     saturation = first_step_at(train_steps, train_acc, threshold) if train_steps else None
@@ -478,11 +478,19 @@ def post_saturation(
     return out
 
 
-def reflection_by_step(completions: Sequence[dict], words: Sequence[str]) -> list[dict[str, Any]]:
+def reflection_by_step(
+    completions: Sequence[dict], words: Sequence[str], bin_size: int = 1
+) -> list[dict[str, Any]]:
+    """Reflection counts of training completions per window of `bin_size` steps, labelled by its last step.
+
+    A run logs only a few completions per step, so long runs are counted in windows to keep the curve readable.
+    """
     by_step: dict[int, list[str]] = defaultdict(list)
     for rec in completions:
         if "step" in rec:
-            by_step[int(rec["step"])].append(_as_text(rec.get("completion", "")))
+            step = int(rec["step"])
+            window_end = -(-step // bin_size) * bin_size  # ceil to a multiple of bin_size
+            by_step[window_end].append(_as_text(rec.get("completion", "")))
     return [{"step": s, **count_reflection_words(by_step[s], words).to_dict()} for s in sorted(by_step)]
 
 
@@ -513,8 +521,6 @@ def _draw(
     if ylim:
         ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
-    if 1 < len(series) <= 12:
-        ax.legend(fontsize=8)
 
 
 def save_plot(
@@ -526,6 +532,8 @@ def save_plot(
         _draw(ax, series, title, xlabel, ylabel, ylim)
         if vline is not None:
             ax.axvline(vline[0], color="gray", linestyle="--", linewidth=1, label=vline[1])
+        if 0 < len(ax.get_lines()) <= 13:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path
@@ -536,19 +544,26 @@ def save_plot(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _eval_curves(evals: Sequence[CheckpointEval], key: str, average_label: str | None = "average") -> Series:
-    """Per benchmark `key` against step (checkpoints with a step only), plus their average."""
-    stepped = [e for e in evals if e.step is not None]
+def _eval_curves(table: Sequence[dict], key: str, average_label: str | None = "average") -> Series:
+    """Per benchmark `key` of `eval_table` rows against step (checkpoints with a step only), plus their average."""
+    rows = [r for r in table if r["step"] is not None]
     series: Series = {}
-    for bench in dict.fromkeys(b for e in stepped for b in e.benchmarks):
-        pts = [(e.step, e.benchmarks[bench].get(key)) for e in stepped if bench in e.benchmarks]
-        pts = [(s, v) for s, v in pts if _finite(v)]
+    for bench in dict.fromkeys(r["benchmark"] for r in rows):
+        pts = [(r["step"], r[key]) for r in rows if r["benchmark"] == bench and _finite(r[key])]
         if pts:
             series[bench] = ([s for s, _ in pts], [v for _, v in pts])
     if average_label and len(series) > 1:
-        common, _ = checkpoint_averages(stepped)
-        avg = [(e.step, _mean(e.benchmarks[b].get(key) for b in common)) for e in stepped]
-        avg = [(s, v) for s, v in avg if _finite(v)]
+        by_ckpt: dict[tuple[int, str], dict[str, Any]] = defaultdict(dict)
+        for r in rows:
+            by_ckpt[(r["step"], r["checkpoint"])][r["benchmark"]] = r[key]
+        common = [
+            b for b in dict.fromkeys(r["benchmark"] for r in rows) if all(b in v for v in by_ckpt.values())
+        ]
+        avg = []
+        for (step, _), values in sorted(by_ckpt.items()):
+            picked = [values[b] for b in common]
+            if picked and all(_finite(v) for v in picked):  # an average over fewer benchmarks would mislead
+                avg.append((step, sum(picked) / len(picked)))
         if avg:
             series[average_label] = ([s for s, _ in avg], [v for _, v in avg])
     return series
@@ -559,7 +574,7 @@ def analyze(
     output_dir: str | Path,
     words: Sequence[str] = DEFAULT_REFLECTION_WORDS,
     max_examples: int = 8,
-    saturation_threshold: float = 1.0,
+    saturation_threshold: float = 0.99,
 ) -> dict[str, Any]:
     """Compute every number, write the PNG plots, `report.md` and `analysis.json` to `output_dir`."""
     out = Path(output_dir)
@@ -578,7 +593,8 @@ def analyze(
     result["mean_training_accuracy"] = {"steps": mean_steps, "accuracy": mean_acc}
     sat = post_saturation(mean_steps, mean_acc, data.evals, saturation_threshold)
     result["post_saturation"] = sat
-    bench_acc = _eval_curves(data.evals, "accuracy")
+    table = eval_table(data.evals)
+    bench_acc = _eval_curves(table, "accuracy")
     if curves or bench_acc:
         train_series: Series = dict(list(curves.items())[:max_examples])
         if len(curves) > max_examples:
@@ -605,34 +621,24 @@ def analyze(
                 ({f"training ({key})": (steps, values)}, f"{title} (training)", "step", ylabel, None)
             )
         if key == "boxed_rate":
-            eval_boxed = _eval_curves(data.evals, "boxed_rate")
+            eval_boxed = _eval_curves(table, "boxed_rate")
             if eval_boxed:
                 panels.append(
                     (eval_boxed, "Boxed rate (benchmarks)", "step", "fraction of responses", (-0.02, 1.02))
                 )
         if key == "completions/mean_length":
-            chars = [
-                (e.step, _mean(s["mean_response_chars"] for s in sample_stats(e.samples).values()))
-                for e in data.evals
-            ]
-            chars = [(s, v) for s, v in chars if s is not None and _finite(v)]
+            chars = _eval_curves(table, "mean_response_chars", average_label=None)
             if chars:
-                panels.append(
-                    (
-                        {"benchmarks": ([s for s, _ in chars], [v for _, v in chars])},
-                        "Response length (benchmarks)",
-                        "step",
-                        "mean characters",
-                        None,
-                    )
-                )
+                panels.append((chars, "Response length (benchmarks)", "step", "mean characters", None))
         if panels:
             plots[stem] = save_plot(out / f"{stem}.png", panels).name
         elif data.log_history:
             notes.append(f"`{key}` is not in the training logs: no {stem} plot.")
 
     # --- self-reflection words ---
-    train_reflection = reflection_by_step(data.completions, words)
+    completion_steps = {rec["step"] for rec in data.completions if "step" in rec}
+    bin_size = max(1, math.ceil(len(completion_steps) / 50))  # at most ~50 points on the curve
+    train_reflection = reflection_by_step(data.completions, words, bin_size)
     eval_reflection = []
     for ev in data.evals:
         texts = [t for row in ev.samples for t in _sample_texts(row)]
@@ -640,7 +646,11 @@ def analyze(
             eval_reflection.append(
                 {"checkpoint": ev.label, "step": ev.step, **count_reflection_words(texts, words).to_dict()}
             )
-    result["reflection"] = {"training": train_reflection, "eval": eval_reflection}
+    result["reflection"] = {
+        "training": train_reflection,
+        "training_bin_steps": bin_size,
+        "eval": eval_reflection,
+    }
     panels = []
     for rows, where in (
         (train_reflection, "training completions"),
@@ -659,7 +669,6 @@ def analyze(
         notes.append("No completions.jsonl and no eval samples with responses: no reflection-word counts.")
 
     # --- format vs reasoning, best checkpoint ---
-    table = eval_table(data.evals)
     result["evals"] = table
     result["best_checkpoint"] = best_checkpoints(data.evals) if data.evals else None
     protocols = {
@@ -675,7 +684,7 @@ def analyze(
         ("boxed_only_accuracy", "boxed-only"),
         ("answer_anywhere_accuracy", "answer anywhere"),
     ):
-        avg = _eval_curves(data.evals, key, average_label="avg")
+        avg = _eval_curves(table, key, average_label="avg")
         curve = avg.get("avg") or (next(iter(avg.values())) if len(avg) == 1 else None)
         if curve:
             fmt_series[label] = curve
@@ -785,6 +794,11 @@ def render_report(result: dict[str, Any], data: RunData) -> str:
             "responses containing rethink/recheck/recalculate (the paper's Fig. 4 count).",
             "",
         ]
+        if refl.get("training_bin_steps", 1) > 1:
+            lines += [
+                f"Training completions are counted in windows of {refl['training_bin_steps']} steps.",
+                "",
+            ]
         header = ["where", "step", "responses", *[f"{w} /1k" for w in words], "any", "paper"]
         rows = []
         for where, recs in (("training", _thin(refl["training"], 12)), ("eval", refl["eval"])):
@@ -904,8 +918,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--saturation-threshold",
         type=float,
-        default=1.0,
-        help="Training accuracy at which the example counts as solved (default 1.0).",
+        default=0.99,
+        help="Mean training accuracy at which training counts as saturated (default 0.99: the paper's ~100%%).",
     )
     return parser
 

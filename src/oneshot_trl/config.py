@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 from trl import GRPOConfig, ModelConfig, TrlParser
 
+from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
+
 BUNDLED_SETS = ("pi1", "pi2", "pi13", "pi1209", "pi1_pi13", "pi1_pi2_pi13_pi1209", "dsr_sub")
 REWARD_MODES = ("accuracy", "format", "none")
 
@@ -86,11 +88,18 @@ class OneShotArguments:
         },
     )
     prompt_suffix: str = field(
-        default=" Let's think step by step and output the final answer within \\boxed{}.",
+        default=TRAIN_PROMPT_SUFFIX,
         metadata={"help": "Appended to every training problem (the official training prompt)."},
     )
     system_prompt: str | None = field(
         default=None, metadata={"help": "Optional system message (chat format only). Default: the template's own."}
+    )
+    skip_unparseable_golds: bool = field(
+        default=False,
+        metadata={
+            "help": "Drop examples whose gold answer the grader cannot parse (DSR-sub has 3) instead of stopping "
+            "with an error. Either way they are never trained on with an always-zero reward."
+        },
     )
     max_prompt_length: int | None = field(
         default=1024,

@@ -21,10 +21,10 @@ from datasets import Dataset
 
 from oneshot_trl.config import OneShotArguments
 from oneshot_trl.eval.grading import GoldParseError, check_gold
+from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
 
 logger = logging.getLogger(__name__)
 
-TRAIN_PROMPT_SUFFIX = " Let's think step by step and output the final answer within \\boxed{}."
 
 # Bundled set name -> file under resources/train (the official repository's file names).
 BUNDLED_FILES = {
@@ -136,12 +136,15 @@ def load_dataset_examples(args: OneShotArguments) -> list[Example]:
     examples = []
     for row_id in wanted:
         row = ds[position[row_id]]
-        if verl:
-            ex = example_from_verl_row(row, source=name)
-            examples.append(Example(f"{name}:{row_id}", ex.problem, ex.answer, ex.index))
+        if verl:  # official/`oneshot-trl select` rows: a repeated example keeps one id (`dsr_sub:<index>`)
+            ex = example_from_verl_row(row)
+            example_id = (row.get("extra_info") or {}).get("example_id") or (
+                ex.example_id if ex.index is not None else f"{name}:{row_id}"
+            )
+            examples.append(Example(example_id, ex.problem, ex.answer, ex.index))
         else:
             examples.append(Example(f"{name}:{row_id}", str(row[args.problem_field]), str(row[args.answer_field])))
-    return examples
+    return unique_in_order(examples)
 
 
 def load_examples(args: OneShotArguments) -> list[Example]:
@@ -161,14 +164,21 @@ def load_examples(args: OneShotArguments) -> list[Example]:
         examples = load_dataset_examples(args)
     else:
         examples = [Example("inline:0", str(args.problem), str(args.answer))]
+    unparseable = []
     for ex in examples:
         try:
             check_gold(ex.answer, args.grader)
-        except GoldParseError as err:
+        except GoldParseError:
+            unparseable.append(ex)
+    if unparseable:
+        listing = ", ".join(f"{ex.example_id} ({ex.answer!r})" for ex in unparseable[:10])
+        if not args.skip_unparseable_golds:
             raise ValueError(
-                f"Gold answer {ex.answer!r} of training example {ex.example_id} cannot be parsed by the "
-                f"{args.grader} grader, so every reward would be 0: {err}"
-            ) from err
+                f"{len(unparseable)} gold answer(s) cannot be parsed by the {args.grader} grader, so their reward "
+                f"would always be 0: {listing}. Fix them, or set skip_unparseable_golds: true to drop them."
+            )
+        logger.warning("Dropping %d example(s) whose gold answer cannot be parsed: %s", len(unparseable), listing)
+        examples = [ex for ex in examples if ex not in unparseable]
     return examples
 
 
@@ -200,10 +210,8 @@ def build_train_dataset(examples: Sequence[Example], args: OneShotArguments, tok
     if args.max_prompt_length is not None:
         for ex in examples:
             prompt = build_prompt(ex, args, chat)
-            if chat:
-                n_tokens = len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True))
-            else:
-                n_tokens = len(tokenizer(prompt)["input_ids"])
+            text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False) if chat else prompt
+            n_tokens = len(tokenizer(text, add_special_tokens=not chat)["input_ids"])
             if n_tokens > args.max_prompt_length:
                 raise ValueError(
                     f"Prompt of {ex.example_id} has {n_tokens} tokens > max_prompt_length={args.max_prompt_length}."

@@ -12,8 +12,11 @@ deviation of that history (descending; ties keep the history's order), and train
 Histories: `official` (the bundled `acc_step_500.json` of the paper's 500-step DSR-sub run), any JSON file in that
 format (`{"<dsr_sub index>": [acc, acc, ...]}`), a training run's `accuracy_history.jsonl`, a run dir holding one,
 or a Hub repo of a run. The selected examples are written in the verl row format of the bundled training files, so
-a recipe can train on the output directly. Repetition is whole-set blocks like the official script
-(`pd.concat([df] * repeat)`): `--ranks 1,13 --repeat 64` gives pi1, pi13, pi1, pi13, ... (128 rows).
+a recipe can train on the output directly (`dataset_name: FILE.jsonl`). Selected examples are in rank order, and
+repetition is whole-set blocks like the official script (`pd.concat([df] * repeat)`): `--ranks 1,13 --repeat 64`
+gives pi1, pi13, pi1, pi13, ... (128 rows). (The official script keeps dataset order among the selected rows, and
+the shipped k-shot files were merged per example, 64 x pi1 then 64 x pi13; with 128 prompts per step every order
+gives the same batches.)
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +106,7 @@ def _random_scores(histories: Sequence[list[float]], seed: int) -> list[float]:
 
 METHODS: dict[str, str] = {
     "std": "standard deviation of the history (the paper's rule, np.std, population)",
-    "var": "variance of the history (Eqn. 1 of the paper; same order as std)",
+    "var": "variance of the history (Eqn. 1 of the paper; the order of std up to float-rounding ties)",
     "mean-mid": "closeness of the mean accuracy to 50%: -|mean - 0.5|",
     "lim": "LIMR learning-impact score against the average curve (official --method lim)",
     "random": "a random score per example (the paper's random-selection baseline; see --seed)",
@@ -275,6 +280,8 @@ def load_history(source: str, revision: str | None = None, token: str | None = N
                 f"{path} has no {ACCURACY_HISTORY_FILE}: is it a training run dir? (runs write it from the first step)"
             )
         return _read_history_file(history)
+    if path.suffix in (".json", ".jsonl"):
+        raise FileNotFoundError(f"History file {source} does not exist.")
 
     from oneshot_trl.hub import resolve_model  # Hub ids: download only the two small files we need
 
@@ -294,12 +301,6 @@ def load_history(source: str, revision: str | None = None, token: str | None = N
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _train_prompt_suffix() -> str:
-    from oneshot_trl.data import TRAIN_PROMPT_SUFFIX  # lazy: data.py pulls in datasets
-
-    return TRAIN_PROMPT_SUFFIX
-
-
 def training_row(example: ExampleHistory) -> dict:
     """The verl-format row recipes train on: the bundled row itself for DSR-sub examples, else a new one."""
     if example.row is not None:
@@ -308,7 +309,7 @@ def training_row(example: ExampleHistory) -> dict:
         raise ValueError(
             f"No problem text/answer for example {example.example_id!r}: the run dir needs its {RUN_INFO_FILE}."
         )
-    suffix = _train_prompt_suffix()
+    suffix = TRAIN_PROMPT_SUFFIX
     content = example.problem if example.problem.endswith(suffix) else example.problem + suffix
     source = example.example_id.split(":", 1)[0] if ":" in example.example_id else "custom"
     return {

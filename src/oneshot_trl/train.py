@@ -69,7 +69,7 @@ def main(
     from oneshot_trl.hub import resolve_model  # Hub ids with revisions, or local paths
 
     base = resolve_model(model_args.model_name_or_path, revision=model_args.model_revision)
-    tokenizer = AutoTokenizer.from_pretrained(base.path, trust_remote_code=model_args.trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(base.path, trust_remote_code=training_args.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     train_dataset = build_train_dataset(examples, script_args, tokenizer)
@@ -81,7 +81,7 @@ def main(
     # --- Model: TRL loads it from the resolved snapshot with model_init_kwargs ---
     training_args.model_init_kwargs = {
         **(training_args.model_init_kwargs or {}),
-        "trust_remote_code": model_args.trust_remote_code,
+        "trust_remote_code": training_args.trust_remote_code,
         **({"dtype": model_args.dtype} if model_args.dtype else {}),
         **({"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}),
     }

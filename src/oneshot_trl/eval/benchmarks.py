@@ -164,7 +164,9 @@ def load_benchmark(name: str) -> list[Problem]:
     with path.open(encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     if len(rows) != spec.size:
-        raise RuntimeError(f"Bundled {spec.filename} has {len(rows)} rows, expected {spec.size}: corrupt install?")
+        raise RuntimeError(
+            f"Bundled {spec.filename} has {len(rows)} rows, expected {spec.size}: corrupt install?"
+        )
     return _rows_to_problems(rows, name, spec.gold, spec.id_field)
 
 
@@ -190,7 +192,9 @@ def _load_rows(path_or_hub_id: str, split: str, revision: str | None) -> list[di
         suffix = path.suffix.lower()
         builder = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}.get(suffix)
         if builder is None:
-            raise ValueError(f"Unsupported dataset file type {suffix!r} ({path}): use JSON, JSONL, Parquet or CSV.")
+            raise ValueError(
+                f"Unsupported dataset file type {suffix!r} ({path}): use JSON, JSONL, Parquet or CSV."
+            )
         ds = datasets.load_dataset(builder, data_files=str(path), split="train")
     elif path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
         ds = datasets.load_from_disk(str(path))  # written by `save_to_disk`

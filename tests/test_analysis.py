@@ -1,0 +1,333 @@
+"""`oneshot-trl analyze` on a synthetic run dir laid out as PLAN.md says a training run leaves it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from oneshot_trl.analysis import (
+    DEFAULT_REFLECTION_WORDS,
+    count_reflection_words,
+    load_run_data,
+    main,
+    reflection_by_step,
+    step_from_label,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EXAMPLE = "dsr_sub:124"
+
+COMPLETIONS = {
+    1: [
+        "Wait, let me recheck this. wait... The answer is \\boxed{3}.",  # wait x2, recheck x1
+        "The answer is 5.",
+    ],
+    2: [
+        "Let me rethink and re-evaluate; double-check: verify it. I will check  again. \\boxed{12.8}",
+        "Awaited, unverifiable, prechecked: WAITING is not wait-free",  # whole words only: 'wait' (in wait-free)
+    ],
+}
+
+
+def _write_jsonl(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _log_entry(step: int, acc: float) -> dict:
+    return {
+        "step": step,
+        "epoch": float(step),
+        "loss": 0.01 * step,
+        "learning_rate": 1e-6,
+        "reward": acc,
+        "reward_std": 0.1,
+        "rewards/accuracy_reward/mean": acc,
+        "entropy": 0.5 - 0.05 * step,
+        "completions/mean_length": 100.0 + 10 * step,
+        "frac_reward_zero_std": 0.25 * (step - 1),
+        "boxed_rate": 0.5 + 0.1 * step,
+        f"train_accuracy/{EXAMPLE}": acc,
+    }
+
+
+def _results(accs: dict[str, float], anywhere: dict[str, float], protocol_hash="abc123") -> dict:
+    benchmarks = {
+        name: {
+            "accuracy": acc,
+            "metric": "acc",
+            "n_problems": 2,
+            "n_samples": 4,
+            "boxed_rate": 0.75,
+            "answer_anywhere_accuracy": anywhere[name],
+        }
+        for name, acc in accs.items()
+    }
+    return {
+        "model": "tiny",
+        "protocol": {"name": "one-shot-rlvr", "hash": protocol_hash},
+        "benchmarks": benchmarks,
+        "average": sum(accs.values()) / len(accs),
+    }
+
+
+def _write_eval(eval_dir, accs, anywhere, samples):
+    eval_dir.mkdir(parents=True)
+    (eval_dir / "results.json").write_text(json.dumps(_results(accs, anywhere)))
+    _write_jsonl(eval_dir / "samples.jsonl", samples)
+
+
+ACC = {1: 0.25, 2: 0.5, 3: 1.0, 4: 1.0}  # the example saturates at step 3
+
+
+def make_run_dir(root):
+    """A run dir as a 4-step training run with in-training evals at steps 2 and 4 would leave it."""
+    run = root / "run"
+    # Only checkpoints (no final trainer_state.json yet): the latest checkpoint's log_history is read.
+    for ckpt_step in (2, 4):
+        state = {
+            "global_step": ckpt_step,
+            "log_history": [_log_entry(s, ACC[s]) for s in range(1, ckpt_step + 1)],
+        }
+        if ckpt_step == 4:
+            state["log_history"].append({"step": 4, "train_runtime": 12.0, "train_loss": 0.02})
+        (run / f"checkpoint-{ckpt_step}").mkdir(parents=True)
+        (run / f"checkpoint-{ckpt_step}" / "trainer_state.json").write_text(json.dumps(state))
+    _write_jsonl(
+        run / "accuracy_history.jsonl",
+        [
+            {"step": s, "example_id": EXAMPLE, "index": 124, "accuracy": a, "num_samples": 8}
+            for s, a in ACC.items()
+        ],
+    )
+    _write_jsonl(
+        run / "completions.jsonl",
+        [
+            {"step": s, "example_id": EXAMPLE, "completion": c, "reward": 1.0}
+            for s, cs in COMPLETIONS.items()
+            for c in cs
+        ],
+    )
+    (run / "oneshot_run.json").write_text(
+        json.dumps(
+            {"base_model": "tiny", "examples": [{"example_id": EXAMPLE, "problem": "wind", "answer": "12.8"}]}
+        )
+    )
+    math_samples = [
+        # boxed-only credit: correct AND boxed -> 1 of 4 responses
+        {
+            "benchmark": "math500",
+            "id": "m1",
+            "responses": ["\\boxed{1}", "1"],
+            "correct": [True, True],
+            "boxed": [True, False],
+        },
+        {
+            "benchmark": "math500",
+            "id": "m2",
+            "responses": ["\\boxed{2}", "Wait, \\boxed{3}"],
+            "correct": [False, False],
+            "boxed": [True, True],
+        },
+    ]
+    aime_samples = [{"benchmark": "aime24", "id": "a1", "response": "Let me recheck: 7", "correct": False}]
+    _write_eval(
+        run / "eval" / "step-000002",
+        {"math500": 0.5, "aime24": 0.1},
+        {"math500": 0.75, "aime24": 0.2},
+        math_samples + aime_samples,
+    )
+    _write_eval(
+        run / "eval" / "step-000004",
+        {"math500": 0.4, "aime24": 0.3},
+        {"math500": 0.8, "aime24": 0.3},
+        aime_samples,
+    )
+    return run
+
+
+@pytest.fixture()
+def run_dir(tmp_path):
+    return make_run_dir(tmp_path)
+
+
+def test_reflection_word_counting():
+    counts = count_reflection_words(COMPLETIONS[1] + COMPLETIONS[2])
+    assert counts.num_responses == 4
+    assert counts.occurrences == {
+        "rethink": 1,
+        "recheck": 1,
+        "recalculate": 0,
+        "re-evaluate": 1,
+        "check again": 1,
+        "wait": 3,
+        "double-check": 1,
+        "verify": 1,
+    }
+    assert counts.responses_with["wait"] == 2 and counts.responses_with_any == 3
+    assert counts.responses_with_paper_words == 2
+    assert counts.per_1k["wait"] == pytest.approx(750.0)
+    custom = count_reflection_words(["Hmm, HMM. hmmm"], words=["hmm"])
+    assert custom.occurrences == {"hmm": 2}
+
+
+def test_reflection_counts_in_step_windows():
+    completions = [{"step": s, "completion": "wait" if s % 2 else "done"} for s in range(1, 26)]
+    rows = reflection_by_step(completions, ["wait"], bin_size=10)
+    assert [r["step"] for r in rows] == [10, 20, 30]
+    assert [r["num_responses"] for r in rows] == [10, 10, 5]
+    assert [r["occurrences"]["wait"] for r in rows] == [5, 5, 3]
+
+
+def test_step_labels():
+    assert [
+        step_from_label(x) for x in ("step-000020", "checkpoint-20", "step-000000", "main", "Qwen2.5-Math")
+    ] == [
+        20,
+        20,
+        0,
+        None,
+        None,
+    ]
+
+
+def test_analyze_run_dir(run_dir, tmp_path):
+    out = tmp_path / "analysis"
+    assert main([str(run_dir), "--output-dir", str(out)]) == 0
+
+    expected_plots = {
+        "post_saturation",
+        "entropy",
+        "response_length",
+        "zero_std_groups",
+        "boxed_rate",
+        "reflection_words",
+        "format_vs_reasoning",
+    }
+    result = json.loads((out / "analysis.json").read_text())
+    assert set(result["plots"]) == expected_plots
+    report = (out / "report.md").read_text()
+    for file in result["plots"].values():
+        data = (out / file).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 1000
+        assert f"]({file})" in report
+
+    # the latest checkpoint's log_history was used, the summary entry without metrics ignored
+    assert result["training_metrics"]["entropy"]["steps"] == [1, 2, 3, 4]
+    assert result["training_metrics"]["entropy"]["values"] == pytest.approx([0.45, 0.4, 0.35, 0.3])
+    assert result["training_accuracy"][EXAMPLE]["first_step_at_threshold"] == 3
+
+    # reflection counts per training step
+    train = {r["step"]: r for r in result["reflection"]["training"]}
+    assert train[1]["occurrences"]["wait"] == 2 and train[1]["occurrences"]["recheck"] == 1
+    assert train[1]["responses_with_any"] == 1 and train[1]["per_1k_responses"]["wait"] == pytest.approx(
+        1000.0
+    )
+    assert train[2]["occurrences"]["check again"] == 1 and train[2]["occurrences"]["wait"] == 1
+    assert train[2]["responses_with_paper_words"] == 1
+    evals = {r["checkpoint"]: r for r in result["reflection"]["eval"]}
+    assert evals["step-000002"]["num_responses"] == 5
+    assert (
+        evals["step-000002"]["occurrences"]["wait"] == 1
+        and evals["step-000002"]["occurrences"]["recheck"] == 1
+    )
+
+    # best checkpoint per benchmark and on average (avg 0.30 at step 2, 0.35 at step 4)
+    best = result["best_checkpoint"]
+    assert best["per_benchmark"]["math500"] == {"checkpoint": "step-000002", "step": 2, "accuracy": 0.5}
+    assert best["per_benchmark"]["aime24"]["step"] == 4
+    assert best["average"]["checkpoint"] == "step-000004" and best["average"]["accuracy"] == pytest.approx(
+        0.35
+    )
+
+    # post-saturation: saturated at step 3, average 0.30 at step 2 -> best later 0.35 at step 4
+    sat = result["post_saturation"]
+    assert sat["saturation_step"] == 3
+    assert sat["average_at_saturation"] == {"step": 2, "accuracy": pytest.approx(0.3)}
+    assert sat["gain_after_saturation"] == pytest.approx(0.05)
+
+    # format vs reasoning: boxed-only from the per-sample flags, answer-anywhere from results.json
+    row = next(r for r in result["evals"] if r["checkpoint"] == "step-000002" and r["benchmark"] == "math500")
+    assert row["boxed_only_accuracy"] == pytest.approx(0.25)
+    assert row["answer_anywhere_accuracy"] == 0.75 and row["format_gap"] == pytest.approx(0.25)
+    aime = next(r for r in result["evals"] if r["checkpoint"] == "step-000002" and r["benchmark"] == "aime24")
+    assert aime["boxed_only_accuracy"] is None  # no `boxed` flags in those samples: not guessed
+
+    assert "| step-000002 | 2 | math500 | 50.0 | 25.0 | 75.0 | 75.0 | +25.0 |" in report
+    assert "| **average** (2 benchmarks) | step-000004 | 4 | 35.0 |" in report
+    assert "Mean training accuracy first reached 99.0% at step 3." in report
+
+
+def test_default_output_dir_and_custom_words(run_dir, capsys):
+    assert main([str(run_dir), "--words", "recheck, wait"]) == 0
+    assert "report.md" in capsys.readouterr().out
+    result = json.loads((run_dir / "analysis" / "analysis.json").read_text())
+    assert result["reflection_words"] == ["recheck", "wait"]
+    assert set(result["reflection"]["training"][0]["occurrences"]) == {"recheck", "wait"}
+
+
+def test_missing_pieces_are_notes_not_crashes(tmp_path):
+    run = tmp_path / "bare"
+    run.mkdir()
+    (run / "trainer_state.json").write_text(
+        json.dumps({"global_step": 2, "log_history": [{"step": 1, "loss": 0.1}]})
+    )
+    out = tmp_path / "out"
+    assert main([str(run), "--output-dir", str(out)]) == 0
+    result = json.loads((out / "analysis.json").read_text())
+    assert result["plots"] == {} and result["best_checkpoint"] is None
+    report = (out / "report.md").read_text()
+    for missing in ("accuracy_history.jsonl", "completions.jsonl", "per-step evals", "`entropy`"):
+        assert missing in report
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([str(empty), "--output-dir", str(tmp_path / "out2")]) == 0
+    assert "No trainer_state.json" in (tmp_path / "out2" / "report.md").read_text()
+
+
+def test_all_revisions_eval_dir(tmp_path):
+    # `oneshot-trl eval --all-revisions` layout: <out>/<revision>/results.json, no training logs
+    root = tmp_path / "evals"
+    _write_eval(
+        root / "step-000010", {"math500": 0.6}, {"math500": 0.7}, [{"benchmark": "math500", "response": "ok"}]
+    )
+    _write_eval(
+        root / "step-000020",
+        {"math500": 0.7},
+        {"math500": 0.7},
+        [{"benchmark": "math500", "response": "wait"}],
+    )
+    _write_eval(root / "main", {"math500": 0.65}, {"math500": 0.7}, [])
+    data = load_run_data(root)
+    assert [(e.label, e.step) for e in data.evals] == [
+        ("step-000010", 10),
+        ("step-000020", 20),
+        ("main", None),
+    ]
+    out = tmp_path / "out"
+    assert main([str(root), "--output-dir", str(out)]) == 0
+    result = json.loads((out / "analysis.json").read_text())
+    assert result["best_checkpoint"]["average"]["checkpoint"] == "step-000020"
+    assert "post_saturation" in result["plots"] and "reflection_words" in result["plots"]
+    assert len(result["evals"]) == 3
+
+
+def test_hub_repo_target(run_dir, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_resolve(name, revision=None, token=None, allow_patterns=None, **kwargs):
+        from oneshot_trl.hub import ResolvedModel
+
+        calls.append((name, revision, allow_patterns))
+        return ResolvedModel(path=str(run_dir), revision=revision, commit_sha="0" * 40, repo_id=name)
+
+    monkeypatch.setattr("oneshot_trl.hub.resolve_model", fake_resolve)
+    monkeypatch.chdir(tmp_path)
+    assert main(["user/pi1-run", "--revision", "step-000004"]) == 0
+    assert calls[0][:2] == ("user/pi1-run", "step-000004")
+    assert "accuracy_history.jsonl" in calls[0][2] and not any("safetensors" in p for p in calls[0][2])
+    report = (tmp_path / "analysis-pi1-run" / "report.md").read_text()
+    assert report.startswith("# oneshot-trl analysis: `user/pi1-run@step-000004`")
+    assert len(DEFAULT_REFLECTION_WORDS) == 8
