@@ -4,8 +4,8 @@
 
 Both backends go through `oneshot_trl.eval.generate` exactly as `oneshot-trl eval` uses them: the first 16
 MATH500 problems under the qwen25-math-cot template, greedy (n=1) and sampled (T=0.6, n=4) as in the
-one-shot-rlvr protocol, 64 new tokens. Tokens are counted by re-tokenizing the returned texts with the model's
-tokenizer (identical counting for both). vLLM's engine start-up is timed separately. One run, on a shared
+one-shot-rlvr protocol, 64 new tokens. Tokens are the generated token ids each backend reports
+(`last_num_tokens`, up to and including the end token). vLLM's engine start-up is timed separately. One run, on a shared
 CPU machine: read ratios, not absolute numbers. Also reports how many greedy outputs are identical across the
 two backends (same weights, same prompts; float32 on CPU, so they should mostly agree).
 """
@@ -35,7 +35,7 @@ def build_model(path: Path, hidden: int, layers: int, heads: int) -> None:
     tokenizer.save_pretrained(path)
 
 
-def run_backend(gen, prompts, tokenizer, settings, max_new_tokens) -> tuple[dict, dict]:
+def run_backend(gen, prompts, settings, max_new_tokens) -> tuple[dict, dict]:
     stop = ["</s>", "<|im_end|>", "<|endoftext|>"]
     numbers, outputs = {}, {}
     for name, (n, temperature) in settings.items():
@@ -44,7 +44,7 @@ def run_backend(gen, prompts, tokenizer, settings, max_new_tokens) -> tuple[dict
             prompts, n=n, temperature=temperature, top_p=1.0, max_new_tokens=max_new_tokens, stop=stop, seed=0
         )
         seconds = time.perf_counter() - start
-        tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for texts in out for t in texts)
+        tokens = sum(sum(counts) for counts in gen.last_num_tokens)  # generated token ids, eos included
         numbers[name] = {
             "sequences": len(prompts) * n,
             "generated_tokens": tokens,
@@ -90,13 +90,13 @@ def main() -> None:
             str(model_dir), dtype="float32", batch_size=16, progress=False
         )
         hf_load = time.perf_counter() - start
-        hf_numbers, hf_out = run_backend(hf, prompts, tokenizer, settings, args.max_new_tokens)
+        hf_numbers, hf_out = run_backend(hf, prompts, settings, args.max_new_tokens)
         del hf
 
         start = time.perf_counter()
         vllm_gen = VLLMGenerator(str(model_dir), dtype="float32", enforce_eager=True, max_model_len=2048)
         vllm_load = time.perf_counter() - start
-        vllm_numbers, vllm_out = run_backend(vllm_gen, prompts, tokenizer, settings, args.max_new_tokens)
+        vllm_numbers, vllm_out = run_backend(vllm_gen, prompts, settings, args.max_new_tokens)
 
     greedy_same = sum(a == b for a, b in zip(hf_out["greedy_n1"], vllm_out["greedy_n1"], strict=True))
     result = {

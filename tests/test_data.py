@@ -33,7 +33,9 @@ def test_bundled_sets_rebuild_the_official_files_row_by_row(name, tiny_model_dir
 
 
 def test_dsr_sub_has_three_unparseable_golds_that_stop_the_run_unless_skipped():
-    with pytest.raises(ValueError, match=r"3 gold answer\(s\) cannot be parsed.*dsr_sub:139.*skip_unparseable_golds"):
+    with pytest.raises(
+        ValueError, match=r"3 gold answer\(s\) cannot be parsed.*dsr_sub:139.*skip_unparseable_golds"
+    ):
         load_examples(OneShotArguments(train_examples="dsr_sub"))
     examples = load_examples(OneShotArguments(train_examples="dsr_sub", skip_unparseable_golds=True))
     assert [e.index for e in examples] == [i for i in range(1209) if i not in (139, 265, 1187)]

@@ -293,6 +293,7 @@ def test_eval_end_to_end_transformers_all_benchmarks(tiny_eval_model, tmp_path, 
     assert len(rows) == 12
     aime = next(r for r in rows if r["benchmark"] == "aime24")
     assert len(aime["responses"]) == len(aime["correct"]) == len(aime["extracted"]) == 8
+    assert all(1 <= t <= 8 for r in rows for t in r["num_tokens"])  # generated tokens, within the budget
     assert aime["prompt"].startswith("<|im_start|>system\nPlease reason step by step")
 
 

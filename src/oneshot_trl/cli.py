@@ -12,7 +12,10 @@ import sys
 # name -> ("module[:function]", one-line description); the function defaults to `main`. Modules are imported lazily: `oneshot-trl grade` must not
 # pay for importing torch/transformers.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("oneshot_trl.train:cli_main", "Train with a YAML recipe (same as `python -m oneshot_trl.train RECIPE`)."),
+    "train": (
+        "oneshot_trl.train:cli_main",
+        "Train with a YAML recipe (same as `python -m oneshot_trl.train RECIPE`).",
+    ),
     "eval": ("oneshot_trl.eval.cli", "Evaluate a local or Hub model on the paper's benchmarks and protocol."),
     "grade": ("oneshot_trl.eval.grade_cli", "Grade a JSONL file of {response, gold} rows."),
     "lab": ("oneshot_trl.lab.cli", "CPU micro-lab: 1-shot RLVR on a tiny model in minutes (the demo)."),

@@ -45,7 +45,9 @@ class OneShotArguments:
     )
     pi_rank: list[int] | None = field(
         default=None,
-        metadata={"help": "Train on these examples by historical-variance rank (1 = pi1, 13 = pi13, 1209 = pi1209)."},
+        metadata={
+            "help": "Train on these examples by historical-variance rank (1 = pi1, 13 = pi13, 1209 = pi1209)."
+        },
     )
     dataset_name: str | None = field(
         default=None,
@@ -57,7 +59,9 @@ class OneShotArguments:
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
     dataset_split: str = field(default="train", metadata={"help": "Dataset split to read."})
-    dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or sha)."})
+    dataset_revision: str | None = field(
+        default=None, metadata={"help": "Hub revision (branch, tag or sha)."}
+    )
     dataset_ids: list[str] | None = field(
         default=None,
         metadata={
@@ -65,10 +69,14 @@ class OneShotArguments:
             "Empty: every row of the split."
         },
     )
-    id_field: str | None = field(default=None, metadata={"help": "Column holding row ids (default: row numbers)."})
+    id_field: str | None = field(
+        default=None, metadata={"help": "Column holding row ids (default: row numbers)."}
+    )
     problem_field: str = field(default="problem", metadata={"help": "Column holding the problem text."})
     answer_field: str = field(default="answer", metadata={"help": "Column holding the gold answer."})
-    problem: str | None = field(default=None, metadata={"help": "One inline training problem (with `answer`)."})
+    problem: str | None = field(
+        default=None, metadata={"help": "One inline training problem (with `answer`)."}
+    )
     answer: str | None = field(default=None, metadata={"help": "Gold answer of the inline `problem`."})
 
     # --- How the examples become a dataset ---
@@ -92,7 +100,8 @@ class OneShotArguments:
         metadata={"help": "Appended to every training problem (the official training prompt)."},
     )
     system_prompt: str | None = field(
-        default=None, metadata={"help": "Optional system message (chat format only). Default: the template's own."}
+        default=None,
+        metadata={"help": "Optional system message (chat format only). Default: the template's own."},
     )
     skip_unparseable_golds: bool = field(
         default=False,
@@ -103,7 +112,9 @@ class OneShotArguments:
     )
     max_prompt_length: int | None = field(
         default=1024,
-        metadata={"help": "Longest allowed prompt in tokens (official: 1024); a longer one is an error at load time."},
+        metadata={
+            "help": "Longest allowed prompt in tokens (official: 1024); a longer one is an error at load time."
+        },
     )
 
     # --- Reward ---
@@ -117,7 +128,9 @@ class OneShotArguments:
     )
     grader: str = field(
         default="math-verify",
-        metadata={"help": "Answer checker for the accuracy reward: `math-verify` or `official` (Qwen2.5-Math rules)."},
+        metadata={
+            "help": "Answer checker for the accuracy reward: `math-verify` or `official` (Qwen2.5-Math rules)."
+        },
     )
     reward_timeout_s: float = field(
         default=5.0, metadata={"help": "Wall-clock limit per graded answer; a slower answer is graded wrong."}
@@ -143,7 +156,9 @@ class OneShotArguments:
                 f"or problem (+ answer). Got: {chosen or 'none'}."
             )
         if self.train_examples is not None and self.train_examples not in BUNDLED_SETS:
-            raise ValueError(f"Unknown train_examples {self.train_examples!r}; choose one of {', '.join(BUNDLED_SETS)}.")
+            raise ValueError(
+                f"Unknown train_examples {self.train_examples!r}; choose one of {', '.join(BUNDLED_SETS)}."
+            )
         if (self.problem is None) != (self.answer is None):
             raise ValueError("An inline training example needs both `problem` and `answer`.")
         if self.reward not in REWARD_MODES:

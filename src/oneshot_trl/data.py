@@ -66,7 +66,11 @@ def example_from_verl_row(row: dict[str, Any], source: str = "dsr_sub") -> Examp
     """Read an official (verl-format) row: the user turn minus the suffix, the ground truth, the index."""
     index = (row.get("extra_info") or {}).get("index")
     problem = strip_suffix(row["prompt"][-1]["content"])
-    example_id = f"{source}:{index}" if index is not None else f"{source}:{hashlib.sha1(problem.encode()).hexdigest()[:8]}"
+    example_id = (
+        f"{source}:{index}"
+        if index is not None
+        else f"{source}:{hashlib.sha1(problem.encode()).hexdigest()[:8]}"
+    )
     return Example(example_id, problem, str(row["reward_model"]["ground_truth"]), index)
 
 
@@ -80,7 +84,9 @@ def unique_in_order(examples: Iterable[Example]) -> list[Example]:
 @cache
 def dsr_sub() -> tuple[Example, ...]:
     """The 1,209 DSR-sub examples, in file order (row number == index)."""
-    return tuple(example_from_verl_row(r) for r in read_jsonl(resource_path("train", BUNDLED_FILES["dsr_sub"])))
+    return tuple(
+        example_from_verl_row(r) for r in read_jsonl(resource_path("train", BUNDLED_FILES["dsr_sub"]))
+    )
 
 
 @cache
@@ -112,10 +118,14 @@ def load_dataset_examples(args: OneShotArguments) -> list[Example]:
     elif path.is_file():
         builder = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}.get(path.suffix)
         if builder is None:
-            raise ValueError(f"Unsupported dataset file type {path.suffix!r} for {path} (use JSON, JSONL, Parquet, CSV).")
+            raise ValueError(
+                f"Unsupported dataset file type {path.suffix!r} for {path} (use JSON, JSONL, Parquet, CSV)."
+            )
         ds = datasets.load_dataset(builder, data_files=str(path), split="train")
     else:
-        ds = datasets.load_dataset(name, args.dataset_config, split=args.dataset_split, revision=args.dataset_revision)
+        ds = datasets.load_dataset(
+            name, args.dataset_config, split=args.dataset_split, revision=args.dataset_revision
+        )
 
     verl = "prompt" in ds.column_names and "reward_model" in ds.column_names
     if not verl:
@@ -132,7 +142,9 @@ def load_dataset_examples(args: OneShotArguments) -> list[Example]:
     position = {row_id: n for n, row_id in enumerate(ids)}
     unknown = [i for i in wanted if i not in position]
     if unknown:
-        raise ValueError(f"Row id(s) {unknown[:5]} not found in {name} ({len(ds)} rows, ids from {args.id_field or 'row numbers'}).")
+        raise ValueError(
+            f"Row id(s) {unknown[:5]} not found in {name} ({len(ds)} rows, ids from {args.id_field or 'row numbers'})."
+        )
     examples = []
     for row_id in wanted:
         row = ds[position[row_id]]
@@ -143,7 +155,9 @@ def load_dataset_examples(args: OneShotArguments) -> list[Example]:
             )
             examples.append(Example(example_id, ex.problem, ex.answer, ex.index))
         else:
-            examples.append(Example(f"{name}:{row_id}", str(row[args.problem_field]), str(row[args.answer_field])))
+            examples.append(
+                Example(f"{name}:{row_id}", str(row[args.problem_field]), str(row[args.answer_field]))
+            )
     return unique_in_order(examples)
 
 
@@ -151,7 +165,9 @@ def load_examples(args: OneShotArguments) -> list[Example]:
     """The distinct training examples the arguments name, with their gold answers checked."""
     if args.train_examples is not None:
         rows = read_jsonl(resource_path("train", BUNDLED_FILES[args.train_examples]))
-        examples = unique_in_order(example_from_verl_row(r) for r in rows)  # ids carry the index: all 1,209 kept
+        examples = unique_in_order(
+            example_from_verl_row(r) for r in rows
+        )  # ids carry the index: all 1,209 kept
     elif args.dsr_sub_index:
         examples = _by_index(args.dsr_sub_index)
     elif args.pi_rank:
@@ -177,7 +193,9 @@ def load_examples(args: OneShotArguments) -> list[Example]:
                 f"{len(unparseable)} gold answer(s) cannot be parsed by the {args.grader} grader, so their reward "
                 f"would always be 0: {listing}. Fix them, or set skip_unparseable_golds: true to drop them."
             )
-        logger.warning("Dropping %d example(s) whose gold answer cannot be parsed: %s", len(unparseable), listing)
+        logger.warning(
+            "Dropping %d example(s) whose gold answer cannot be parsed: %s", len(unparseable), listing
+        )
         examples = [ex for ex in examples if ex not in unparseable]
     return examples
 
@@ -188,9 +206,15 @@ def repeat_in_blocks(examples: Sequence[Example], total: int | None) -> list[Exa
         return list(examples)
     per_example, extra = divmod(total, len(examples))
     if per_example == 0:
-        raise ValueError(f"dataset_repeat_to ({total}) is smaller than the number of examples ({len(examples)}).")
+        raise ValueError(
+            f"dataset_repeat_to ({total}) is smaller than the number of examples ({len(examples)})."
+        )
     if extra:
-        logger.warning("dataset_repeat_to=%d is not a multiple of %d examples; the first get one more copy.", total, len(examples))
+        logger.warning(
+            "dataset_repeat_to=%d is not a multiple of %d examples; the first get one more copy.",
+            total,
+            len(examples),
+        )
     return [ex for n, ex in enumerate(examples) for _ in range(per_example + (n < extra))]
 
 
@@ -210,17 +234,31 @@ def build_train_dataset(examples: Sequence[Example], args: OneShotArguments, tok
     if args.max_prompt_length is not None:
         for ex in examples:
             prompt = build_prompt(ex, args, chat)
-            text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False) if chat else prompt
+            text = (
+                tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+                if chat
+                else prompt
+            )
             n_tokens = len(tokenizer(text, add_special_tokens=not chat)["input_ids"])
             if n_tokens > args.max_prompt_length:
                 raise ValueError(
                     f"Prompt of {ex.example_id} has {n_tokens} tokens > max_prompt_length={args.max_prompt_length}."
                 )
     rows = [
-        {"prompt": build_prompt(ex, args, chat), "answer": ex.answer, "example_id": ex.example_id, "index": ex.index}
+        {
+            "prompt": build_prompt(ex, args, chat),
+            "answer": ex.answer,
+            "example_id": ex.example_id,
+            "index": ex.index,
+        }
         for ex in repeat_in_blocks(examples, args.dataset_repeat_to)
     ]
-    logger.info("Training set: %d distinct example(s) -> %d rows (%s prompts).", len(examples), len(rows), "chat" if chat else "plain")
+    logger.info(
+        "Training set: %d distinct example(s) -> %d rows (%s prompts).",
+        len(examples),
+        len(rows),
+        "chat" if chat else "plain",
+    )
     return Dataset.from_list(rows)
 
 

@@ -34,7 +34,11 @@ def make_accuracy_reward(grader: str = "math-verify", timeout_s: float = 5.0) ->
 
     def accuracy(completions: list[Any], answer: list[str], **kwargs: Any) -> list[float]:
         grades = grade_batch(
-            [completion_text(c) for c in completions], list(answer), grader=grader, boxed_only=True, timeout_s=timeout_s
+            [completion_text(c) for c in completions],
+            list(answer),
+            grader=grader,
+            boxed_only=True,
+            timeout_s=timeout_s,
         )
         return [1.0 if g.correct else 0.0 for g in grades]
 
@@ -50,7 +54,9 @@ def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     return [1.0 if (last_boxed(completion_text(c)) or "").strip() else 0.0 for c in completions]
 
 
-def get_reward_funcs(reward: str, grader: str = "math-verify", timeout_s: float = 5.0) -> tuple[list[RewardFunc], list[float]]:
+def get_reward_funcs(
+    reward: str, grader: str = "math-verify", timeout_s: float = 5.0
+) -> tuple[list[RewardFunc], list[float]]:
     """Reward functions and their weights for a reward mode.
 
     Accuracy is always computed (weight 0 when it is not the reward) so that train accuracy per example is

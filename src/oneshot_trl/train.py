@@ -33,7 +33,9 @@ logger = logging.getLogger("oneshot_trl.train")
 
 
 def setup_logging(training_args: OneShotGRPOConfig) -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=[logging.StreamHandler(sys.stdout)])
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=[logging.StreamHandler(sys.stdout)]
+    )
     level = training_args.get_process_log_level()
     logging.getLogger("oneshot_trl").setLevel(level)
     transformers.utils.logging.set_verbosity(level)
@@ -45,9 +47,14 @@ def resolve_checkpoint(training_args: OneShotGRPOConfig) -> str | None:
     if resume in (None, False, "false", "False"):
         return None
     if resume in (True, "true", "True"):
-        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        last = (
+            get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        )
         if last is None:
-            logger.info("resume_from_checkpoint is set but %s has no checkpoint: starting fresh.", training_args.output_dir)
+            logger.info(
+                "resume_from_checkpoint is set but %s has no checkpoint: starting fresh.",
+                training_args.output_dir,
+            )
         return last
     if not os.path.isdir(resume):
         raise FileNotFoundError(f"resume_from_checkpoint={resume!r} is not a checkpoint directory.")
@@ -75,7 +82,9 @@ def main(
     train_dataset = build_train_dataset(examples, script_args, tokenizer)
 
     # --- Rewards ---
-    reward_funcs, weights = get_reward_funcs(script_args.reward, script_args.grader, script_args.reward_timeout_s)
+    reward_funcs, weights = get_reward_funcs(
+        script_args.reward, script_args.grader, script_args.reward_timeout_s
+    )
     training_args.reward_weights = weights
 
     # --- Model: TRL loads it from the resolved snapshot with model_init_kwargs ---
@@ -97,11 +106,16 @@ def main(
         "grader": script_args.grader,
         "oneshot_trl_version": __version__,
     }
-    callbacks = []
-    if training_args.push_to_hub:
-        from oneshot_trl.hub import HubPushCallback
+    hub_callback = None
+    if (
+        training_args.push_to_hub
+    ):  # created before the trainer: it takes pushing over from transformers' Trainer
+        from oneshot_trl.hub import HubPushCallback, describe_hardware
 
-        callbacks.append(HubPushCallback.from_training_args(training_args, recipe_path=recipe_path, run_info=run_info))
+        run_info["hardware"] = describe_hardware(training_args)
+        hub_callback = HubPushCallback.from_training_args(
+            training_args, recipe_path=recipe_path, run_info=run_info
+        )
     if training_args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "oneshot_run.json").write_text(json.dumps(run_info, indent=2))
@@ -115,12 +129,17 @@ def main(
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=callbacks,
+        callbacks=[hub_callback] if hub_callback else None,
         completions_per_step=script_args.completions_per_step,
     )
 
     # --- Train ---
-    logger.info("Training %s on %d example(s) for %s steps.", model_args.model_name_or_path, len(examples), training_args.max_steps)
+    logger.info(
+        "Training %s on %d example(s) for %s steps.",
+        model_args.model_name_or_path,
+        len(examples),
+        training_args.max_steps,
+    )
     result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
@@ -129,6 +148,8 @@ def main(
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(training_args.output_dir)
     logger.info("Model saved to %s", training_args.output_dir)
+    if hub_callback is not None:
+        hub_callback.push_final()  # final model + card to `main`; waits for checkpoint uploads, logs a summary
     return trainer
 
 

@@ -42,7 +42,9 @@ class OneShotGRPOTrainer(GRPOTrainer):
         super().__init__(*args, **kwargs)
         self.completions_per_step = completions_per_step
         self._accuracy_column = (
-            self.reward_func_names.index(ACCURACY_REWARD) if ACCURACY_REWARD in self.reward_func_names else None
+            self.reward_func_names.index(ACCURACY_REWARD)
+            if ACCURACY_REWARD in self.reward_func_names
+            else None
         )
         self._files_trimmed = False
 
@@ -54,7 +56,9 @@ class OneShotGRPOTrainer(GRPOTrainer):
         texts = gather_object([completion_text(c) for c in completions])
         example_ids = gather_object([str(x.get("example_id", "")) for x in inputs])
         indices = gather_object([x.get("index") for x in inputs])
-        self._metrics[mode]["boxed_rate"].append(sum(last_boxed(t) is not None for t in texts) / max(len(texts), 1))
+        self._metrics[mode]["boxed_rate"].append(
+            sum(last_boxed(t) is not None for t in texts) / max(len(texts), 1)
+        )
         if self._accuracy_column is None:
             return rewards_per_func
 
@@ -70,14 +74,25 @@ class OneShotGRPOTrainer(GRPOTrainer):
             step = self.state.global_step + 1  # generation happens before the optimizer step it feeds
             index_of = dict(zip(example_ids, indices, strict=True))
             history = [
-                {"step": step, "example_id": k, "index": index_of[k], "accuracy": sum(v) / len(v), "num_samples": len(v)}
+                {
+                    "step": step,
+                    "example_id": k,
+                    "index": index_of[k],
+                    "accuracy": sum(v) / len(v),
+                    "num_samples": len(v),
+                }
                 for k, v in per_example.items()
             ]
             self._append_jsonl(HISTORY_FILE, history)
             if self.completions_per_step > 0:
                 stride = max(len(texts) // self.completions_per_step, 1)
                 sample = [
-                    {"step": step, "example_id": example_ids[i], "completion": texts[i], "reward": accuracy[i]}
+                    {
+                        "step": step,
+                        "example_id": example_ids[i],
+                        "completion": texts[i],
+                        "reward": accuracy[i],
+                    }
                     for i in range(0, len(texts), stride)
                 ][: self.completions_per_step]
                 self._append_jsonl(COMPLETIONS_FILE, sample)
@@ -98,7 +113,11 @@ class OneShotGRPOTrainer(GRPOTrainer):
         for name in (HISTORY_FILE, COMPLETIONS_FILE):
             path = Path(self.args.output_dir) / name
             if path.exists():
-                keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= self.state.global_step]
+                keep = [
+                    line
+                    for line in path.read_text().splitlines()
+                    if line and json.loads(line)["step"] <= self.state.global_step
+                ]
                 path.write_text("".join(line + "\n" for line in keep))
 
     def _save_checkpoint(self, model, trial):  # type: ignore[override]

@@ -57,7 +57,9 @@ class TransformersGenerator:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size  # sequences per generate call
+        self.chunk_sequences = 4 * batch_size  # the runner hands over this many sequences at a time
         self.progress = progress
+        self.last_num_tokens: list[list[int]] = []  # generated tokens per sample of the last call
 
     @classmethod
     def from_pretrained(
@@ -130,6 +132,7 @@ class TransformersGenerator:
         lengths = [len(ids) for ids in tok(list(prompts), add_special_tokens=False)["input_ids"]]
         jobs.sort(key=lambda job: -lengths[job[0]])
         results: list[list[str]] = [[""] * copies for _ in prompts]
+        num_tokens: list[list[int]] = [[0] * copies for _ in prompts]
         padding_side = tok.padding_side
         tok.padding_side = "left"
         device = next(self.model.parameters()).device
@@ -160,13 +163,18 @@ class TransformersGenerator:
                     out = self.model.generate(**enc, **kwargs)
                     new_tokens = out[:, enc["input_ids"].shape[1] :]
                     texts = tok.batch_decode(new_tokens, skip_special_tokens=True)
-                    for (i, j), text in zip(batch, texts, strict=True):
+                    # Generated length: up to and including the first end token (the rest is padding).
+                    ends = torch.isin(new_tokens, torch.tensor(sorted(eos_ids | {pad_id}), device=device))
+                    lengths = torch.where(ends.any(dim=1), ends.int().argmax(dim=1) + 1, new_tokens.shape[1])
+                    for (i, j), text, length in zip(batch, texts, lengths.tolist(), strict=True):
                         results[i][j] = truncate_at_stop(text, stop)
+                        num_tokens[i][j] = length
                     bar.update(len(batch))
                 bar.close()
         finally:
             tok.padding_side = padding_side
             self.model.train(was_training)
+        self.last_num_tokens = [c * n if greedy else c for c in num_tokens]
         return [r * n if greedy else r for r in results]
 
 
@@ -217,6 +225,8 @@ class VLLMGenerator:
                 kwargs["enforce_eager"] = enforce_eager
             self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        self.chunk_sequences = 1024  # the runner hands over this many sequences at a time (vLLM batches them)
+        self.last_num_tokens: list[list[int]] = []  # generated tokens per sample of the last call
 
     def generate(
         self,
@@ -243,7 +253,17 @@ class VLLMGenerator:
             skip_special_tokens=True,
         )
         outputs = self.llm.generate(list(prompts), params, use_tqdm=False)
-        results = [[truncate_at_stop(c.text, stop) for c in out.outputs] for out in outputs]
+        # Decode the token ids ourselves, as the transformers backend does: vLLM's incremental detokenizer
+        # withholds a trailing incomplete UTF-8 sequence, so its `.text` can differ from a plain decode.
+        results = [
+            [
+                truncate_at_stop(self.tokenizer.decode(list(c.token_ids), skip_special_tokens=True), stop)
+                for c in o.outputs
+            ]
+            for o in outputs
+        ]
+        num_tokens = [[len(c.token_ids) for c in o.outputs] for o in outputs]
+        self.last_num_tokens = [c * n if greedy else c for c in num_tokens]
         return [r * n if greedy else r for r in results]
 
 

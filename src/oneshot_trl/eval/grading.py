@@ -126,7 +126,7 @@ _MAX_BOXES = 16
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last `\boxed{...}` (or `\fbox{...}`), brace matched.
+    r"""Content of the last `\boxed{...}` (or `\fbox{...}`), brace matched.
 
     "Last" is the box that closes last, so in `\boxed{\frac{\boxed{1}}{2}}` it is the outer one. None
     when there is no box or when the last box command is not closed (a truncated response): like the
@@ -259,18 +259,22 @@ def _verify(gold: Sequence, pred: Sequence) -> bool:
     return bool(verify(list(gold), list(pred), allow_set_relation_comp=True, timeout_seconds=None))
 
 
-def _grade_math_verify(response: str, gold: tuple, boxed_only: bool, box: str | None) -> tuple[bool, str | None, str | None]:
+def _extract_math_verify(response: str, boxed_only: bool, box: str | None) -> tuple[list, str | None]:
+    """math-verify's parsed answer (a list, possibly empty) and the extracted answer string."""
     if boxed_only:
         if not box:
-            return False, box, None
-        pred = parse(f"\\boxed{{{_DIGIT_GROUP_SEPARATOR.sub('', _unbox(box))}}}", _EXTRACTION, parsing_timeout=None)
-        extracted = box
-    else:
-        pred = parse(_DIGIT_GROUP_SEPARATOR.sub("", response), _EXTRACTION, parsing_timeout=None)
-        # parse returns [sympy_expr, matched_string] or [matched_string] when the match did not parse.
-        extracted = next((p for p in reversed(pred) if isinstance(p, str)), str(pred[0]) if pred else None)
+            return [], box
+        return parse(
+            f"\\boxed{{{_DIGIT_GROUP_SEPARATOR.sub('', _unbox(box))}}}", _EXTRACTION, parsing_timeout=None
+        ), box
+    pred = parse(_DIGIT_GROUP_SEPARATOR.sub("", response), _EXTRACTION, parsing_timeout=None)
+    # parse returns [sympy_expr, matched_string], or [matched_string] when the match did not parse.
+    return pred, next((p for p in reversed(pred) if isinstance(p, str)), str(pred[0]) if pred else None)
+
+
+def _compare_math_verify(gold: tuple, pred: list) -> tuple[bool, str | None]:
     if not pred:
-        return False, extracted, None
+        return False, None
     correct = _verify(gold, pred)
     if not correct:
         # math-verify forgives a percent sign on integers only ("9\\%" = 9, but "12.5\\%" = 0.125 != 12.5).
@@ -280,30 +284,34 @@ def _grade_math_verify(response: str, gold: tuple, boxed_only: bool, box: str | 
             pred_num = [v if v is not None else p for v, p in zip(pred_pct, pred, strict=True)]
             correct = _verify(gold_num, pred_num)
     unparsed = not correct and all(isinstance(p, str) for p in pred)
-    return correct, extracted, "unparseable-response" if unparsed else None
+    return correct, "unparseable-response" if unparsed else None
 
 
-def _grade_official(response: str, gold: str, boxed_only: bool, box: str | None) -> tuple[bool, str | None, str | None]:
+def _extract_official(response: str, boxed_only: bool, box: str | None) -> str | None:
     if boxed_only:
-        extracted = official.strip_string(official.clean_span(_unbox(box))) if box else None
-    else:
-        extracted = official.extract_answer(response)
-    return official.math_equal(extracted, gold), extracted, None
+        return official.strip_string(official.clean_span(_unbox(box))) if box else None
+    return official.extract_answer(response)
 
 
 def _grade_unbounded(response: str, gold: str, grader: str, boxed_only: bool) -> Grade:
     box = last_boxed(response)
-    boxed = box is not None
+    boxed, extracted = box is not None, box if boxed_only else None
     try:
         parsed_gold = _parsed_gold(gold, grader)
-        if parsed_gold is None:
-            return Grade(False, box if boxed_only else None, boxed, "unparseable-gold")
-        fn = _grade_math_verify if grader == "math-verify" else _grade_official
-        correct, extracted, error = fn(response, parsed_gold, boxed_only, box)
+        if grader == "math-verify":
+            pred, extracted = _extract_math_verify(response, boxed_only, box)
+            if parsed_gold is None:
+                return Grade(False, extracted, boxed, "unparseable-gold")
+            correct, error = _compare_math_verify(parsed_gold, pred)
+        else:
+            extracted = _extract_official(response, boxed_only, box)
+            if parsed_gold is None:
+                return Grade(False, extracted, boxed, "unparseable-gold")
+            correct, error = official.math_equal(extracted, parsed_gold), None
         return Grade(correct, extracted, boxed, error)
     except Exception as e:  # never raise on model text
         logger.debug("grading failed", exc_info=True)
-        return Grade(False, box if boxed_only else None, boxed, f"error: {type(e).__name__}")
+        return Grade(False, extracted, boxed, f"error: {type(e).__name__}")
 
 
 def _timeout_grade(response: str, boxed_only: bool, error: str = "timeout") -> Grade:
@@ -344,14 +352,26 @@ _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 
+def _is_label(line: str, m: re.Match) -> bool:
+    after = line[m.end() : m.end() + 1]
+    return after == ":" or (
+        not line[: m.start()].strip() and after in (".", ")") and line[m.end() + 1 : m.end() + 2] in (" ", "")
+    )
+
+
 def _anywhere_candidates(response: str) -> list[str]:
     """Spans that may state a final answer, most answer-like first, each as a parseable snippet."""
     boxed = [f"\\boxed{{{c}}}" for c in reversed(_all_boxed(response))]
     stated = [f"answer is {m.group(1)}" for m in reversed(list(_ANSWER_IS.finditer(response)))]
     spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN.finditer(response)]
     maths = [f"${s.strip()}$" for s in reversed(spans) if s.strip()]
-    # The last number of each line, not every number: "Step 3" would otherwise match a gold of 3.
-    numbers = [found[-1] for line in reversed(response.splitlines()) if (found := _NUMBER.findall(line))]
+    # The last number of each line, not every number, and not a label ("Step 3:", "2) ", "1. " at the
+    # start of a line): a gold of 3 would otherwise be found in almost any response.
+    numbers = []
+    for line in reversed(response.splitlines()):
+        found = [m for m in _NUMBER.finditer(line) if not _is_label(line, m)]
+        if found:
+            numbers.append(found[-1].group(0).replace(",", ""))
     seen, out = set(), []
     for c in boxed + stated + maths + numbers:
         if c not in seen:
@@ -410,7 +430,11 @@ def _worker_main(read_fd: int, write_fd: int) -> None:
         import resource
 
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = _WORKER_MEMORY_LIMIT_BYTES if hard == resource.RLIM_INFINITY else min(hard, _WORKER_MEMORY_LIMIT_BYTES)
+        limit = (
+            _WORKER_MEMORY_LIMIT_BYTES
+            if hard == resource.RLIM_INFINITY
+            else min(hard, _WORKER_MEMORY_LIMIT_BYTES)
+        )
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     except (ImportError, ValueError, OSError):
         pass
@@ -524,7 +548,9 @@ class _Pool:
                             continue
                         worker.task, worker.deadline = index, now + hard_limit_s
                 by_conn = {w.outbox: w for w in self.workers}
-                deadlines = [w.deadline if w.ready else w.started + _WORKER_BOOT_TIMEOUT_S for w in self.workers]
+                deadlines = [
+                    w.deadline if w.ready else w.started + _WORKER_BOOT_TIMEOUT_S for w in self.workers
+                ]
                 timeout = max(0.0, min(deadlines, default=now + 1.0) - now) if deadlines else 1.0
                 for conn in wait(list(by_conn), timeout=min(timeout, 1.0)):
                     worker = by_conn[conn]
@@ -533,7 +559,9 @@ class _Pool:
                     except (EOFError, OSError):  # the worker died (crash, OOM kill, ...)
                         if not worker.ready:
                             code = worker.process.wait()
-                            raise RuntimeError(f"A grading worker failed to start (exit code {code}).") from None
+                            raise RuntimeError(
+                                f"A grading worker failed to start (exit code {code})."
+                            ) from None
                         index = worker.task
                         self._replace(worker)
                         if index is not None:
@@ -552,11 +580,17 @@ class _Pool:
                 for worker in list(self.workers):
                     if worker.task is not None and now > worker.deadline:
                         index = worker.task
-                        logger.warning("Grading task %d overran its %.1f s hard limit; restarting its worker.", index, hard_limit_s)
+                        logger.warning(
+                            "Grading task %d overran its %.1f s hard limit; restarting its worker.",
+                            index,
+                            hard_limit_s,
+                        )
                         self._replace(worker)
                         finish(index, on_failure(index, "timeout"))
                     elif not worker.ready and now > worker.started + _WORKER_BOOT_TIMEOUT_S:
-                        raise RuntimeError(f"A grading worker did not start within {_WORKER_BOOT_TIMEOUT_S:.0f} s.")
+                        raise RuntimeError(
+                            f"A grading worker did not start within {_WORKER_BOOT_TIMEOUT_S:.0f} s."
+                        )
         except BaseException:
             # Interrupted mid-batch (error, KeyboardInterrupt): busy workers hold stale tasks, drop them.
             for worker in list(self.workers):
@@ -631,7 +665,10 @@ def grade_batch(
     responses = ["" if r is None else str(r) for r in responses]
     golds = [str(g) for g in golds]
     if num_workers == 0 and _can_use_signals():
-        return [_grade_in_process(r, g, grader, boxed_only, timeout_s) for r, g in zip(responses, golds, strict=True)]
+        return [
+            _grade_in_process(r, g, grader, boxed_only, timeout_s)
+            for r, g in zip(responses, golds, strict=True)
+        ]
     tasks = [("grade", (r, g, grader, boxed_only, timeout_s)) for r, g in zip(responses, golds, strict=True)]
     return _run_in_pool(
         tasks,
@@ -656,7 +693,8 @@ def answer_anywhere_batch(
         return []
     if num_workers == 0 and _can_use_signals():
         return [_anywhere_in_process(r, g, timeout_s) for r, g in zip(responses, golds, strict=True)]
-    tasks = [("anywhere", ("" if r is None else str(r), str(g), timeout_s)) for r, g in zip(responses, golds, strict=True)]
-    return _run_in_pool(
-        tasks, num_workers, timeout_s + _HARD_LIMIT_GRACE_S, lambda i, e: False, progress
-    )
+    tasks = [
+        ("anywhere", ("" if r is None else str(r), str(g), timeout_s))
+        for r, g in zip(responses, golds, strict=True)
+    ]
+    return _run_in_pool(tasks, num_workers, timeout_s + _HARD_LIMIT_GRACE_S, lambda i, e: False, progress)

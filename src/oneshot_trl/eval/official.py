@@ -239,7 +239,9 @@ def math_equal(pred: str | None, ref: str, _depth: int = 0) -> bool:
     # Brackets: "(1,2)" vs "1,2"; the harness also strips them entirely before a string comparison, so it
     # does not tell an open interval from a closed one.
     pred_s, ref_s = pred, ref
-    if (pred[0] == "[" and pred[-1] == "]" and ref[0] != "(") or (pred[0] == "(" and pred[-1] == ")" and ref[0] != "["):
+    if (pred[0] == "[" and pred[-1] == "]" and ref[0] != "(") or (
+        pred[0] == "(" and pred[-1] == ")" and ref[0] != "["
+    ):
         pred_s, ref_s = pred_s.strip("[]()"), ref_s.strip("[]()")
     drop = str.maketrans("", "", "{}()")
     if pred_s.translate(drop).lower() == ref_s.translate(drop).lower():
@@ -317,8 +319,8 @@ def _symbolic_equal(a_str: str, b_str: str) -> bool:
     except Exception:
         pass
     try:
-        return math.isclose(complex(sympy.N(a)).real, complex(sympy.N(b)).real, rel_tol=1e-4) and math.isclose(
-            complex(sympy.N(a)).imag, complex(sympy.N(b)).imag, rel_tol=1e-4, abs_tol=1e-9
-        )
+        return math.isclose(
+            complex(sympy.N(a)).real, complex(sympy.N(b)).real, rel_tol=1e-4
+        ) and math.isclose(complex(sympy.N(a)).imag, complex(sympy.N(b)).imag, rel_tol=1e-4, abs_tol=1e-9)
     except Exception:
         return False

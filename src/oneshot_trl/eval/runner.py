@@ -360,7 +360,12 @@ def evaluate(
                     stop=list(proto.stop),
                     seed=proto.seed,
                 )
-                for row in _grade_rows(chunk, prompts, responses, proto):
+                rows = _grade_rows(chunk, prompts, responses, proto)
+                num_tokens = getattr(generator, "last_num_tokens", None)
+                if num_tokens and len(num_tokens) == len(rows):
+                    for row, counts in zip(rows, num_tokens, strict=True):
+                        row["num_tokens"] = list(counts)
+                for row in rows:
                     done[(row["benchmark"], row["problem_id"])] = row
                     if samples_file is not None:
                         samples_file.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from oneshot_trl.lab.task import answer_text, iter_pretraining_problems, train_prompt_suffix
+from oneshot_trl.data import TRAIN_PROMPT_SUFFIX
+from oneshot_trl.lab.task import answer_text, iter_pretraining_problems
 from oneshot_trl.lab.tiny import IM_END, build_random_model, build_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -87,13 +88,12 @@ def _batches(tokenizer, config: BaseModelConfig):
     """Endless (input_ids, labels) batches; the loss sees only the answer and its <|im_end|>."""
     rng = random.Random(config.seed + 1)
     problems = iter_pretraining_problems(config.seed + 2)
-    suffix = train_prompt_suffix()
     pad = tokenizer.pad_token_id
     while True:
         rows = []
         for _ in range(config.batch_size):
             p = next(problems)
-            question = p.problem + (suffix if rng.random() < config.suffix_fraction else "")
+            question = p.problem + (TRAIN_PROMPT_SUFFIX if rng.random() < config.suffix_fraction else "")
             prompt_ids = tokenizer(chat_prompt(tokenizer, question), add_special_tokens=False)["input_ids"]
             answer_ids = tokenizer(_sample_answer(rng, int(p.answer), config), add_special_tokens=False)[
                 "input_ids"

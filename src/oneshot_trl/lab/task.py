@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
+from oneshot_trl.data import TRAIN_PROMPT_SUFFIX
+
 LOW, HIGH = 10, 99  # operands are two-digit numbers: 8,100 ordered pairs
 NUM_TEST = 200
 NUM_TRAIN = 256
@@ -81,7 +83,7 @@ def tokenizer_corpus(num_problems: int = 2000, seed: int = 0) -> list[str]:
     Role names and the prompt suffix appear as often as in real lab traffic, so the few merges of a
     300-token vocabulary go to the strings that make up most of every prompt.
     """
-    suffix = train_prompt_suffix()
+    suffix = TRAIN_PROMPT_SUFFIX
     stream = iter_pretraining_problems(seed)
     texts = []
     for i in range(num_problems):
@@ -89,11 +91,3 @@ def tokenizer_corpus(num_problems: int = 2000, seed: int = 0) -> list[str]:
         question = p.problem + (suffix if i % 2 else "")
         texts.append(f"user\n{question}\nassistant\n{answer_text(p.answer, boxed=i % 3 == 0)}\n")
     return texts
-
-
-def train_prompt_suffix() -> str:
-    try:
-        from oneshot_trl.data import TRAIN_PROMPT_SUFFIX
-    except ImportError:  # TODO(lab): data.py's imports are not all written yet; drop once they land
-        return " Let's think step by step and output the final answer within \\boxed{}."
-    return TRAIN_PROMPT_SUFFIX

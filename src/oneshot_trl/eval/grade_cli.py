@@ -1,0 +1,166 @@
+"""`oneshot-trl grade FILE.jsonl`: grade a file of {response, gold} rows and print the accuracy.
+
+Works on outputs of any tool (ours, lighteval, verl, the official Qwen2.5-Math harness) as long as
+each JSON line has a response field (a string, or a list of strings for several samples) and a gold
+answer field. Each row is written back with `"correct"` and `"extracted"` (lists when the response is a
+list) and `"error"` when grading hit one (timeout, unparseable gold, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from oneshot_trl.eval.grading import GRADERS, grade_batch
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oneshot-trl grade",
+        description=__doc__.split("\n\n")[0] + " Rows are written back with the grade of each response.",
+    )
+    parser.add_argument("file", type=Path, help="JSONL file, one {response, gold} object per line.")
+    parser.add_argument(
+        "--grader",
+        choices=GRADERS,
+        default="math-verify",
+        help="math-verify (default): Hugging Face math-verify extraction and equivalence; official: the "
+        "Qwen2.5-Math harness rules used for the paper's numbers (last \\boxed{}, else 'the answer is', else "
+        "the last number; its normalisation and equivalence).",
+    )
+    parser.add_argument(
+        "--response-field",
+        default="response",
+        help="Field holding the response: a string, or a list of strings (several samples; then "
+        "'correct' is a list). Default: response.",
+    )
+    parser.add_argument(
+        "--gold-field",
+        default="gold",
+        help="Field holding the gold answer (numbers are converted to strings). Default: gold.",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="Where to write the graded rows (JSONL). Default: FILE with the suffix .graded.jsonl next to it.",
+    )
+    parser.add_argument(
+        "--boxed-only",
+        action="store_true",
+        help="Training-reward semantics: only the last \\boxed{} of a response counts; no box is wrong.",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Number of grading worker processes (default: min(8, CPU count)); 0 grades in this process.",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=3.0,
+        help="Time limit per answer in seconds (default: 3); an answer over it is graded wrong with error=timeout.",
+    )
+    return parser
+
+
+def _gold_string(gold: object) -> str:
+    if isinstance(gold, list) and len(gold) == 1:  # e.g. OlympiadBench's final_answer
+        gold = gold[0]
+    if isinstance(gold, float) and gold.is_integer():  # AMC23's 27.0
+        return str(int(gold))
+    return str(gold)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if args.timeout <= 0:
+        print("oneshot-trl grade: --timeout must be positive.", file=sys.stderr)
+        return 2
+    try:
+        lines = args.file.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        print(f"oneshot-trl grade: cannot read {args.file}: {e}", file=sys.stderr)
+        return 2
+
+    rows, responses, golds, owners = [], [], [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            print(f"oneshot-trl grade: {args.file}:{number} is not valid JSON ({e}).", file=sys.stderr)
+            return 2
+        missing = [
+            f for f in (args.response_field, args.gold_field) if not isinstance(row, dict) or f not in row
+        ]
+        if missing:
+            keys = sorted(row) if isinstance(row, dict) else type(row).__name__
+            print(
+                f"oneshot-trl grade: {args.file}:{number} has no field {missing[0]!r} (fields: {keys}); "
+                "use --response-field/--gold-field.",
+                file=sys.stderr,
+            )
+            return 2
+        samples = row[args.response_field]
+        for response in samples if isinstance(samples, list) else [samples]:
+            responses.append("" if response is None else str(response))
+            golds.append(_gold_string(row[args.gold_field]))
+            owners.append(len(rows))
+        rows.append(row)
+
+    grades = grade_batch(
+        responses,
+        golds,
+        grader=args.grader,
+        boxed_only=args.boxed_only,
+        timeout_s=args.timeout,
+        num_workers=args.workers,
+        progress=True,
+    )
+    per_row: list[list] = [[] for _ in rows]
+    for owner, g in zip(owners, grades, strict=True):
+        per_row[owner].append(g)
+    unparseable_gold_rows = 0
+    for row, row_grades in zip(rows, per_row, strict=True):
+        as_list = isinstance(row[args.response_field], list)
+        pick = (lambda values: values) if as_list else (lambda values: values[0] if values else None)
+        row["correct"] = pick([g.correct for g in row_grades])
+        row["extracted"] = pick([g.extracted for g in row_grades])
+        if any(g.error for g in row_grades):
+            row["error"] = pick([g.error for g in row_grades])
+        unparseable_gold_rows += any(g.error == "unparseable-gold" for g in row_grades)
+
+    output = args.output or args.file.with_name(args.file.name.removesuffix(".jsonl") + ".graded.jsonl")
+    with open(output, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    n = len(grades)
+    correct = sum(g.correct for g in grades)
+    errors = Counter(g.error for g in grades if g.error)
+    no_answer = sum(g.extracted is None for g in grades)
+    boxed = sum(g.boxed for g in grades)
+    accuracy = correct / n if n else 0.0
+    print(f"grader: {args.grader}{' (boxed only)' if args.boxed_only else ''}")
+    print(f"rows: {len(rows)}  responses: {n}")
+    print(f"accuracy: {accuracy:.4f} ({correct}/{n})")
+    print(f"boxed: {boxed}  no answer extracted: {no_answer}")
+    print("errors: " + (", ".join(f"{k}={v}" for k, v in sorted(errors.items())) or "none"))
+    print(f"wrote {output}")
+    if unparseable_gold_rows:
+        print(
+            f"warning: {unparseable_gold_rows} row(s) have a gold answer the {args.grader} grader cannot parse; "
+            "they are graded wrong (error=unparseable-gold).",
+            file=sys.stderr,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The GPU command, run for real on CPU: `accelerate launch` + DeepSpeed ZeRO-3 config + `-m oneshot_trl.train`.
+
+DeepSpeed has a CPU accelerator; with `use_cpu: true` in the recipe, two processes train the tiny model under
+ZeRO-3 with the exact accelerate config users launch on GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_train import ENV, REPO
+from transformers import AutoModelForCausalLM
+
+deepspeed = pytest.importorskip("deepspeed")
+
+
+@pytest.mark.slow
+@pytest.mark.deepspeed
+def test_zero3_accelerate_launch_trains_and_saves(make_recipe, tmp_path):
+    recipe = make_recipe(bf16=True, gradient_accumulation_steps=1, max_steps=2, save_steps=2)
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(REPO / "accelerate_configs/zero3.yaml"),
+        "--num_processes", "2",
+        "-m", "oneshot_trl.train", str(recipe),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "run"
+    checkpoint = out / "checkpoint-2"
+    assert (checkpoint / "global_step2").is_dir(), "no DeepSpeed (ZeRO) checkpoint shards"
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert [row["step"] for row in state["log_history"] if "loss" in row] == [1, 2]
+    # Both processes' completions were gathered: 2 processes x 4 completions of pi1 per step.
+    history = [json.loads(line) for line in (out / "accuracy_history.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["num_samples"]) for r in history] == [(1, 8), (2, 8)]
+    model = AutoModelForCausalLM.from_pretrained(out)  # the 16-bit model gathered from ZeRO-3 shards
+    assert model.num_parameters() > 0 and Path(out / "model.safetensors").exists()

@@ -1,0 +1,34 @@
+"""Train -> push: the real training entry point with `push_to_hub`, against the recording Hub stand-in."""
+
+from __future__ import annotations
+
+import pytest
+from huggingface_hub import ModelCard
+from test_hub_push import FakeHub
+from test_train import train_in_process
+
+import oneshot_trl.hub as hub
+
+
+@pytest.mark.slow
+def test_training_pushes_each_checkpoint_to_its_branch_and_the_final_model_to_main(
+    make_recipe, tmp_path, monkeypatch
+):
+    api = FakeHub(tmp_path, fail={("create_commit", "step-000002"): 1})  # first upload of step 2 fails once
+    monkeypatch.setattr(hub, "HfApi", lambda *a, **k: api)
+    recipe = make_recipe(
+        max_steps=4, save_steps=2, push_to_hub=True, hub_model_id="user/tiny-pi1", save_total_limit=1
+    )
+    train_in_process(recipe)
+
+    assert {"step-000002", "step-000004", "main"} <= set(api.branches)
+    for branch in ("step-000002", "step-000004", "main"):
+        files = api.files(branch)
+        assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= files, branch
+        assert not any(f.endswith((".pt", ".pth")) for f in files), branch
+    assert {"accuracy_history.jsonl", "recipe.yaml", "trainer_state.json"} <= api.files("step-000004")
+    history = api.branches["step-000002"]["accuracy_history.jsonl"].decode().splitlines()
+    assert len(history) == 2  # the step-2 branch carries the history up to step 2 only
+    card = ModelCard(api.branches["main"]["README.md"].decode())
+    assert "12.8" in card.text and "step-000004" in card.text
+    assert (tmp_path / "run" / "hub_pushes.json").exists()
