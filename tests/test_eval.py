@@ -109,7 +109,7 @@ def test_bundled_benchmarks_sizes_and_golds():
         for line in (Path(cli.__file__).parent.parent / "resources/benchmarks/math500.jsonl").open()
     ]
     same = sum(p.gold == r["answer"] for p, r in zip(load_benchmark("math500"), rows, strict=True))
-    assert same >= 490, same
+    assert same == 500
     minerva = load_benchmark("minerva_math")
     assert all(p.gold for p in minerva)
     for name in BENCHMARKS:
@@ -252,7 +252,57 @@ def test_transformers_generator_loaded_model_seed_and_greedy(tiny_eval_model):
     assert len({*sampled[0], *sampled[1]}) > 1  # random model at T=1: samples differ
     greedy = gen.generate(prompts, n=2, temperature=0.0, seed=0, **kw)
     assert all(len(s) == 2 and s[0] == s[1] for s in greedy)
-    assert tokenizer.padding_side == "left" or gen.tokenizer.padding_side == tokenizer.padding_side
+    # In-process use (lab, in-training eval): a loaded model + tokenizer, no output dir, nothing resolved.
+    results = evaluate(
+        model, tokenizer=tokenizer, benchmarks="aime25", limit=1, max_new_tokens=4, progress=False
+    )
+    assert results["model"] == str(tiny_eval_model) and results["commit_sha"] is None
+    assert results["benchmarks"]["aime25"]["n_samples"] == 8
+
+
+def test_custom_dataset_through_the_cli(tiny_eval_model, tmp_path):
+    data = tmp_path / "mine.jsonl"
+    data.write_text(
+        json.dumps({"q": "What is 2+3?", "a": 5}) + "\n" + json.dumps({"q": "What is 1+1?", "a": 2}) + "\n"
+    )
+    argv = [
+        "--model",
+        str(tiny_eval_model),
+        "--dataset",
+        str(data),
+        "--problem-field",
+        "q",
+        "--answer-field",
+        "a",
+    ]
+    argv += [
+        "--backend",
+        "transformers",
+        "--max-new-tokens",
+        "2",
+        "--output-dir",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
+    assert cli.main(argv) == 0
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert list(results["benchmarks"]) == ["mine"]  # --dataset alone: no bundled benchmarks
+    assert (
+        results["benchmarks"]["mine"]["n_problems"] == 2 and results["benchmarks"]["mine"]["metric"] == "acc"
+    )
+    rows = [json.loads(line) for line in (tmp_path / "o" / "samples.jsonl").open()]
+    assert [r["gold"] for r in rows] == ["5", "2"] and "What is 2+3?" in rows[0]["prompt"]
+
+
+def test_boxed_suffix_is_the_training_suffix():
+    from oneshot_trl.data import TRAIN_PROMPT_SUFFIX
+    from oneshot_trl.eval.templates import BOXED_SUFFIX
+
+    assert BOXED_SUFFIX == TRAIN_PROMPT_SUFFIX
+    assert (
+        render_prompt("Q?", "deepseek-distill-boxed")
+        == f"<｜begin▁of▁sentence｜><｜User｜>Q?{TRAIN_PROMPT_SUFFIX}<｜Assistant｜><think>\n"
+    )
 
 
 # --- end to end ---------------------------------------------------------------------------------------
@@ -288,7 +338,7 @@ def test_eval_end_to_end_transformers_all_benchmarks(tiny_eval_model, tmp_path, 
         assert (m["n_problems"], m["n_samples"], m["metric"]) == (2, 2 * n, "acc" if n == 1 else f"avg@{n}")
         assert set(m["pass@k"]) == {str(k) for k in range(1, n + 1)}
         assert 0 <= m["accuracy"] <= 1 and 0 <= m["boxed_rate"] <= 1
-    assert results["average_label"] == "six-benchmark average"
+    assert results["average_label"] == "six-benchmark average" and results["limit"] == 2
     rows = [json.loads(line) for line in (out / "samples.jsonl").open()]
     assert len(rows) == 12
     aime = next(r for r in rows if r["benchmark"] == "aime24")

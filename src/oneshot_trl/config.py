@@ -136,6 +136,29 @@ class OneShotArguments:
         default=5.0, metadata={"help": "Wall-clock limit per graded answer; a slower answer is graded wrong."}
     )
 
+    # --- Benchmarks during training (the post-saturation curve) ---
+    eval_benchmarks: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Benchmarks to evaluate at every saved checkpoint (e.g. [math500]), with `oneshot-trl eval`'s "
+            "code; results go to output_dir/eval/step-NNNNNN/ and onto the checkpoint's Hub branch. Empty: none."
+        },
+    )
+    eval_protocol: str = field(default="one-shot-rlvr", metadata={"help": "Protocol of the in-training evals."})
+    eval_backend: str = field(
+        default="transformers",
+        metadata={"help": "`transformers` or `vllm` (a second vLLM engine: leave it GPU memory) for in-training evals."},
+    )
+    eval_limit: int | None = field(
+        default=None, metadata={"help": "Evaluate only the first N problems of each benchmark (quick curves)."}
+    )
+    eval_max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Override the protocol's generation length (changes the protocol hash)."}
+    )
+    eval_before_training: bool = field(
+        default=True, metadata={"help": "Also evaluate the base model as step 0 (the official val_before_train)."}
+    )
+
     # --- Diagnostics written during training ---
     completions_per_step: int = field(
         default=16, metadata={"help": "Completions per step written to `completions.jsonl` (0: none)."}

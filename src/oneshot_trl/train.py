@@ -24,6 +24,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, get_peft_config
 
 from oneshot_trl import __version__
+from oneshot_trl.callbacks import BenchmarkEvalCallback
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
 from oneshot_trl.rewards import get_reward_funcs
@@ -106,6 +107,9 @@ def main(
         "grader": script_args.grader,
         "oneshot_trl_version": __version__,
     }
+    callbacks = []
+    if script_args.eval_benchmarks:
+        callbacks.append(BenchmarkEvalCallback(script_args, base.path, training_args.trust_remote_code))
     hub_callback = None
     if (
         training_args.push_to_hub
@@ -129,7 +133,7 @@ def main(
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=[hub_callback] if hub_callback else None,
+        callbacks=callbacks,
         completions_per_step=script_args.completions_per_step,
     )
 

@@ -346,6 +346,7 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
             backend=backend,
             output_dir=out,
             problems=problem_sets,
+            limit=args.limit,
             audit=args.audit,
             overwrite=args.overwrite,
             trust_remote_code=args.trust_remote_code,

@@ -1,0 +1,129 @@
+"""Tables and plots of lab results (markdown for the terminal and README, PNG via matplotlib)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+METRIC_LABELS = {
+    "accuracy": "accuracy (official grader)",
+    "boxed_accuracy": "boxed & correct (= reward)",
+    "boxed_rate": "boxed rate",
+    "answer_anywhere_accuracy": "answer anywhere",
+}
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, std
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def pct_pm(values: Sequence[float]) -> str:
+    mean, std = mean_std(values)
+    return f"{100 * mean:.1f} ± {100 * std:.1f}" if len(values) > 1 else pct(mean)
+
+
+def before_after_table(before: Mapping[str, float], after: Mapping[str, float]) -> str:
+    lines = ["| held-out metric (%) | before | after |", "|---|---|---|"]
+    for key, label in METRIC_LABELS.items():
+        lines.append(f"| {label} | {pct(before[key])} | {pct(after[key])} |")
+    return "\n".join(lines)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_demo(results: Mapping, path: str | Path) -> Path:
+    """Train reward per step (left) and the held-out metrics before/after (right)."""
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps = range(1, len(results["train_reward"]) + 1)
+    ax1.plot(steps, results["train_reward"], label="reward (the one example)")
+    if results.get("train_boxed_rate"):
+        ax1.plot(steps, results["train_boxed_rate"], label="boxed rate (rollouts)", alpha=0.7)
+    ax1.set(xlabel="step", ylabel="mean over rollouts", ylim=(-0.02, 1.02), title="1-shot RLVR training")
+    ax1.legend(loc="lower right", fontsize=8)
+    keys = list(METRIC_LABELS)
+    x = range(len(keys))
+    ax2.bar([i - 0.2 for i in x], [100 * results["before"][k] for k in keys], width=0.4, label="before")
+    ax2.bar([i + 0.2 for i in x], [100 * results["after"][k] for k in keys], width=0.4, label="after")
+    ax2.set_xticks(list(x), [METRIC_LABELS[k].split(" (")[0] for k in keys], fontsize=8, rotation=12)
+    ax2.set(ylabel="% of held-out problems", ylim=(0, 100), title="held-out (greedy)")
+    ax2.legend(fontsize=8)
+    fig.suptitle("oneshot-trl lab: micro-scale synthetic task (CPU)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_arms(
+    summary: Mapping[str, Mapping[str, Sequence[float]]],
+    path: str | Path,
+    title: str,
+    baseline: Mapping[str, float] | None = None,
+    keys: Sequence[str] = ("accuracy", "boxed_accuracy", "boxed_rate", "answer_anywhere_accuracy"),
+) -> Path:
+    """Grouped bars: one group per metric, one bar per arm (mean, error bar = std over seeds)."""
+    plt = _plt()
+    arms = list(summary)
+    fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(keys), 3.6))
+    groups = (["base"] if baseline else []) + arms
+    width = 0.8 / len(groups)
+    for g, arm in enumerate(groups):
+        means, stds = [], []
+        for key in keys:
+            values = [baseline[key]] if arm == "base" else summary[arm][key]
+            m, s = mean_std(values)
+            means.append(100 * m)
+            stds.append(100 * s)
+        xs = [i + (g - (len(groups) - 1) / 2) * width for i in range(len(keys))]
+        ax.bar(
+            xs, means, width=width, yerr=stds, capsize=2, label=arm, color="0.7" if arm == "base" else None
+        )
+    ax.set_xticks(range(len(keys)), [METRIC_LABELS.get(k, k).split(" (")[0] for k in keys], fontsize=8)
+    ax.set(ylabel="% of held-out problems (mean ± std over seeds)", ylim=(0, 105), title=title)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_curves(
+    curves: Mapping[str, Sequence[Sequence[float]]],
+    steps: Mapping[str, Sequence[int]],
+    path: str | Path,
+    title: str,
+    ylabel: str = "%",
+) -> Path:
+    """Mean ± std bands over seeds of several curves against step (post-saturation)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for name, runs in curves.items():
+        xs = list(steps[name])
+        cols = list(zip(*runs, strict=True))
+        stats = [mean_std(c) for c in cols]
+        means = [100 * m for m, _ in stats]
+        ax.plot(xs, means, label=name, marker="o" if len(xs) < 30 else None, markersize=3)
+        ax.fill_between(xs, [100 * (m - s) for m, s in stats], [100 * (m + s) for m, s in stats], alpha=0.2)
+    ax.set(xlabel="step", ylabel=ylabel, ylim=(-2, 102), title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,487 @@
+"""Tests of the grader (oneshot_trl.eval.grading / official / grade_cli).
+
+The case set `tests/data/grading_cases.jsonl` holds realistic (response, gold, expected) triples. A case
+applies to the graders named by its "grader" field; "xfail_reason" (a string for every grader, or a
+{grader: reason} dict) records a known miss of a grader: the test xfails when that grader still gets
+the case wrong, and fails when it gets it right (so that stale records are noticed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from oneshot_trl.eval import grade_cli, grading, official
+from oneshot_trl.eval.grading import (
+    GRADERS,
+    GoldParseError,
+    Grade,
+    answer_anywhere,
+    answer_anywhere_batch,
+    check_gold,
+    grade,
+    grade_batch,
+    last_boxed,
+)
+
+CASES_PATH = Path(__file__).parent / "data" / "grading_cases.jsonl"
+CASES = [json.loads(line) for line in CASES_PATH.read_text().splitlines() if line.strip()]
+REQUIRED_CATEGORIES = {
+    "fraction", "radical", "interval", "tuple", "set", "units", "percent", "text", "multiple_choice",
+    "multiple_boxed", "nested_boxed", "no_boxed", "truncated", "empty", "negative", "decimal_fraction",
+    "scientific", "equation", "pi", "matrix", "close_wrong",
+}  # fmt: skip
+
+TOWER = r"Simplifying, we get $\boxed{9^{9^{9^{9^{9}}}}}$."
+LONG_EXPRESSION = r"The answer is $\boxed{" + "x+" * 50_000 + "1}$"  # 100k characters
+DEEP_BRACES = r"\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}"
+PATHOLOGICAL = [TOWER, LONG_EXPRESSION, DEEP_BRACES]
+# Soft per-answer budget for the case set: pathological cases only need to prove they stop.
+FAST_TIMEOUT_S, CASE_TIMEOUT_S = 1.0, 3.0
+
+
+def _applies(case: dict, grader: str) -> bool:
+    return case["grader"] in ("both", grader)
+
+
+def _xfail_reason(case: dict, grader: str) -> str | None:
+    reason = case.get("xfail_reason")
+    return reason.get(grader) if isinstance(reason, dict) else reason
+
+
+def _timeout(case: dict) -> float:
+    return FAST_TIMEOUT_S if case["category"] == "pathological" else CASE_TIMEOUT_S
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_workers():
+    yield
+    grading.shutdown_workers()
+
+
+@pytest.fixture(scope="module")
+def serial_grades() -> dict[tuple[str, int], Grade]:
+    """In-process grades of every (grader, case): computed once, used by the per-case and batch tests."""
+    return {
+        (g, i): grade(
+            c["response"], c["gold"], grader=g, boxed_only=c.get("boxed_only", False), timeout_s=_timeout(c)
+        )
+        for g in GRADERS
+        for i, c in enumerate(CASES)
+        if _applies(c, g)
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# The case set
+# --------------------------------------------------------------------------------------------------
+
+
+def test_case_set_is_well_formed():
+    assert len(CASES) >= 150
+    for case in CASES:
+        assert isinstance(case["response"], str) and isinstance(case["gold"], str)
+        assert isinstance(case["expected"], bool)
+        assert case["grader"] in ("both", *GRADERS)
+        reason = case.get("xfail_reason")
+        assert reason is None or isinstance(reason, str) or set(reason) <= set(GRADERS)
+    categories = Counter(c["category"] for c in CASES)
+    assert REQUIRED_CATEGORIES <= set(categories), REQUIRED_CATEGORIES - set(categories)
+    # Both outcomes are well represented, so a grader that always says True/False cannot pass.
+    assert sum(c["expected"] for c in CASES) > 60 and sum(not c["expected"] for c in CASES) > 40
+
+
+@pytest.mark.parametrize("grader", GRADERS)
+@pytest.mark.parametrize(
+    "index", range(len(CASES)), ids=[f"{i}-{c['category']}" for i, c in enumerate(CASES)]
+)
+def test_case(serial_grades, grader, index):
+    case = CASES[index]
+    if not _applies(case, grader):
+        pytest.skip(f"case is for the {case['grader']} grader only")
+    result = serial_grades[(grader, index)]
+    reason = _xfail_reason(case, grader)
+    if reason is not None:
+        if result.correct != case["expected"]:
+            pytest.xfail(reason)
+        pytest.fail(f"the {grader} grader now gets this case right: remove its xfail_reason ({reason})")
+    assert result.correct == case["expected"], (result, case)
+
+
+def test_grade_batch_equals_serial_grade(serial_grades):
+    for grader in GRADERS:
+        groups: dict[tuple[bool, float], list[int]] = {}
+        for i, case in enumerate(CASES):
+            if _applies(case, grader):
+                groups.setdefault((case.get("boxed_only", False), _timeout(case)), []).append(i)
+        for (boxed_only, timeout_s), indices in groups.items():
+            batch = grade_batch(
+                [CASES[i]["response"] for i in indices],
+                [CASES[i]["gold"] for i in indices],
+                grader=grader,
+                boxed_only=boxed_only,
+                timeout_s=timeout_s,
+                num_workers=2,
+            )
+            for i, result in zip(indices, batch, strict=True):
+                assert result == serial_grades[(grader, i)], (grader, CASES[i])
+
+
+# --------------------------------------------------------------------------------------------------
+# Extraction
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (r"so $x = \boxed{\frac{1}{2}}$.", r"\frac{1}{2}"),
+        (r"first \boxed{3}, then \boxed{5}.", "5"),
+        (r"\boxed{\boxed{7}}", r"\boxed{7}"),  # the box that closes last is the outer one
+        (r"\boxed{\frac{\boxed{1}}{2}}", r"\frac{\boxed{1}}{2}"),
+        (r"\fbox{9}", "9"),
+        (r"\boxed{\{1, 2\}}", r"\{1, 2\}"),  # escaped braces are not groups
+        (r"$\boxed 5$", "5"),
+        (r"\boxed{}", ""),
+        (r"\boxed{5} but wait \boxed{\frac{3", None),  # truncated: the last box is not closed
+        ("no box here", None),
+        (r"\boxedfoo{3}", None),
+    ],
+)
+def test_last_boxed(text, expected):
+    assert last_boxed(text) == expected
+
+
+def test_grade_fields():
+    g = grade(r"We find $\boxed{\dfrac{3}{4}}$.", "0.75")
+    assert g == Grade(correct=True, extracted=r"\dfrac{3}{4}", boxed=True, error=None)
+    g = grade(r"We find $\boxed{\dfrac{3}{4}}$.", "0.75", grader="official")
+    assert g == Grade(correct=True, extracted=r"\frac{3}{4}", boxed=True, error=None)
+    # boxed_only: training semantics, no box is wrong even when the text states the answer.
+    for grader in GRADERS:
+        assert grade("The answer is 42.", "42", grader=grader).correct
+        assert grade("The answer is 42.", "42", grader=grader, boxed_only=True) == Grade(False, None, False)
+
+
+def test_official_extraction_fallbacks():
+    assert official.extract_answer("The final answer is $7$. I hope it is correct.") == "7"
+    assert official.extract_answer(r"so \boxed{\dfrac{1}{2}} and more") == r"\frac{1}{2}"
+    assert official.extract_answer("Thus the answer is 12.") == "12"
+    assert official.extract_answer("My final answer is 3.") == "3"
+    assert official.extract_answer("We get 1,234 apples and 5 pears") == "5"
+    assert official.extract_answer("no numbers") is None
+    assert official.strip_string(r"\left( 3, \frac{\pi}{2} \right)") == r"(3,\frac{\pi}{2})"
+    assert official.strip_string(r"x = \frac12") == r"\frac{1}{2}"
+    assert official.strip_string(r"30^\circ") == "30"
+    assert official.strip_string(r"5 \text{ cm}") == "5"
+    assert official.strip_string("3/4") == r"\frac{3}{4}"
+    assert official.strip_string("1.000") == "1"
+
+
+@pytest.mark.parametrize(
+    "pred, ref, expected",
+    [
+        ("50", "0.5", True),  # percentage leniency of the harness
+        ("3.14159", r"\pi", True),  # numeric closeness after evaluation
+        ("(1,2)", "(2,1)", False),
+        (r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", r"\begin{pmatrix}1&2\\3&4.0\end{pmatrix}", True),
+        ("y=2x+3", "2x-y+3=0", True),  # equations compared as lhs - rhs, either sign
+        ("x^2-4", "(x-2)(x+2)", True),
+        ("C", "C", True),
+        ("(B)", "B", True),
+        (None, "1", False),
+    ],
+)
+def test_official_math_equal(pred, ref, expected):
+    assert official.math_equal(pred, ref) is expected
+
+
+# --------------------------------------------------------------------------------------------------
+# Gold answers
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grader", GRADERS)
+def test_check_gold(grader):
+    for gold in [r"\left( 3, \frac{\pi}{2} \right)", "27.0", r"\text{(C)}", r"[-2, 5)", r"\boxed{12}"]:
+        check_gold(gold, grader=grader)
+    for gold in [r"\frac{1}{", "", "   ", r"\boxed{"]:
+        with pytest.raises(GoldParseError):
+            check_gold(gold, grader=grader)
+    with pytest.raises(ValueError, match="Unknown grader"):
+        check_gold("1", grader="exact-match")
+
+
+@pytest.mark.parametrize("grader", GRADERS)
+def test_unparseable_gold_is_reported_never_correct(grader):
+    g = grade(r"\boxed{\frac{1}{}", r"\frac{1}{", grader=grader)
+    assert g.correct is False and g.error == "unparseable-gold"
+    assert grade(r"So $\boxed{3}$.", "", grader=grader).error == "unparseable-gold"
+    batch = grade_batch([r"\boxed{1}", r"\boxed{2}"], [r"\frac{1}{", "2"], grader=grader, num_workers=1)
+    assert [(b.correct, b.error) for b in batch] == [(False, "unparseable-gold"), (True, None)]
+
+
+def test_gold_is_parsed_once():
+    gold = r"\frac{123}{457}"
+    before = grading._parsed_gold.cache_info()
+    for response in [r"\boxed{\frac{123}{457}}", r"\boxed{1}", r"\boxed{\frac{246}{914}}"]:
+        grade(response, gold)
+    after = grading._parsed_gold.cache_info()
+    assert after.misses - before.misses == 1 and after.hits - before.hits == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# Time bounds, threads, workers
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grader", GRADERS)
+@pytest.mark.parametrize("response", PATHOLOGICAL, ids=["tower", "100k-chars", "deep-braces"])
+def test_pathological_response_returns_in_bounded_time(grader, response):
+    start = time.monotonic()
+    g = grade(response, "1", grader=grader, timeout_s=FAST_TIMEOUT_S)
+    assert time.monotonic() - start < FAST_TIMEOUT_S + 1.5
+    assert g.correct is False
+    assert g.error in (None, "timeout", "unparseable-response") or g.error.startswith("error: ")
+
+
+def test_deadline_restores_signal_state():
+    def handler(signum, frame):  # pragma: no cover - must never fire during this test
+        raise AssertionError("the caller's alarm fired")
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 100.0)
+    try:
+        grade(TOWER, "1", timeout_s=0.3)  # times out: our alarm fires, then the caller's is restored
+        assert signal.getsignal(signal.SIGALRM) is handler
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 95.0 < remaining <= 100.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_grade_batch_time_limit_and_order():
+    responses = [TOWER, r"$\boxed{4}$", LONG_EXPRESSION, r"$\boxed{\frac{1}{2}}$", DEEP_BRACES]
+    golds = ["1", "4", "1", "0.5", "1"]
+    start = time.monotonic()
+    grades = grade_batch(responses, golds, timeout_s=FAST_TIMEOUT_S, num_workers=2, progress=True)
+    # 3 pathological answers over 2 workers: at most 2 rounds of the hard limit, plus scheduling slack.
+    assert time.monotonic() - start < 2 * (FAST_TIMEOUT_S + grading._HARD_LIMIT_GRACE_S) + 3
+    assert [g.correct for g in grades] == [False, True, False, True, False]
+    assert grades[0].error == "timeout" and grades[0].boxed
+
+
+def test_hard_limit_kills_and_replaces_a_stuck_worker(monkeypatch):
+    grade_batch([r"\boxed{1}"], ["1"], num_workers=1)  # warm worker
+    old_pid = grading._POOL.workers[0].process.pid
+    # Hard limit (6 - 4 = 2 s) before the soft one (6 s): the signal cannot save the worker, the kill must.
+    monkeypatch.setattr(grading, "_HARD_LIMIT_GRACE_S", -4.0)
+    start = time.monotonic()
+    grades = grade_batch([TOWER, r"\boxed{5}"], ["1", "5"], timeout_s=6.0, num_workers=1)
+    assert time.monotonic() - start < 5.0
+    assert grades[0] == Grade(False, None, True, "timeout")
+    assert grades[1].correct
+    assert grading._POOL.workers[0].process.pid != old_pid
+
+
+def test_worker_killed_while_idle_is_replaced():
+    grade_batch([r"\boxed{1}"], ["1"], num_workers=1)
+    worker = grading._POOL.workers[0]
+    os.kill(worker.process.pid, signal.SIGKILL)
+    worker.process.wait()
+    assert grade_batch([r"\boxed{2}", r"\boxed{3}"], ["2", "4"], num_workers=1) == [
+        Grade(True, "2", True),
+        Grade(False, "3", True),
+    ]
+    assert grading._POOL.workers[0].process.pid != worker.process.pid
+
+
+def test_worker_killed_mid_answer_is_replaced_and_the_answer_retried():
+    grade_batch([r"\boxed{1}"], ["1"], num_workers=1)
+    out: dict = {}
+    thread = threading.Thread(
+        target=lambda: out.update(
+            grades=grade_batch([TOWER, r"\boxed{5}"], ["1", "5"], timeout_s=1.5, num_workers=1)
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and grading._POOL.workers[0].task != 0:
+        time.sleep(0.01)
+    killed = grading._POOL.workers[0].process.pid
+    os.kill(killed, signal.SIGKILL)
+    thread.join(60)
+    assert not thread.is_alive()
+    tower, five = out["grades"]
+    assert tower.correct is False and tower.error == "timeout"  # retried on a fresh worker, then timed out
+    assert five.correct
+    assert killed not in [w.process.pid for w in grading._POOL.workers]
+
+
+def test_grade_off_the_main_thread_uses_the_pool():
+    out: dict = {}
+
+    def work():
+        out["ok"] = grade(r"So $\boxed{\sqrt{12}}$.", r"2\sqrt{3}")
+        start = time.monotonic()
+        out["tower"] = grade(TOWER, "1", timeout_s=FAST_TIMEOUT_S)
+        out["elapsed"] = time.monotonic() - start
+        out["anywhere"] = answer_anywhere("So x = 12.\nThus \\boxed{13}", "12")
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(60)
+    assert out["ok"].correct and out["anywhere"]
+    assert (
+        out["tower"].error == "timeout" and out["elapsed"] < FAST_TIMEOUT_S + grading._HARD_LIMIT_GRACE_S + 2
+    )
+
+
+def test_grade_batch_argument_errors():
+    assert grade_batch([], []) == []
+    with pytest.raises(ValueError, match="pair up"):
+        grade_batch(["a"], [])
+    with pytest.raises(ValueError, match="Unknown grader"):
+        grade_batch(["a"], ["b"], grader="nope")
+    assert grade_batch([None, r"\boxed{1}"], ["1", "1"], num_workers=0) == [
+        Grade(False, None, False),
+        Grade(True, "1", True),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# answer_anywhere
+# --------------------------------------------------------------------------------------------------
+
+ANYWHERE = [
+    # (response, gold, anywhere): the first two are graded wrong but hold the right answer.
+    (
+        "Adding, we get $x = 42$. Double-checking gives a different total, so the answer is $\\boxed{41}$.",
+        "42",
+        True,
+    ),
+    (
+        "The probability is 1/2, i.e. the answer is 0.5 before rounding. Final: \\boxed{0.6}",
+        r"\frac{1}{2}",
+        True,
+    ),
+    ("Step 3: add the two numbers.\nThe sum is 17.", "3", False),  # a step label is not an answer
+    ("1. Compute the area.\n2. The area is 24 square units.", "24", True),
+    ("We get \\boxed{\\frac{3}{4}}.", "0.75", True),
+    ("We get \\boxed{\\frac{3}{4}}.", "0.7", False),
+    ("", "1", False),
+    ("So the answer is 5.", r"\frac{1}{", False),  # unparseable gold
+]
+
+
+def test_answer_anywhere():
+    for response, gold, expected in ANYWHERE:
+        assert answer_anywhere(response, gold) is expected, response
+    assert not grade(ANYWHERE[0][0], "42").correct  # the format/reasoning split this measures
+    start = time.monotonic()
+    assert answer_anywhere(TOWER + "\n" + LONG_EXPRESSION, "2", timeout_s=FAST_TIMEOUT_S) is False
+    assert time.monotonic() - start < FAST_TIMEOUT_S + 1.5
+
+
+def test_answer_anywhere_batch_equals_serial():
+    responses, golds, expected = zip(*ANYWHERE, strict=True)
+    assert answer_anywhere_batch(list(responses), list(golds), num_workers=2) == list(expected)
+
+
+# --------------------------------------------------------------------------------------------------
+# The grade CLI
+# --------------------------------------------------------------------------------------------------
+
+
+def _write_rows(path: Path) -> None:
+    rows = [
+        {"id": 1, "response": r"So $\boxed{42}$.", "gold": "42"},
+        {"id": 2, "response": [r"\boxed{\frac{1}{2}}", "The answer is 0.5", "no idea"], "gold": r"\frac12"},
+        {"id": 3, "response": r"\boxed{27}", "gold": 27.0},
+        {"id": 4, "response": r"\boxed{3}", "gold": r"\frac{1}{"},
+        {"id": 5, "response": TOWER, "gold": "1"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_grade_cli_main(tmp_path, capsys):
+    src, out = tmp_path / "samples.jsonl", tmp_path / "graded.jsonl"
+    _write_rows(src)
+    rc = grade_cli.main([str(src), "--output", str(out), "--workers", "2", "--timeout", "1"])
+    assert rc == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[0]["correct"] is True and rows[0]["extracted"] == "42" and "error" not in rows[0]
+    assert rows[1]["correct"] == [True, True, False] and len(rows[1]["extracted"]) == 3
+    assert rows[2]["correct"] is True
+    assert rows[3]["correct"] is False and rows[3]["error"] == "unparseable-gold"
+    assert rows[4]["correct"] is False and rows[4]["error"] == "timeout"
+    captured = capsys.readouterr()
+    assert "accuracy: 0.5714 (4/7)" in captured.out
+    assert "unparseable-gold=1" in captured.out and "timeout=1" in captured.out
+    assert "warning: 1 row(s)" in captured.err
+
+
+def test_grade_cli_help_and_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        grade_cli.main(["--help"])
+    assert exc.value.code == 0
+    help_text = capsys.readouterr().out
+    for option in [
+        "--grader",
+        "--response-field",
+        "--gold-field",
+        "--output",
+        "--boxed-only",
+        "--workers",
+        "--timeout",
+    ]:
+        assert option in help_text
+    src = tmp_path / "bad.jsonl"
+    src.write_text(json.dumps({"completion": "x", "gold": "1"}) + "\n")
+    assert grade_cli.main([str(src)]) == 2
+    assert "has no field 'response'" in capsys.readouterr().err
+    src.write_text(json.dumps({"completion": r"\boxed{1}", "answer": "1"}) + "\n")
+    assert (
+        grade_cli.main(
+            [str(src), "--response-field", "completion", "--gold-field", "answer", "--workers", "0"]
+        )
+        == 0
+    )
+    graded = tmp_path / "bad.graded.jsonl"  # the default output path
+    assert json.loads(graded.read_text())["correct"] is True
+
+
+def test_grade_cli_subprocess(tmp_path):
+    src, out = tmp_path / "samples.jsonl", tmp_path / "graded.jsonl"
+    _write_rows(src)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "oneshot_trl.cli",
+        "grade",
+        str(src),
+        "--grader",
+        "official",
+        "--output",
+        str(out),
+    ]
+    proc = subprocess.run(
+        cmd + ["--workers", "1", "--timeout", "1"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy: 0.5714 (4/7)" in proc.stdout
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[1]["correct"] == [True, True, False]
+    assert rows[1]["extracted"][0] == r"\frac{1}{2}"
