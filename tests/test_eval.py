@@ -469,3 +469,34 @@ def test_revisions_summary_and_push(tiny_eval_model, tmp_path, monkeypatch, caps
     assert "| step-000004 | 4 |" in (tmp_path / "ev" / "revisions.md").read_text()
     assert pushed == [("me/run", "step-000002"), ("me/run", "step-000004")]
     assert np.isfinite(summary["rows"][0]["amc23"])
+
+
+def test_eval_hub_model_from_offline_cache(tiny_eval_model, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from huggingface_hub import constants
+
+    # The HF cache layout the Hub leaves behind: refs/<branch> -> sha, snapshots/<sha>/<files>.
+    sha = "5" * 40
+    repo_dir = tmp_path / "hub" / "models--me--tiny"
+    shutil.copytree(tiny_eval_model, repo_dir / "snapshots" / sha)
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "step-000002").write_text(sha)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    argv = ["--model", "me/tiny", "--revision", "step-000002", "--benchmarks", "aime25", "--limit", "1"]
+    argv += [
+        "--max-new-tokens",
+        "2",
+        "--backend",
+        "transformers",
+        "--output-dir",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
+    assert cli.main(argv) == 0
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert (results["model"], results["revision"], results["commit_sha"]) == ("me/tiny", "step-000002", sha)
+    capsys.readouterr()
+    assert cli.main([*argv[:2], "--revision", "step-999999", *argv[4:]]) == 2
+    assert "step-999999" in capsys.readouterr().err  # unknown revision: a clear error, no traceback

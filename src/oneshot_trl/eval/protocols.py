@@ -147,8 +147,9 @@ ONE_SHOT_RLVR = Protocol(
         "'boxed' and ends with ```; we never execute model text.",
         "avg@8: 8 samples per problem in one request (n=8) instead of the harness' 8x-concatenated files with "
         "one sample each; the same estimator.",
-        "Sampling seed: a fixed per-request seed (protocol seed) instead of vLLM's engine seed, so a resumed "
-        "run reproduces the same samples.",
+        "Sampling seed: the protocol seed as vLLM's per-request seed (instead of the engine seed), so a resumed "
+        "run reproduces the same samples; the transformers backend seeds each generate call (same chunks -> "
+        "same samples).",
         "Stops: the stop strings, plus each of them that is a single token of the tokenizer as a stop token "
         "(the harness adds ids 151645/151643 for Qwen2 models).",
         "Grading: the official extraction + math_equal rules reimplemented in oneshot_trl.eval.official "

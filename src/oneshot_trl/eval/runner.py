@@ -377,6 +377,8 @@ def evaluate(
     finally:
         if samples_file is not None:
             samples_file.close()
+        if generator is not None and isinstance(backend, str) and hasattr(generator, "close"):
+            generator.close()  # an engine we built: free it (several revisions are evaluated in one process)
 
     results = _results(problem_sets, done, proto, model_name, revision, commit_sha, backend_name, limit)
     if audit:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The instruction DeepScaleR/rllm append to every problem (train and test sets alike); ours is the same
-# string as the training prompt suffix (oneshot_trl.data.TRAIN_PROMPT_SUFFIX).
-BOXED_SUFFIX = " Let's think step by step and output the final answer within \\boxed{}."
+from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
+
+# The instruction DeepScaleR/rllm append to every problem (train and test sets alike): the training suffix.
+BOXED_SUFFIX = TRAIN_PROMPT_SUFFIX
 
 
 @dataclass(frozen=True)
