@@ -228,6 +228,9 @@ def test_unparseable_gold_is_reported_never_correct(grader):
     g = grade(r"\boxed{\frac{1}{}", r"\frac{1}{", grader=grader)
     assert g.correct is False and g.error == "unparseable-gold"
     assert grade(r"So $\boxed{3}$.", "", grader=grader).error == "unparseable-gold"
+    assert (
+        grade(r"So $\boxed{None}$.", None, grader=grader).error == "unparseable-gold"
+    )  # not the text "None"
     batch = grade_batch([r"\boxed{1}", r"\boxed{2}"], [r"\frac{1}{", "2"], grader=grader, num_workers=1)
     assert [(b.correct, b.error) for b in batch] == [(False, "unparseable-gold"), (True, None)]
 

@@ -30,7 +30,9 @@ class BenchmarkEvalCallback(TrainerCallback):
     branch carries its eval results. Accuracies are appended to the log history as `eval/<benchmark>`.
     """
 
-    def __init__(self, script_args: OneShotArguments, base_model_path: str, trust_remote_code: bool = False) -> None:
+    def __init__(
+        self, script_args: OneShotArguments, base_model_path: str, trust_remote_code: bool = False
+    ) -> None:
         self.args = script_args
         self.base_model_path = base_model_path
         self.trust_remote_code = trust_remote_code
@@ -56,9 +58,16 @@ class BenchmarkEvalCallback(TrainerCallback):
         state.log_history.append({"step": step, **scores})
         logger.info("Step %d benchmark accuracy: %s", step, {k: round(v, 4) for k, v in scores.items()})
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ):
         done = eval_dir(args.output_dir, 0) / "results.json"
-        if self.args.eval_before_training and state.global_step == 0 and state.is_world_process_zero and not done.exists():
+        if (
+            self.args.eval_before_training
+            and state.global_step == 0
+            and state.is_world_process_zero
+            and not done.exists()
+        ):
             self._evaluate(self.base_model_path, args, state)
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):

@@ -144,19 +144,26 @@ class OneShotArguments:
             "code; results go to output_dir/eval/step-NNNNNN/ and onto the checkpoint's Hub branch. Empty: none."
         },
     )
-    eval_protocol: str = field(default="one-shot-rlvr", metadata={"help": "Protocol of the in-training evals."})
+    eval_protocol: str = field(
+        default="one-shot-rlvr", metadata={"help": "Protocol of the in-training evals."}
+    )
     eval_backend: str = field(
         default="transformers",
-        metadata={"help": "`transformers` or `vllm` (a second vLLM engine: leave it GPU memory) for in-training evals."},
+        metadata={
+            "help": "`transformers` or `vllm` (a second vLLM engine: leave it GPU memory) for in-training evals."
+        },
     )
     eval_limit: int | None = field(
-        default=None, metadata={"help": "Evaluate only the first N problems of each benchmark (quick curves)."}
+        default=None,
+        metadata={"help": "Evaluate only the first N problems of each benchmark (quick curves)."},
     )
     eval_max_new_tokens: int | None = field(
-        default=None, metadata={"help": "Override the protocol's generation length (changes the protocol hash)."}
+        default=None,
+        metadata={"help": "Override the protocol's generation length (changes the protocol hash)."},
     )
     eval_before_training: bool = field(
-        default=True, metadata={"help": "Also evaluate the base model as step 0 (the official val_before_train)."}
+        default=True,
+        metadata={"help": "Also evaluate the base model as step 0 (the official val_before_train)."},
     )
 
     # --- Diagnostics written during training ---

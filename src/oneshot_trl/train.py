@@ -111,15 +111,16 @@ def main(
     if script_args.eval_benchmarks:
         callbacks.append(BenchmarkEvalCallback(script_args, base.path, training_args.trust_remote_code))
     hub_callback = None
-    if (
-        training_args.push_to_hub
-    ):  # created before the trainer: it takes pushing over from transformers' Trainer
+    if training_args.push_to_hub:
+        # Created before the trainer: it takes pushing over from transformers' Trainer. It comes after the eval
+        # callback so that a checkpoint's branch carries that checkpoint's eval results.
         from oneshot_trl.hub import HubPushCallback, describe_hardware
 
         run_info["hardware"] = describe_hardware(training_args)
         hub_callback = HubPushCallback.from_training_args(
             training_args, recipe_path=recipe_path, run_info=run_info
         )
+        callbacks.append(hub_callback)
     if training_args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "oneshot_run.json").write_text(json.dumps(run_info, indent=2))

@@ -69,6 +69,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _gold_string(gold: object) -> str:
+    if gold is None:
+        return ""  # graded wrong with error=unparseable-gold
     if isinstance(gold, list) and len(gold) == 1:  # e.g. OlympiadBench's final_answer
         gold = gold[0]
     if isinstance(gold, float) and gold.is_integer():  # AMC23's 27.0

@@ -157,8 +157,13 @@ def _unbox(content: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+def _text(value: object) -> str:
+    # None (a missing response or gold) is empty text, never the string "None".
+    return "" if value is None else str(value)
+
+
 def _gold_text(gold: str) -> str:
-    gold = str(gold).strip()
+    gold = gold.strip()
     if "\\boxed" in gold or "\\fbox" in gold:  # a reference solution: its last box is the answer
         return last_boxed(gold) or ""
     return gold
@@ -189,11 +194,11 @@ def _check_grader(grader: str) -> None:
 def check_gold(gold: str, grader: str = "math-verify") -> None:
     """Raise `GoldParseError` if `grader` cannot parse the gold answer `gold`."""
     _check_grader(grader)
-    parse_gold = lambda: _parsed_gold(str(gold), grader)  # noqa: E731
+    parse_gold = lambda: _parsed_gold(_text(gold), grader)  # noqa: E731
     # Golds are trusted data, but a pathological one must not hang either (when signals are usable).
     parsed = _call_with_deadline(parse_gold, 30.0, None) if _can_use_signals() else parse_gold()
     if parsed is None:
-        raise GoldParseError(f"The {grader} grader cannot parse the gold answer {str(gold)[:200]!r}.")
+        raise GoldParseError(f"The {grader} grader cannot parse the gold answer {_text(gold)[:200]!r}.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -320,9 +325,9 @@ def _timeout_grade(response: str, boxed_only: bool, error: str = "timeout") -> G
 
 
 def _grade_in_process(response: str, gold: str, grader: str, boxed_only: bool, timeout_s: float) -> Grade:
-    response = "" if response is None else str(response)
+    response = _text(response)
     return _call_with_deadline(
-        lambda: _grade_unbounded(response, str(gold), grader, boxed_only),
+        lambda: _grade_unbounded(response, _text(gold), grader, boxed_only),
         timeout_s,
         _timeout_grade(response, boxed_only),
     )
@@ -395,8 +400,8 @@ def _anywhere_unbounded(response: str, gold: str) -> bool:
 
 
 def _anywhere_in_process(response: str, gold: str, timeout_s: float) -> bool:
-    response = "" if response is None else str(response)
-    return bool(_call_with_deadline(lambda: _anywhere_unbounded(response, str(gold)), timeout_s, False))
+    response = _text(response)
+    return bool(_call_with_deadline(lambda: _anywhere_unbounded(response, _text(gold)), timeout_s, False))
 
 
 def answer_anywhere(response: str, gold: str, *, timeout_s: float = 3.0) -> bool:
@@ -438,12 +443,15 @@ def _worker_main(read_fd: int, write_fd: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     except (ImportError, ValueError, OSError):
         pass
+    # Ctrl-C reaches the whole process group: the parent handles it (and stops us), a worker must not die
+    # mid-answer with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     outbox.send("ready")
     while True:
         try:
             kind, args = inbox.recv()
-        except (EOFError, OSError, KeyboardInterrupt):
+        except (EOFError, OSError):
             return
         outbox.send(_TASKS[kind](*args))
 
@@ -463,6 +471,10 @@ class _Worker:
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
+        except BaseException:
+            os.close(task_w)
+            os.close(result_r)
+            raise
         finally:
             os.close(task_r)
             os.close(result_w)
@@ -559,6 +571,7 @@ class _Pool:
                     except (EOFError, OSError):  # the worker died (crash, OOM kill, ...)
                         if not worker.ready:
                             code = worker.process.wait()
+                            self._replace(worker)
                             raise RuntimeError(
                                 f"A grading worker failed to start (exit code {code})."
                             ) from None
@@ -594,7 +607,7 @@ class _Pool:
         except BaseException:
             # Interrupted mid-batch (error, KeyboardInterrupt): busy workers hold stale tasks, drop them.
             for worker in list(self.workers):
-                if worker.task is not None or not worker.ready:
+                if worker.task is not None:
                     self._replace(worker)
             raise
         finally:
@@ -662,13 +675,14 @@ def grade_batch(
     _check_lengths(responses, golds)
     if not responses:
         return []
-    responses = ["" if r is None else str(r) for r in responses]
-    golds = [str(g) for g in golds]
+    responses, golds = [_text(r) for r in responses], [_text(g) for g in golds]
     if num_workers == 0 and _can_use_signals():
-        return [
-            _grade_in_process(r, g, grader, boxed_only, timeout_s)
-            for r, g in zip(responses, golds, strict=True)
-        ]
+        pairs = zip(responses, golds, strict=True)
+        if progress:
+            from tqdm.auto import tqdm
+
+            pairs = tqdm(pairs, total=len(responses), desc="grading", unit="answer")
+        return [_grade_in_process(r, g, grader, boxed_only, timeout_s) for r, g in pairs]
     tasks = [("grade", (r, g, grader, boxed_only, timeout_s)) for r, g in zip(responses, golds, strict=True)]
     return _run_in_pool(
         tasks,
@@ -693,8 +707,5 @@ def answer_anywhere_batch(
         return []
     if num_workers == 0 and _can_use_signals():
         return [_anywhere_in_process(r, g, timeout_s) for r, g in zip(responses, golds, strict=True)]
-    tasks = [
-        ("anywhere", ("" if r is None else str(r), str(g), timeout_s))
-        for r, g in zip(responses, golds, strict=True)
-    ]
+    tasks = [("anywhere", (_text(r), _text(g), timeout_s)) for r, g in zip(responses, golds, strict=True)]
     return _run_in_pool(tasks, num_workers, timeout_s + _HARD_LIMIT_GRACE_S, lambda i, e: False, progress)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["extract_answer", "strip_string", "math_equal", "matching_brace"]
+__all__ = ["clean_span", "extract_answer", "math_equal", "matching_brace", "raw_answer", "strip_string"]
 
 
 def matching_brace(text: str, open_index: int) -> int | None:
@@ -153,7 +153,7 @@ def strip_string(string: str, skip_unit: bool = False) -> str:
     if not skip_unit:
         for _ in range(2):
             stripped = _UNIT_RE.sub(r"\1", s).strip()
-            if stripped:
+            if re.sub(r"\\(?:text|mbox|mathrm)\{\s*\}", "", stripped).strip():  # keep "\text{east}" whole
                 s = stripped
     for token in ("^{\\circ}", "^\\circ", "\\$", "$", "\\(", "\\)", "\\%", "%", "\\mathbf"):
         s = s.replace(token, "")

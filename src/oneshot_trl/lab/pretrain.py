@@ -85,16 +85,22 @@ def _sample_answer(rng: random.Random, value: int, config: BaseModelConfig) -> s
 
 
 def _batches(tokenizer, config: BaseModelConfig):
-    """Endless (input_ids, labels) batches; the loss sees only the answer and its <|im_end|>."""
+    """Endless (input_ids, labels) batches; the loss sees only the answer and its <|im_end|>.
+
+    A batch is all bare prompts or all prompts with the training suffix, so short batches are not padded
+    to the long prompts' length (the suffix triples a prompt's length and the CPU time of its batch).
+    """
     rng = random.Random(config.seed + 1)
     problems = iter_pretraining_problems(config.seed + 2)
     pad = tokenizer.pad_token_id
     while True:
+        suffix = TRAIN_PROMPT_SUFFIX if rng.random() < config.suffix_fraction else ""
         rows = []
         for _ in range(config.batch_size):
             p = next(problems)
-            question = p.problem + (TRAIN_PROMPT_SUFFIX if rng.random() < config.suffix_fraction else "")
-            prompt_ids = tokenizer(chat_prompt(tokenizer, question), add_special_tokens=False)["input_ids"]
+            prompt_ids = tokenizer(chat_prompt(tokenizer, p.problem + suffix), add_special_tokens=False)[
+                "input_ids"
+            ]
             answer_ids = tokenizer(_sample_answer(rng, int(p.answer), config), add_special_tokens=False)[
                 "input_ids"
             ]
