@@ -16,7 +16,9 @@ from oneshot_trl.lab.task import DEFAULT_EXAMPLE, iter_pretraining_problems, par
 REPO = Path(__file__).resolve().parents[1]
 
 # Shrunk base model for tests: 2 layers, 1 head of 64 (head_dim >= 32), a few steps.
-TINY_BASE = BaseModelConfig(hidden_size=64, num_layers=2, num_heads=2, steps=3, batch_size=8, warmup_steps=1)
+TINY_BASE = BaseModelConfig(
+    hidden_size=64, num_layers=2, num_heads=2, max_steps=3, batch_size=8, warmup_steps=1
+)
 
 
 def test_splits_are_disjoint_and_pretraining_never_sees_the_test_split():
@@ -36,7 +38,7 @@ def test_base_model_is_cached_by_config(tmp_path, monkeypatch):
     path = get_base_model(TINY_BASE, progress=False)
     assert path.parent == tmp_path / "cache" / "lab" and (path / "config.json").is_file()
     info = json.loads((path / "lab_base.json").read_text())
-    assert info["config_hash"] == TINY_BASE.hash() and info["config"]["steps"] == 3
+    assert info["config_hash"] == TINY_BASE.hash() and info["config"]["max_steps"] == 3 and info["steps"] == 3
 
     def fail(*args, **kwargs):
         raise AssertionError("a cached base model must not be pretrained again")
@@ -47,7 +49,9 @@ def test_base_model_is_cached_by_config(tmp_path, monkeypatch):
     assert other.hash() != TINY_BASE.hash()
     with pytest.raises(AssertionError, match="must not be pretrained"):
         get_base_model(other, progress=False)
-    assert not list((tmp_path / "cache" / "lab").glob(".base-*")), "no half-written cache entry is left behind"
+    assert not list((tmp_path / "cache" / "lab").glob(".base-*")), (
+        "no half-written cache entry is left behind"
+    )
 
 
 def test_pretraining_is_deterministic(tmp_path):
@@ -69,3 +73,86 @@ def test_recipe_matches_the_demo_run():
     assert {k: v for k, v in recipe.items() if k != "save_strategy"} == {
         k: v for k, v in expected.items() if k != "save_strategy"
     }
+
+
+# A base model that learns enough arithmetic for the one example's reward to move within 20 GRPO steps, in
+# about 40 s on one core: 2 layers instead of 4, half the batch, fewer val checks.
+CI_BASE = BaseModelConfig(num_layers=2, batch_size=32, max_steps=500, target_accuracy=0.6, check_every=25)
+
+
+@pytest.fixture(scope="module")
+def ci_base(tmp_path_factory) -> Path:
+    cache = tmp_path_factory.mktemp("lab-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(pretrain.CACHE_ENV, str(cache))
+        return get_base_model(CI_BASE, progress=False)
+
+
+@pytest.mark.slow
+def test_lab_demo_end_to_end(ci_base, tmp_path):
+    """`oneshot-trl lab`: base eval, 1-shot GRPO through the real trainer, eval, report files, reloadable checkpoint."""
+    from transformers import AutoModelForCausalLM
+
+    from oneshot_trl.lab import cli
+
+    out = tmp_path / "demo"
+    argv = [
+        "--base-model",
+        str(ci_base),
+        "--output-dir",
+        str(out),
+        "--steps",
+        "20",
+        "--eval-limit",
+        "40",
+        "--quiet",
+    ]
+    assert cli.main(argv) == 0
+
+    results = json.loads((out / "results.json").read_text())
+    for phase in ("before", "after"):
+        assert set(results[phase]) >= {"accuracy", "boxed_rate", "answer_anywhere_accuracy", "boxed_accuracy"}
+        assert results[phase]["n_problems"] == 40
+        assert all(
+            0 <= results[phase][k] <= 1 for k in ("accuracy", "boxed_rate", "answer_anywhere_accuracy")
+        )
+    assert results["before"]["boxed_rate"] == 0  # the base answers "The answer is N." when greedy
+    rewards = results["train_reward"]
+    assert len(rewards) == 20 and results["seconds"] > 0
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert last > first + 0.1, f"training on the one example did not raise its reward: {rewards}"
+
+    for path in ("lab.png", "eval_before/samples.jsonl", "eval_after/results.json", "run/trainer_state.json"):
+        assert (out / path).is_file(), path
+    run_info = json.loads((out / "run" / "oneshot_run.json").read_text())
+    assert (
+        run_info["examples"][0]["problem"] == "What is 37+48?" and run_info["examples"][0]["answer"] == "85"
+    )
+    AutoModelForCausalLM.from_pretrained(out / "run")  # the checkpoint is an ordinary model folder
+
+
+@pytest.mark.slow
+def test_experiment_writes_mean_std_report(ci_base, tmp_path, monkeypatch):
+    """An experiment runs every arm for every seed and reports mean ± std (tiny: 2 arms, 2 seeds, 2 steps)."""
+    from oneshot_trl.lab import experiments
+    from oneshot_trl.lab.experiments import Arm, Experiment, run_experiment
+
+    tiny = Experiment(
+        "format-only",
+        "test",
+        (
+            Arm("accuracy reward", RLRunConfig(steps=2)),
+            Arm("format reward", RLRunConfig(steps=2, reward="format")),
+        ),
+    )
+    monkeypatch.setitem(experiments.EXPERIMENTS, "format-only", tiny)
+    results = run_experiment(
+        "format-only", str(ci_base), tmp_path, seeds=(0, 1), eval_limit=10, progress=False
+    )
+    assert set(results["arms"]) == {"accuracy reward", "format reward"}
+    for arm in results["arms"].values():
+        assert len(arm["values"]["accuracy"]) == 2 and arm["std"]["accuracy"] >= 0
+    assert results["runs"]["format reward"][0]["config"]["reward"] == "format"
+    table = (tmp_path / "results.md").read_text()
+    assert "format reward" in table and "±" in table
+    assert (tmp_path / "lab-format-only.png").is_file()

@@ -4,6 +4,7 @@
     oneshot-trl lab --output-dir runs/lab             # + results.json, lab.png, the checkpoint in runs/lab/
     oneshot-trl lab --experiment entropy --seeds 0,1,2
     oneshot-trl lab --save-base runs/lab-base         # the base model as a folder (then: recipes/lab.yaml)
+    oneshot-trl lab --save-test-set runs/lab-test.jsonl   # the held-out problems, for `oneshot-trl eval`
     oneshot-trl lab --base-model user/lab-base        # a base model pushed to the Hub, or any local folder
 
 The first run pretrains the tiny base model (a few minutes) and caches it under $ONESHOT_TRL_CACHE
@@ -61,6 +62,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--save-base", metavar="DIR", default=None, help="Copy the base model to DIR and exit."
     )
+    parser.add_argument(
+        "--save-test-set",
+        metavar="FILE",
+        default=None,
+        help="Write the held-out problems as JSONL (problem, answer) for `oneshot-trl eval --dataset FILE` and exit.",
+    )
     parser.add_argument("--quiet", action="store_true", help="No progress bars, warnings only.")
     return parser
 
@@ -80,19 +87,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from oneshot_trl.lab import experiments, report
-    from oneshot_trl.lab.runs import RLRunConfig
-    from oneshot_trl.lab.task import parse_example
+    from oneshot_trl.lab.runs import RLRunConfig, write_problems
+    from oneshot_trl.lab.task import parse_example, splits
 
     try:
         example = parse_example(args.example)
     except ValueError as err:
         print(f"oneshot-trl lab: {err}", file=sys.stderr)
         return 2
-    base = experiments.resolve_base(args.base_model, args.base_revision, args.pretrain_steps, progress)
+    if args.save_test_set:
+        path = write_problems(splits()["test"], Path(args.save_test_set))
+        print(f"{len(splits()['test'])} held-out problems written to {path}")
     if args.save_base:
+        base = experiments.resolve_base(args.base_model, args.base_revision, args.pretrain_steps, progress)
         shutil.copytree(base, args.save_base, dirs_exist_ok=True)
         print(f"base model copied to {args.save_base}")
+    if args.save_test_set or args.save_base:
         return 0
+    base = experiments.resolve_base(args.base_model, args.base_revision, args.pretrain_steps, progress)
 
     if args.experiment:
         output_dir = Path(args.output_dir or f"runs/lab-{args.experiment}")

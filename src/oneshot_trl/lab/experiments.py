@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from oneshot_trl.lab import report
-from oneshot_trl.lab.runs import METRICS, RLRunConfig, evaluate_lab, run, series
+from oneshot_trl.lab.runs import METRICS, RLRunConfig, evaluate_lab, run
 from oneshot_trl.lab.task import splits
 
 logger = logging.getLogger(__name__)
@@ -39,9 +39,8 @@ class Experiment:
     claim: str  # what the paper reports, that this experiment puts to a micro-scale test
     arms: tuple[Arm, ...] = ()
     eval_every: int | None = None  # also evaluate checkpoints every N steps (post-saturation)
-    build_arms: Callable[..., tuple[Arm, ...]] | None = field(
-        default=None, repr=False
-    )  # arms that need a run first
+    # arms that can only be named after a run (selection): (base_model, output_dir, seeds, progress) -> arms
+    build_arms: Callable[..., tuple[Arm, ...]] | None = field(default=None, repr=False)
 
 
 def _slug(name: str) -> str:
@@ -105,6 +104,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 Arm("entropy 0", RLRunConfig(entropy_coeff=0.0)),
                 Arm("entropy 0.001 (paper)", RLRunConfig(entropy_coeff=0.001)),
                 Arm("entropy 0.01", RLRunConfig(entropy_coeff=0.01)),
+                Arm("entropy 0.1", RLRunConfig(entropy_coeff=0.1)),
             ),
         ),
         Experiment(
@@ -148,7 +148,7 @@ def resolve_base(
         return resolve_model(base_model, revision=revision).path
     from oneshot_trl.lab.pretrain import BaseModelConfig, get_base_model
 
-    config = BaseModelConfig() if pretrain_steps is None else BaseModelConfig(steps=pretrain_steps)
+    config = BaseModelConfig() if pretrain_steps is None else BaseModelConfig(max_steps=pretrain_steps)
     return str(get_base_model(config, progress=progress))
 
 
@@ -205,7 +205,6 @@ def run_experiment(
     arms = experiment.arms or experiment.build_arms(base_model, output_dir, seeds, progress)
     if steps is not None:
         arms = tuple(Arm(a.name, a.config.with_(steps=steps)) for a in arms)
-    summary: dict[str, dict[str, list[float]]] = {}
     runs: dict[str, list[dict]] = {}
     curves: dict[str, dict] = {}
     for arm in arms:
@@ -218,10 +217,6 @@ def run_experiment(
             if experiment.eval_every:
                 record["held_out_curve"] = _checkpoint_curve(run_dir / "run", before, eval_limit, progress)
             runs.setdefault(arm.name, []).append(record)
-            values = summary.setdefault(arm.name, {m: [] for m in (*METRICS, "final_train_reward")})
-            for m in METRICS:
-                values[m].append(record["after"][m])
-            values["final_train_reward"].append(_tail_mean(record["train_reward"]))
     if experiment.eval_every:
         curves = _saturation_summary(runs)
     results = {
@@ -231,15 +226,7 @@ def run_experiment(
         "base_model": base_model,
         "seeds": list(seeds),
         "base": before,
-        "arms": {
-            arm: {
-                "config": runs[arm][0]["config"],
-                "values": values,
-                "mean": {k: report.mean_std(v)[0] for k, v in values.items()},
-                "std": {k: report.mean_std(v)[1] for k, v in values.items()},
-            }
-            for arm, values in summary.items()
-        },
+        "arms": summarize_arms(runs),
         **({"saturation": curves} if curves else {}),
         "runs": runs,
         "seconds": round(time.time() - start, 1),
@@ -248,6 +235,25 @@ def run_experiment(
     (output_dir / "results.md").write_text(experiment_table(results) + "\n")
     _plot_experiment(results, experiment, output_dir / f"lab-{name}.png")
     return results
+
+
+# per-run numbers reported per arm: held-out metrics after training, and the last 5 steps' training logs
+TRAIN_TAILS = {"train_reward": "train_reward", "train_accuracy": "train_accuracy", "entropy": "entropy"}
+
+
+def summarize_arms(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per arm: every seed's value of each metric, and their mean and std."""
+    arms = {}
+    for arm, records in runs.items():
+        values = {m: [r["after"][m] for r in records] for m in METRICS}
+        values |= {f"final_{k}": [_tail_mean(r[key]) for r in records] for k, key in TRAIN_TAILS.items()}
+        arms[arm] = {
+            "config": records[0]["config"],
+            "values": values,
+            "mean": {k: report.mean_std(v)[0] for k, v in values.items()},
+            "std": {k: report.mean_std(v)[1] for k, v in values.items()},
+        }
+    return arms
 
 
 def _tail_mean(values: Sequence[float], n: int = 5) -> float:
@@ -301,21 +307,29 @@ def experiment_table(results: dict) -> str:
         f"**{results['experiment']}** — micro-scale synthetic task (CPU); {len(seeds)} seed(s) {seeds}; "
         f"held-out {results['base']['n_problems']} problems, greedy; mean ± std over seeds, in %.",
         "",
-        "| arm | accuracy | boxed & correct | boxed rate | answer anywhere | final train reward |",
-        "|---|---|---|---|---|---|",
+        "| arm | accuracy | boxed & correct | boxed rate | answer anywhere | train reward | train acc. | entropy |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     base = results["base"]
     lines.append(
         f"| base model | {report.pct(base['accuracy'])} | {report.pct(base['boxed_accuracy'])} | "
-        f"{report.pct(base['boxed_rate'])} | {report.pct(base['answer_anywhere_accuracy'])} | – |"
+        f"{report.pct(base['boxed_rate'])} | {report.pct(base['answer_anywhere_accuracy'])} | – | – | – |"
     )
     for arm, data in results["arms"].items():
         v = data["values"]
+        entropy, entropy_std = report.mean_std(v["final_entropy"])
         lines.append(
             f"| {arm} | {report.pct_pm(v['accuracy'])} | {report.pct_pm(v['boxed_accuracy'])} | "
             f"{report.pct_pm(v['boxed_rate'])} | {report.pct_pm(v['answer_anywhere_accuracy'])} | "
-            f"{report.pct_pm(v['final_train_reward'])} |"
+            f"{report.pct_pm(v['final_train_reward'])} | {report.pct_pm(v['final_train_accuracy'])} | "
+            f"{entropy:.3f} ± {entropy_std:.3f} |"
         )
+    lines += [
+        "",
+        "Held-out columns: after training, greedy. `train reward` (the arm's own reward), `train acc.` (accuracy "
+        "reward on the training examples, logged in every mode) and `entropy` (mean token entropy of the "
+        "rollouts, nats): mean of the last 5 steps.",
+    ]
     for arm, per_seed in results.get("saturation", {}).items():
         lines += ["", f"Saturation ({arm}): step where the example's train accuracy first reaches 90% (5-step mean),"
                   " held-out accuracy at that checkpoint and at the end:", "",
@@ -351,4 +365,4 @@ def _plot_experiment(results: dict, experiment: Experiment, path: Path) -> None:
     )
 
 
-__all__ = ["EXPERIMENTS", "run_demo", "run_experiment", "resolve_base", "series"]
+__all__ = ["EXPERIMENTS", "run_demo", "run_experiment", "resolve_base"]

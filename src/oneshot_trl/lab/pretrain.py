@@ -1,10 +1,13 @@
 """Pretrain the lab's base model: arithmetic learned, answer format not.
 
 The base model plays the role of Qwen2.5-Math-1.5B in the paper: it can do the task some of the time
-and mostly answers in a format the boxed-only reward does not accept. Its pretraining answers are 30%
-`\\boxed{N}` and 70% "The answer is N." (so greedy decoding never boxes, sampling sometimes does), with
-10% arithmetic slips, and it is stopped before it masters addition. A plain next-token loop on the
-answer tokens: this is not the part of the project under study.
+and mostly answers in a format the boxed-only reward does not accept. Its pretraining answers are a
+the column sums and a final answer, 30% "The answer is \\boxed{N}." and 70% "The answer is N." (so greedy
+decoding never boxes, sampling sometimes does), with 10% arithmetic slips. Addition is learned in a fast transition (from ~10% to ~95% greedy accuracy
+within ~150 steps), so a fixed step count would land anywhere on it depending on the machine's float
+rounding; instead pretraining stops as soon as greedy accuracy on the held-out `val` split reaches
+`target_accuracy` (checked every `check_every` steps, graded by the package's official grader). A plain
+next-token loop on the answer tokens: this is not the part of the project under study.
 
 Built deterministically from `BaseModelConfig` and cached under `cache_dir()/lab/base-<hash>`, so the
 second `oneshot-trl lab` starts in seconds; the folder is an ordinary model repo (push it with
@@ -29,13 +32,20 @@ import torch
 from tqdm.auto import tqdm
 
 from oneshot_trl.data import TRAIN_PROMPT_SUFFIX
-from oneshot_trl.lab.task import answer_text, iter_pretraining_problems
+from oneshot_trl.lab.task import (
+    EVAL_TEMPLATE,
+    SLIPS,
+    ArithmeticProblem,
+    answer_text,
+    iter_pretraining_problems,
+    splits,
+)
 from oneshot_trl.lab.tiny import IM_END, build_random_model, build_tokenizer
 
 logger = logging.getLogger(__name__)
 
 # Bump when the pretraining code changes what it produces: cached models of other versions are rebuilt.
-PRETRAIN_VERSION = 1
+PRETRAIN_VERSION = 3
 CACHE_ENV = "ONESHOT_TRL_CACHE"
 
 
@@ -47,15 +57,24 @@ class BaseModelConfig:
     hidden_size: int = field(default=128, metadata={"help": "Model width (head_dim = hidden / heads >= 32)."})
     num_layers: int = field(default=4, metadata={"help": "Transformer layers."})
     num_heads: int = field(default=4, metadata={"help": "Attention heads."})
-    steps: int = field(default=1500, metadata={"help": "Pretraining steps (fewer: weaker arithmetic)."})
+    max_steps: int = field(
+        default=1000, metadata={"help": "Pretraining steps at most (the LR schedule's length)."}
+    )
+    target_accuracy: float = field(
+        default=0.5,
+        metadata={"help": "Stop once greedy accuracy on the val split reaches this (1.0: never)."},
+    )
+    check_every: int = field(default=10, metadata={"help": "Steps between val checks (after warmup)."})
     batch_size: int = field(default=64, metadata={"help": "Sequences per pretraining step."})
-    learning_rate: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
+    learning_rate: float = field(
+        default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay to 10%)."}
+    )
     warmup_steps: int = field(default=100, metadata={"help": "Linear warmup steps."})
     boxed_fraction: float = field(default=0.3, metadata={"help": "Share of answers written as \\boxed{N}."})
     slip_rate: float = field(default=0.1, metadata={"help": "Share of answers with an arithmetic slip."})
     suffix_fraction: float = field(
-        default=0.5,
-        metadata={"help": "Share of prompts with the training suffix (the rest: bare, as in eval)."},
+        default=1.0,
+        metadata={"help": "Share of batches with the training suffix (the rest: bare questions)."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of the weights and the data stream."})
 
@@ -78,10 +97,9 @@ def chat_prompt(tokenizer, question: str) -> str:
     )
 
 
-def _sample_answer(rng: random.Random, value: int, config: BaseModelConfig) -> str:
-    if rng.random() < config.slip_rate:
-        value += rng.choice((-10, -2, -1, 1, 2, 10))  # a plausible slip: a digit or a carry off
-    return answer_text(value, boxed=rng.random() < config.boxed_fraction) + IM_END
+def _sample_answer(rng: random.Random, problem: ArithmeticProblem, config: BaseModelConfig) -> str:
+    slip = rng.choice(SLIPS) if rng.random() < config.slip_rate else None
+    return answer_text(problem, boxed=rng.random() < config.boxed_fraction, slip=slip) + IM_END
 
 
 def _batches(tokenizer, config: BaseModelConfig):
@@ -101,9 +119,7 @@ def _batches(tokenizer, config: BaseModelConfig):
             prompt_ids = tokenizer(chat_prompt(tokenizer, p.problem + suffix), add_special_tokens=False)[
                 "input_ids"
             ]
-            answer_ids = tokenizer(_sample_answer(rng, int(p.answer), config), add_special_tokens=False)[
-                "input_ids"
-            ]
+            answer_ids = tokenizer(_sample_answer(rng, p, config), add_special_tokens=False)["input_ids"]
             rows.append((prompt_ids, answer_ids))
         length = max(len(p) + len(a) for p, a in rows)
         input_ids = torch.full((len(rows), length), pad)
@@ -112,6 +128,23 @@ def _batches(tokenizer, config: BaseModelConfig):
             input_ids[i, : len(p) + len(a)] = torch.tensor(p + a)
             labels[i, len(p) : len(p) + len(a)] = torch.tensor(a)
         yield input_ids, labels
+
+
+def val_accuracy(model, tokenizer) -> float:
+    """Greedy accuracy on the `val` split, prompted as the lab's eval prompts (official grader)."""
+    from oneshot_trl.eval.grading import grade_batch
+    from oneshot_trl.eval.templates import render_prompt
+
+    problems = splits()["val"]
+    prompts = [render_prompt(p.problem, EVAL_TEMPLATE, tokenizer) for p in problems]
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    model.eval()
+    with torch.inference_mode():
+        out = model.generate(**enc, max_new_tokens=32, do_sample=False)
+    model.train()
+    texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    grades = grade_batch(texts, [p.answer for p in problems], grader="official", num_workers=0)
+    return sum(g.correct for g in grades) / len(grades)
 
 
 def pretrain(config: BaseModelConfig, output_dir: str | Path, progress: bool = True) -> dict:
@@ -127,20 +160,20 @@ def pretrain(config: BaseModelConfig, output_dir: str | Path, progress: bool = T
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
 
-    def lr_lambda(step: int) -> float:  # linear warmup, cosine to 10% of the peak
+    def lr_lambda(step: int) -> float:  # linear warmup, then cosine to 10% at max_steps
         if step < config.warmup_steps:
             return (step + 1) / config.warmup_steps
-        progress_frac = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-        return 0.1 + 0.45 * (1 + math.cos(math.pi * progress_frac))
+        done = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, done)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     model.train()
-    losses = []
+    losses, accuracy, step = [], None, 0
     batches = _batches(tokenizer, config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        bar = tqdm(range(config.steps), desc="pretrain base model", disable=not progress, leave=False)
-        for _ in bar:
+        bar = tqdm(total=config.max_steps, desc="pretrain base model", disable=not progress, leave=False)
+        while step < config.max_steps:
             input_ids, labels = next(batches)
             # right padding + causal attention: pads never influence real tokens, so no mask is needed
             loss = model(input_ids=input_ids, labels=labels).loss
@@ -150,7 +183,26 @@ def pretrain(config: BaseModelConfig, output_dir: str | Path, progress: bool = T
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
-            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", refresh=False)
+            step += 1
+            bar.update(1)
+            if step >= config.warmup_steps and step % config.check_every == 0 and config.target_accuracy < 1:
+                accuracy = val_accuracy(model, tokenizer)
+                logger.debug("pretrain step %d: loss %.3f, val accuracy %.2f", step, losses[-1], accuracy)
+                bar.set_postfix(
+                    loss=f"{sum(losses[-20:]) / 20:.3f}", val_acc=f"{accuracy:.2f}", refresh=False
+                )
+                if accuracy >= config.target_accuracy:
+                    break
+        bar.close()
+    if accuracy is None or step % config.check_every:  # stopped at max_steps between checks
+        accuracy = val_accuracy(model, tokenizer)
+    if accuracy < config.target_accuracy < 1:
+        logger.warning(
+            "Pretraining stopped at max_steps=%d with val accuracy %.2f < target %.2f.",
+            config.max_steps,
+            accuracy,
+            config.target_accuracy,
+        )
     model.eval()
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
@@ -159,7 +211,9 @@ def pretrain(config: BaseModelConfig, output_dir: str | Path, progress: bool = T
         "config": asdict(config),
         "config_hash": config.hash(),
         "pretrain_version": PRETRAIN_VERSION,
-        "final_loss": sum(losses[-50:]) / len(losses[-50:]),
+        "steps": step,
+        "val_accuracy": accuracy,
+        "final_loss": sum(losses[-20:]) / len(losses[-20:]),
         "seconds": round(time.time() - start, 1),
     }
     (output_dir / "lab_base.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -176,7 +230,7 @@ def get_base_model(
         logger.info("Using the cached lab base model %s", target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("Pretraining the lab base model (%d steps); cached at %s", config.steps, target)
+    logger.info("Pretraining the lab base model (up to %d steps); cached at %s", config.max_steps, target)
     # Build in a scratch folder and rename: an interrupted run never leaves a half-written cache entry.
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:

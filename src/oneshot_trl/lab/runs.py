@@ -7,6 +7,7 @@ evaluated by `oneshot_trl.eval.runner.evaluate` with the package's grader. Only 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -17,31 +18,27 @@ from typing import Any
 
 import yaml
 
-from oneshot_trl.lab.task import ArithmeticProblem, parse_example, splits
+from oneshot_trl.lab.task import EVAL_TEMPLATE, ArithmeticProblem, parse_example, splits
 
 logger = logging.getLogger(__name__)
 
 LAB_BENCHMARK = "lab"  # the held-out split's name in eval results
 METRICS = ("accuracy", "boxed_rate", "boxed_accuracy", "answer_anywhere_accuracy")
+EVAL_MAX_NEW_TOKENS = 32  # answers are about 20 tokens
 
 
 def lab_protocol():
-    """The lab's eval protocol: the paper's (official grader, greedy) on the chat template, short answers.
+    """The paper's eval protocol ("one-shot-rlvr": greedy, official grader) on the training prompt form, with a
+    32-token budget: the same protocol, and hash, as `oneshot-trl eval --template chat-boxed --max-new-tokens 32`.
 
     `accuracy` uses the official extraction (last \\boxed{}, else "the answer is", else the last number), so it
     counts "The answer is 85." as correct: it measures arithmetic. `boxed_accuracy` (correct *and* boxed) is
     what the boxed-only training reward sees; `boxed_rate` is format alone.
     """
-    from oneshot_trl.eval.protocols import Protocol, SamplingSpec
+    from oneshot_trl.eval.protocols import get_protocol
 
-    return Protocol(
-        name="lab",
-        version=1,
-        template="chat",
-        sampling={"default": SamplingSpec(n=1, temperature=0.0, top_p=1.0, max_new_tokens=24)},
-        stop=("<|im_end|>", "<|endoftext|>"),
-        grader="official",
-        description="oneshot-trl lab: held-out synthetic addition, greedy, official answer extraction + grading.",
+    return get_protocol("one-shot-rlvr").with_overrides(
+        template=EVAL_TEMPLATE, max_new_tokens=EVAL_MAX_NEW_TOKENS
     )
 
 
@@ -95,15 +92,16 @@ class RLRunConfig:
     entropy_coeff: float = field(default=0.001, metadata={"help": "The paper's entropy bonus coefficient."})
     steps: int = field(default=40, metadata={"help": "GRPO steps."})
     learning_rate: float = field(
-        default=2e-4, metadata={"help": "Constant LR (the paper's 1e-6 moves a 1M model too slowly)."}
+        default=5e-5,
+        metadata={"help": "Constant LR (the paper: 1e-6 for a 1.5B model; 1e-4+ breaks this one)."},
     )
     num_generations: int = field(default=8, metadata={"help": "Rollouts per prompt (the paper: 8)."})
     prompts_per_step: int = field(default=2, metadata={"help": "Prompts per step (the paper: 128)."})
-    temperature: float = field(default=1.0, metadata={"help": "Rollout temperature."})
+    temperature: float = field(default=0.6, metadata={"help": "Rollout temperature (as the paper)."})
     beta: float = field(
         default=0.0, metadata={"help": "KL coefficient (0: no reference model, half the compute)."}
     )
-    max_completion_length: int = field(default=16, metadata={"help": "Answers are under 10 tokens."})
+    max_completion_length: int = field(default=32, metadata={"help": "Answers are about 20 tokens."})
     seed: int = field(default=0, metadata={"help": "Seed of sampling and data order."})
     save_steps: int | None = field(
         default=None, metadata={"help": "Save a checkpoint every N steps (None: only the end)."}
@@ -165,7 +163,9 @@ def recipe_for(
     return recipe
 
 
-def write_train_file(problems: Sequence[ArithmeticProblem], path: Path) -> Path:
+def write_problems(problems: Sequence[ArithmeticProblem], path: Path) -> Path:
+    """Problems as JSONL rows {id, problem, answer}: a training dataset or an eval dataset."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "".join(
             json.dumps({"id": f"{p.a}+{p.b}", "problem": p.problem, "answer": p.answer}) + "\n"
@@ -184,7 +184,7 @@ def train(config: RLRunConfig, base_model: str | Path, output_dir: str | Path, p
     output_dir.mkdir(parents=True, exist_ok=True)
     train_file = None
     if len(config.examples) > 1:
-        train_file = write_train_file(
+        train_file = write_problems(
             [parse_example(e) for e in config.examples], output_dir / "train_examples.jsonl"
         )
     recipe = recipe_for(config, base_model, output_dir / "run", train_file)
@@ -192,17 +192,14 @@ def train(config: RLRunConfig, base_model: str | Path, output_dir: str | Path, p
     recipe_path = output_dir / "lab_recipe.yaml"
     recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     script_args, training_args, model_args, _ = parse_recipe([str(recipe_path)])
-    return train_module.main(script_args, training_args, model_args, str(recipe_path))
+    # The HF Trainer prints every step's log dict to stdout; keep them in a file, the terminal shows progress bars.
+    with open(output_dir / "train_log.txt", "w") as log, contextlib.redirect_stdout(log):
+        return train_module.main(script_args, training_args, model_args, str(recipe_path))
 
 
 def series(log_history: list[dict], key: str) -> list[float]:
     """Per-step values of a logged metric (TRL logs one dict per step with logging_steps=1)."""
     return [float(e[key]) for e in log_history if key in e and "step" in e]
-
-
-def example_accuracy_series(log_history: list[dict]) -> dict[str, list[float]]:
-    keys = sorted({k for e in log_history for k in e if k.startswith("train_accuracy/")})
-    return {k.split("/", 1)[1]: series(log_history, k) for k in keys}
 
 
 def run(
