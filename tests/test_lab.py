@@ -75,6 +75,16 @@ def test_recipe_matches_the_demo_run():
     }
 
 
+def test_cli_writes_test_set_and_rejects_a_missing_base_model(tmp_path, capsys):
+    from oneshot_trl.lab import cli
+
+    assert cli.main(["--save-test-set", str(tmp_path / "test.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "test.jsonl").read_text().splitlines()]
+    assert len(rows) == 200 and rows[0] == {"id": "71+25", "problem": "What is 71+25?", "answer": "96"}
+    assert cli.main(["--base-model", str(tmp_path / "missing"), "--quiet"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 # A base model that learns enough arithmetic for the one example's reward to move within 20 GRPO steps, in
 # about 40 s on one core: 2 layers instead of 4, half the batch, fewer val checks.
 CI_BASE = BaseModelConfig(num_layers=2, batch_size=32, max_steps=500, target_accuracy=0.6, check_every=25)

@@ -98,13 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.save_test_set:
         path = write_problems(splits()["test"], Path(args.save_test_set))
         print(f"{len(splits()['test'])} held-out problems written to {path}")
-    if args.save_base:
+    if args.save_test_set and not args.save_base:
+        return 0
+    try:
         base = experiments.resolve_base(args.base_model, args.base_revision, args.pretrain_steps, progress)
+    except ValueError as err:  # an unknown Hub id or a missing folder: the message says what was tried
+        print(f"oneshot-trl lab: {err}", file=sys.stderr)
+        return 2
+    if args.save_base:
         shutil.copytree(base, args.save_base, dirs_exist_ok=True)
         print(f"base model copied to {args.save_base}")
-    if args.save_test_set or args.save_base:
         return 0
-    base = experiments.resolve_base(args.base_model, args.base_revision, args.pretrain_steps, progress)
 
     if args.experiment:
         output_dir = Path(args.output_dir or f"runs/lab-{args.experiment}")

@@ -31,6 +31,7 @@ RESULTS_FILE = "results.json"
 class Arm:
     name: str
     config: RLRunConfig
+    group: str | None = None  # arms of one group are also reported pooled (selection: top-variance vs random)
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,10 @@ def _selection_arms(
     randoms = rng.sample([c for c in candidates if c not in ranked[:top]], top)
     (output_dir / "ranking.json").write_text(json.dumps([r.to_dict() for r in ranking], indent=2) + "\n")
     arms = [
-        Arm(f"top-{i + 1} variance ({ex})", RLRunConfig(examples=(ex,))) for i, ex in enumerate(ranked[:top])
+        Arm(f"top-{i + 1} variance ({ex})", RLRunConfig(examples=(ex,)), group="top variance")
+        for i, ex in enumerate(ranked[:top])
     ]
-    arms += [Arm(f"random ({ex})", RLRunConfig(examples=(ex,))) for ex in randoms]
+    arms += [Arm(f"random ({ex})", RLRunConfig(examples=(ex,)), group="random") for ex in randoms]
     return tuple(arms)
 
 
@@ -204,7 +206,7 @@ def run_experiment(
     before = evaluate_path(base_model, output_dir / "eval_base", eval_limit, progress)
     arms = experiment.arms or experiment.build_arms(base_model, output_dir, seeds, progress)
     if steps is not None:
-        arms = tuple(Arm(a.name, a.config.with_(steps=steps)) for a in arms)
+        arms = tuple(Arm(a.name, a.config.with_(steps=steps), a.group) for a in arms)
     runs: dict[str, list[dict]] = {}
     curves: dict[str, dict] = {}
     for arm in arms:
@@ -227,6 +229,12 @@ def run_experiment(
         "seeds": list(seeds),
         "base": before,
         "arms": summarize_arms(runs),
+        "groups": summarize_arms(
+            {
+                g: [r for a in arms if a.group == g for r in runs[a.name]]
+                for g in dict.fromkeys(a.group for a in arms if a.group)
+            }
+        ),
         **({"saturation": curves} if curves else {}),
         "runs": runs,
         "seconds": round(time.time() - start, 1),
@@ -323,6 +331,14 @@ def experiment_table(results: dict) -> str:
             f"{report.pct_pm(v['boxed_rate'])} | {report.pct_pm(v['answer_anywhere_accuracy'])} | "
             f"{report.pct_pm(v['final_train_reward'])} | {report.pct_pm(v['final_train_accuracy'])} | "
             f"{entropy:.3f} ± {entropy_std:.3f} |"
+        )
+    for group, data in results.get("groups", {}).items():
+        v = data["values"]
+        lines.append(
+            f"| **all {group}** ({len(v['accuracy'])} runs) | {report.pct_pm(v['accuracy'])} | "
+            f"{report.pct_pm(v['boxed_accuracy'])} | {report.pct_pm(v['boxed_rate'])} | "
+            f"{report.pct_pm(v['answer_anywhere_accuracy'])} | {report.pct_pm(v['final_train_reward'])} | "
+            f"{report.pct_pm(v['final_train_accuracy'])} | |"
         )
     lines += [
         "",

@@ -45,7 +45,7 @@ from oneshot_trl.lab.tiny import IM_END, build_random_model, build_tokenizer
 logger = logging.getLogger(__name__)
 
 # Bump when the pretraining code changes what it produces: cached models of other versions are rebuilt.
-PRETRAIN_VERSION = 3
+PRETRAIN_VERSION = 4
 CACHE_ENV = "ONESHOT_TRL_CACHE"
 
 

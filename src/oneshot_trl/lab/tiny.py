@@ -104,7 +104,7 @@ def build_random_model(
         head_dim=hidden_size // num_heads,
         max_position_embeddings=max_position_embeddings,
         tie_word_embeddings=True,
-        bos_token_id=eos_id,  # Qwen2 has no separate bos; the tokenizer adds none
+        bos_token_id=tokenizer.bos_token_id,  # None, as the tokenizer adds no bos (a Qwen2 tokenizer adds none)
         eos_token_id=eos_id,
         pad_token_id=tokenizer.pad_token_id,
     )
@@ -114,7 +114,7 @@ def build_random_model(
         model = Qwen2ForCausalLM(config)
     # Both ends stop generation, as the official eval stops on <|im_end|> and <|endoftext|>.
     model.generation_config = GenerationConfig(
-        bos_token_id=eos_id,
+        bos_token_id=tokenizer.bos_token_id,
         eos_token_id=[im_end_id, eos_id],
         pad_token_id=tokenizer.pad_token_id,
         do_sample=False,
