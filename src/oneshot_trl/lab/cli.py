@@ -7,8 +7,8 @@
     oneshot-trl lab --save-test-set runs/lab-test.jsonl   # the held-out problems, for `oneshot-trl eval`
     oneshot-trl lab --base-model user/lab-base        # a base model pushed to the Hub, or any local folder
 
-The first run pretrains the tiny base model (a few minutes) and caches it under $ONESHOT_TRL_CACHE
-(default ~/.cache/oneshot_trl/lab/); later runs start from the cache.
+The first run pretrains the tiny base model (about a minute on 2 cores) and caches it under
+$ONESHOT_TRL_CACHE (default ~/.cache/oneshot_trl/lab/); later runs start from the cache.
 """
 
 from __future__ import annotations

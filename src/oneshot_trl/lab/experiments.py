@@ -3,7 +3,7 @@
 Each experiment is a list of arms (lab RL runs that differ in one setting), run for several seeds from
 the same base model and reported as mean ± std over seeds on the held-out split. The task is built so
 that every comparison can come out either way: the base model can gain from format alone (boxing its
-answers) or from arithmetic (fewer slips), and the arms only differ in what the paper varies. The
+answers) or from arithmetic (fewer wrong sums), and the arms only differ in what the paper varies. The
 numbers are whatever the runs produce; nothing here decides the outcome.
 """
 

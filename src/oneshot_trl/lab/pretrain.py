@@ -1,13 +1,14 @@
 """Pretrain the lab's base model: arithmetic learned, answer format not.
 
 The base model plays the role of Qwen2.5-Math-1.5B in the paper: it can do the task some of the time
-and mostly answers in a format the boxed-only reward does not accept. Its pretraining answers are a
-the column sums and a final answer, 30% "The answer is \\boxed{N}." and 70% "The answer is N." (so greedy
-decoding never boxes, sampling sometimes does), with 10% arithmetic slips. Addition is learned in a fast transition (from ~10% to ~95% greedy accuracy
-within ~150 steps), so a fixed step count would land anywhere on it depending on the machine's float
-rounding; instead pretraining stops as soon as greedy accuracy on the held-out `val` split reaches
-`target_accuracy` (checked every `check_every` steps, graded by the package's official grader). A plain
-next-token loop on the answer tokens: this is not the part of the project under study.
+and mostly answers in a format the boxed-only reward does not accept. Its pretraining answers are the
+column sums and a final answer, 30% "The answer is \\boxed{N}." and 70% "The answer is N." (so greedy
+decoding never boxes, sampling sometimes does), with 10% arithmetic slips. Addition is learned in a fast
+transition (from ~10% to ~65% greedy accuracy within ~50 steps, at a step that moves with the data order),
+so a fixed step count would land anywhere on it; instead pretraining stops as soon as greedy accuracy on
+the held-out `val` split reaches `target_accuracy` (checked every `check_every` steps, graded by the
+package's official grader). A plain next-token loop on the answer tokens: this is not the part of the
+project under study.
 
 Built deterministically from `BaseModelConfig` and cached under `cache_dir()/lab/base-<hash>`, so the
 second `oneshot-trl lab` starts in seconds; the folder is an ordinary model repo (push it with
