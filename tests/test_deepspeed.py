@@ -28,7 +28,10 @@ def test_zero3_accelerate_launch_trains_and_saves(make_recipe, tmp_path):
         "--num_processes", "2",
         "-m", "oneshot_trl.train", str(recipe),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    # DeepSpeed JIT-builds its CPU shm op under a file lock; a private build dir means no stale lock from an
+    # interrupted earlier run can block this one.
+    env = {**ENV, "TORCH_EXTENSIONS_DIR": str(tmp_path / "torch_extensions")}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = tmp_path / "run"
     checkpoint = out / "checkpoint-2"
