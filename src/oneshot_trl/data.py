@@ -8,12 +8,10 @@ The bundled files are the official ones (verl format, `resources/train/`): each 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from datasets import Dataset
 
 from oneshot_trl.config import OneShotArguments
 from oneshot_trl.eval.grading import GoldParseError, check_gold
+from oneshot_trl.files import read_jsonl, resource_path
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
 
 logger = logging.getLogger(__name__)
@@ -46,16 +45,6 @@ class Example:
     problem: str  # without the training suffix
     answer: str  # gold answer, as the grader reads it
     index: int | None = None  # DSR-sub index when known
-
-
-def resource_path(*parts: str) -> Path:
-    """Path of a file shipped in the package (`oneshot_trl/resources/...`)."""
-    return Path(str(resources.files("oneshot_trl").joinpath("resources", *parts)))
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def strip_suffix(text: str, suffix: str = TRAIN_PROMPT_SUFFIX) -> str:

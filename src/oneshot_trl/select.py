@@ -28,11 +28,11 @@ import random
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from oneshot_trl.files import read_jsonl, resource_path
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
 
 logger = logging.getLogger(__name__)
@@ -153,14 +153,9 @@ def rank_examples(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _train_resource(name: str):
-    return resources.files("oneshot_trl") / "resources" / "train" / name
-
-
 def load_dsr_sub_rows() -> list[dict]:
     """The bundled DSR-sub training rows (verl format); row i has `extra_info.index == i`."""
-    with _train_resource("dsr_sub.jsonl").open("r", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return read_jsonl(resource_path("train", "dsr_sub.jsonl"))
 
 
 def _history_from_dict(data: dict, dsr_rows: list[dict] | None) -> list[ExampleHistory]:
@@ -187,7 +182,7 @@ def _history_from_dict(data: dict, dsr_rows: list[dict] | None) -> list[ExampleH
 
 def load_official_history() -> list[ExampleHistory]:
     """The paper's history: `acc_step_500.json` of a 500-step DSR-sub run of Qwen2.5-Math-1.5B (1209 examples)."""
-    with _train_resource("acc_step_500.json").open("r", encoding="utf-8") as f:
+    with resource_path("train", "acc_step_500.json").open(encoding="utf-8") as f:
         data = json.load(f)
     return _history_from_dict(data, load_dsr_sub_rows())
 

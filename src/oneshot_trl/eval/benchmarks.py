@@ -9,13 +9,13 @@ kept here is the raw extracted string.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from oneshot_trl.files import read_jsonl, resource_path
 
 logger = logging.getLogger(__name__)
 
@@ -160,9 +160,7 @@ def _rows_to_problems(
 def load_benchmark(name: str) -> list[Problem]:
     """The bundled benchmark `name` as a list of problems (in file order)."""
     spec = get_benchmark(name)
-    path = resources.files("oneshot_trl") / "resources" / "benchmarks" / spec.filename
-    with path.open(encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = read_jsonl(resource_path("benchmarks", spec.filename))
     if len(rows) != spec.size:
         raise RuntimeError(
             f"Bundled {spec.filename} has {len(rows)} rows, expected {spec.size}: corrupt install?"
