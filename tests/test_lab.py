@@ -11,7 +11,14 @@ import pytest
 from oneshot_trl.lab import pretrain
 from oneshot_trl.lab.pretrain import BaseModelConfig, get_base_model
 from oneshot_trl.lab.runs import RLRunConfig, recipe_for
-from oneshot_trl.lab.task import DEFAULT_EXAMPLE, iter_pretraining_problems, parse_example, splits
+from oneshot_trl.lab.task import (
+    DEFAULT_EXAMPLE,
+    answer_text,
+    iter_pretraining_problems,
+    parse_example,
+    splits,
+    strategy_of,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,6 +38,27 @@ def test_splits_are_disjoint_and_pretraining_never_sees_the_test_split():
     assert parse_example(" 37 + 48 ").answer == "85"
     with pytest.raises(ValueError, match="like '37\\+48'"):
         parse_example("37*48")
+
+
+def test_strategies_careful_is_right_and_shortcut_drops_the_carry():
+    from oneshot_trl.eval.grading import grade
+
+    for a, b in itertools.product(range(10, 100, 7), range(10, 100, 11)):
+        p = parse_example(f"{a}+{b}")
+        careful, shortcut = answer_text(p, "careful", boxed=True), answer_text(p, "shortcut", boxed=False)
+        assert strategy_of(careful) == "careful" and strategy_of(shortcut) == "shortcut"
+        assert "Recheck" in careful and "Recheck" not in shortcut
+        assert grade(careful, p.answer, grader="official").correct
+        assert grade(shortcut, p.answer, grader="official").correct == (not p.carries)
+    p = parse_example("37+48")
+    assert answer_text(p, "shortcut", boxed=True) == "Quick: 7+8=5, 3+4=7. The answer is \\boxed{75}."
+    assert answer_text(p, "careful", boxed=False) == (
+        "Step by step: 7+8=15, carry 1, 3+4+1=8. Recheck: 85-48=37. The answer is 85."
+    )
+    # the shortcut solves about half of the held-out problems, and not the demo's example
+    solved = sum(not q.carries for q in splits()["test"]) / len(splits()["test"])
+    assert 0.4 < solved < 0.7 and p.carries
+    assert strategy_of("The answer is 85.") is None
 
 
 def test_base_model_is_cached_by_config(tmp_path, monkeypatch):

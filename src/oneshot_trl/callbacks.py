@@ -38,12 +38,18 @@ class BenchmarkEvalCallback(TrainerCallback):
         self.trust_remote_code = trust_remote_code
 
     def _evaluate(self, model_path: str, args: TrainingArguments, state: TrainerState) -> None:
-        from oneshot_trl.eval.runner import evaluate
+        from oneshot_trl.eval.benchmarks import load_dataset_problems
+        from oneshot_trl.eval.runner import evaluate, load_problem_sets
 
         step = state.global_step
+        problems = load_problem_sets(self.args.eval_benchmarks) if self.args.eval_benchmarks else {}
+        if self.args.eval_dataset:
+            dataset = load_dataset_problems(self.args.eval_dataset)
+            problems[dataset[0].benchmark] = dataset
         results = evaluate(
             model_path,
-            benchmarks=list(self.args.eval_benchmarks or []),
+            problems=problems,
+            template=self.args.eval_template,
             protocol=self.args.eval_protocol,
             backend=self.args.eval_backend,
             output_dir=eval_dir(args.output_dir, step),

@@ -144,8 +144,19 @@ class OneShotArguments:
             "code; results go to output_dir/eval/step-NNNNNN/ and onto the checkpoint's Hub branch. Empty: none."
         },
     )
+    eval_dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "A dataset evaluated at every saved checkpoint besides `eval_benchmarks` (local JSON/JSONL/"
+            "Parquet file, `save_to_disk` folder or Hub id; fields as `oneshot-trl eval --dataset`)."
+        },
+    )
     eval_protocol: str = field(
         default="one-shot-rlvr", metadata={"help": "Protocol of the in-training evals."}
+    )
+    eval_template: str | None = field(
+        default=None,
+        metadata={"help": "Override the protocol's prompt template (e.g. `chat-boxed`: the training prompt)."},
     )
     eval_backend: str = field(
         default="transformers",

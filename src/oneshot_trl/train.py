@@ -128,7 +128,7 @@ def main(
         "oneshot_trl_version": __version__,
     }
     callbacks = []
-    if script_args.eval_benchmarks:
+    if script_args.eval_benchmarks or script_args.eval_dataset:
         callbacks.append(BenchmarkEvalCallback(script_args, base.path, training_args.trust_remote_code))
     hub_callback = None
     if training_args.push_to_hub:

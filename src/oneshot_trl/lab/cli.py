@@ -50,7 +50,8 @@ def make_parser() -> argparse.ArgumentParser:
         "--pretrain-steps",
         type=int,
         default=None,
-        help="Pretraining steps of the lab base model (default 1500).",
+        help="Pretraining steps of the lab base model at most (default 1500; it stops once both strategies "
+        "are learned).",
     )
     parser.add_argument("--example", default="37+48", help="The one training problem of the demo, as 'a+b'.")
     parser.add_argument(
@@ -129,14 +130,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     output_dir = Path(args.output_dir or "runs/lab")
-    config = RLRunConfig(examples=(f"{example.a}+{example.b}",))
+    config = RLRunConfig(examples=(f"{example.a}+{example.b}",), eval_limit=args.eval_limit)
     if args.steps is not None:
         config = config.with_(steps=args.steps)
-    results = experiments.run_demo(base, output_dir, config, eval_limit=args.eval_limit, progress=progress)
+    results = experiments.run_demo(base, output_dir, config, progress=progress)
     print()
     print(f"1-shot RLVR on {example.problem!r} (answer {example.answer}), {config.steps} GRPO steps; "
-          f"held-out: {results['after']['n_problems']} problems, greedy.")  # fmt: skip
-    print(report.before_after_table(results["before"], results["after"]))
+          f"held-out: {results['after']['n_problems']} problems, greedy. Micro-scale synthetic task (CPU).")  # fmt: skip
+    print(report.before_after_table(results["before"], results["after"], results["base_profile"]))
+    curve = ", ".join(f"{p['step']}: {report.pct(p['accuracy'])}" for p in results["heldout_curve"])
+    print(f"held-out accuracy by step: {curve}")
     rewards = results["train_reward"]
     print(
         f"train reward on the example: {rewards[0]:.2f} (step 1) -> {rewards[-1]:.2f} (step {len(rewards)})"

@@ -39,7 +39,7 @@ class Experiment:
     name: str
     claim: str  # what the paper reports, that this experiment puts to a micro-scale test
     arms: tuple[Arm, ...] = ()
-    eval_every: int | None = None  # also evaluate checkpoints every N steps (post-saturation)
+    curves: bool = False  # report held-out accuracy against step (post-saturation) rather than bars
     # arms that can only be named after a run (selection): (base_model, output_dir, seeds, progress) -> arms
     build_arms: Callable[..., tuple[Arm, ...]] | None = field(default=None, repr=False)
 
@@ -64,7 +64,7 @@ def _selection_arms(
 
     candidates = _full_set()[:64]
     history_run = output_dir / "history-run"
-    config = RLRunConfig(examples=candidates, steps=24, prompts_per_step=16, seed=0)
+    config = RLRunConfig(examples=candidates, steps=24, prompts_per_step=16, seed=0, eval_every=24)
     if not (history_run / "run" / "accuracy_history.jsonl").is_file():
         run(config, base_model, history_run, progress=progress)
     ranking = rank_examples(load_history(str(history_run / "run")), method="std")
@@ -96,8 +96,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment(
             "post-saturation",
             "Train accuracy on the one example saturates early; test accuracy keeps rising long after.",
-            (Arm("1 example (37+48)", RLRunConfig(steps=100, save_steps=10)),),
-            eval_every=10,
+            (Arm("1 example (37+48)", RLRunConfig(steps=100, eval_every=10)),),
+            curves=True,
         ),
         Experiment(
             "entropy",
@@ -154,29 +154,59 @@ def resolve_base(
     return str(get_base_model(config, progress=progress))
 
 
-def evaluate_path(path: str, output_dir: Path, eval_limit: int | None, progress: bool) -> dict:
-    return evaluate_lab(path, None, output_dir, eval_limit, progress)
+def base_profile(base_model: str, output_dir: Path, eval_limit: int | None, progress: bool) -> dict:
+    """What the base model can do, beyond its greedy answers: pass@k over 8 samples at the rollout temperature,
+    and each strategy's accuracy when forced by its prefix. Cached next to the lab's own base model."""
+    from oneshot_trl.lab.pretrain import forced_strategy_accuracy
+
+    cache = Path(base_model) / "lab_profile.json"
+    if eval_limit is None and cache.is_file():
+        return json.loads(cache.read_text())
+    sampled = evaluate_lab(base_model, None, output_dir / "eval_base_sampled", eval_limit, progress, n=8)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    forced = forced_strategy_accuracy(model, tokenizer, splits()["test"][:eval_limit])
+    profile = {
+        "pass@k": sampled["pass@k"],
+        "sampled_careful_rate": sampled["careful_rate"],
+        "forced_strategy_accuracy": forced,
+        "n_problems": sampled["n_problems"],
+    }
+    if eval_limit is None and (Path(base_model) / "lab_base.json").is_file():
+        cache.write_text(json.dumps(profile, indent=2) + "\n")
+    return profile
 
 
 def run_demo(
     base_model: str,
     output_dir: str | Path,
     config: RLRunConfig | None = None,
-    eval_limit: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Base eval, 1-shot RLVR, eval again; writes results.json, the plot and the checkpoint to output_dir."""
+    """Base profile, 1-shot RLVR with held-out evals along the way; writes results.json, lab.png, the run."""
     start = time.time()
     config = config or RLRunConfig()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    before = evaluate_path(base_model, output_dir / "eval_before", eval_limit, progress)
-    record = run(config, base_model, output_dir, eval_limit=eval_limit, progress=progress)
+    profile = base_profile(base_model, output_dir, config.eval_limit, progress)
+    record = run(config, base_model, output_dir, progress=progress)
     results = {
         "base_model": base_model,
-        "before": before,
-        **{k: record[k] for k in ("after", "train_reward", "train_accuracy", "train_boxed_rate", "entropy")},
-        "train_seconds": record["train_seconds"],
+        "base_profile": profile,
+        **{
+            k: record[k]
+            for k in (
+                "before",
+                "after",
+                "heldout_curve",
+                "train_reward",
+                "train_accuracy",
+                "train_boxed_rate",
+            )
+        },
+        "entropy": record["entropy"],
         "seconds": round(time.time() - start, 1),
         "checkpoint": record["checkpoint"],
         "config": asdict(config),
@@ -203,31 +233,24 @@ def run_experiment(
     start = time.time()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    before = evaluate_path(base_model, output_dir / "eval_base", eval_limit, progress)
     arms = experiment.arms or experiment.build_arms(base_model, output_dir, seeds, progress)
     if steps is not None:
         arms = tuple(Arm(a.name, a.config.with_(steps=steps), a.group) for a in arms)
     runs: dict[str, list[dict]] = {}
-    curves: dict[str, dict] = {}
     for arm in arms:
         for seed in seeds:
             run_dir = output_dir / _slug(arm.name) / f"seed-{seed}"
             logger.info("experiment %s: arm %r, seed %d", name, arm.name, seed)
-            record = run(
-                arm.config.with_(seed=seed), base_model, run_dir, eval_limit=eval_limit, progress=progress
-            )
-            if experiment.eval_every:
-                record["held_out_curve"] = _checkpoint_curve(run_dir / "run", before, eval_limit, progress)
-            runs.setdefault(arm.name, []).append(record)
-    if experiment.eval_every:
-        curves = _saturation_summary(runs)
+            config = arm.config.with_(seed=seed, eval_limit=eval_limit)
+            runs.setdefault(arm.name, []).append(run(config, base_model, run_dir, progress=progress))
+    first = next(iter(runs.values()))[0]
     results = {
         "experiment": name,
         "claim_in_paper": experiment.claim,
         "label": "micro-scale synthetic task (CPU), not the paper's setting",
         "base_model": base_model,
         "seeds": list(seeds),
-        "base": before,
+        "base": first["before"],  # every run evaluates the same base model as its step 0
         "arms": summarize_arms(runs),
         "groups": summarize_arms(
             {
@@ -235,7 +258,7 @@ def run_experiment(
                 for g in dict.fromkeys(a.group for a in arms if a.group)
             }
         ),
-        **({"saturation": curves} if curves else {}),
+        **({"saturation": _saturation_summary(runs)} if experiment.curves else {}),
         "runs": runs,
         "seconds": round(time.time() - start, 1),
     }
@@ -269,16 +292,6 @@ def _tail_mean(values: Sequence[float], n: int = 5) -> float:
     return sum(tail) / len(tail) if tail else float("nan")
 
 
-def _checkpoint_curve(run_dir: Path, before: dict, eval_limit: int | None, progress: bool) -> dict:
-    """Held-out metrics at step 0 (the base) and at every saved checkpoint."""
-    checkpoints = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    points = [{"step": 0, **before}]
-    for ckpt in checkpoints:
-        metrics = evaluate_path(str(ckpt), ckpt.parent.parent / f"eval_{ckpt.name}", eval_limit, progress)
-        points.append({"step": int(ckpt.name.split("-")[1]), **metrics})
-    return {"points": points}
-
-
 def _saturation_summary(runs: dict[str, list[dict]]) -> dict:
     """Per run: first step where the example's train accuracy reaches 90% (5-step mean) and held-out then vs end."""
     out = {}
@@ -290,7 +303,7 @@ def _saturation_summary(runs: dict[str, list[dict]]) -> dict:
                 sum(acc[max(0, i - 4) : i + 1]) / len(acc[max(0, i - 4) : i + 1]) for i in range(len(acc))
             ]
             saturated = next((i + 1 for i, v in enumerate(window) if v >= 0.9), None)
-            points = r["held_out_curve"]["points"]
+            points = r["heldout_curve"]
             at_sat = None
             if saturated is not None:
                 at_sat = min(points, key=lambda p: abs(p["step"] - saturated))
@@ -363,7 +376,7 @@ def experiment_table(results: dict) -> str:
 
 def _plot_experiment(results: dict, experiment: Experiment, path: Path) -> None:
     summary = {arm: data["values"] for arm, data in results["arms"].items()}
-    if not experiment.eval_every:
+    if not experiment.curves:
         report.plot_arms(
             summary, path, f"{results['experiment']} (micro-scale, CPU)", baseline=results["base"]
         )
@@ -373,8 +386,8 @@ def _plot_experiment(results: dict, experiment: Experiment, path: Path) -> None:
         curves["train accuracy (the example)"] = [r["train_accuracy"] for r in records]
         steps["train accuracy (the example)"] = range(1, len(records[0]["train_accuracy"]) + 1)
         for metric, label in (("accuracy", "held-out accuracy"), ("boxed_rate", "held-out boxed rate")):
-            curves[label] = [[p[metric] for p in r["held_out_curve"]["points"]] for r in records]
-            steps[label] = [p["step"] for p in records[0]["held_out_curve"]["points"]]
+            curves[label] = [[p[metric] for p in r["heldout_curve"]] for r in records]
+            steps[label] = [p["step"] for p in records[0]["heldout_curve"]]
         del arm
     report.plot_curves(
         curves, steps, path, f"post-saturation (micro-scale, CPU, {len(results['seeds'])} seeds)"

@@ -1,18 +1,19 @@
-"""Pretrain the lab's base model: arithmetic learned, answer format not.
+"""Pretrain the lab's base model: both strategies learned, the careful one rarely chosen.
 
-The base model plays the role of Qwen2.5-Math-1.5B in the paper: it can do the task some of the time
-and mostly answers in a format the boxed-only reward does not accept. Its pretraining answers are the
-column sums and a final answer, 30% "The answer is \\boxed{N}." and 70% "The answer is N." (so greedy
-decoding never boxes, sampling sometimes does), with 10% arithmetic slips. Addition is learned in a fast
-transition (from ~10% to ~65% greedy accuracy within ~50 steps, at a step that moves with the data order),
-so a fixed step count would land anywhere on it; instead pretraining stops as soon as greedy accuracy on
-the held-out `val` split reaches `target_accuracy` (checked every `check_every` steps, graded by the
-package's official grader). A plain next-token loop on the answer tokens: this is not the part of the
-project under study.
+The base model plays the role of Qwen2.5-Math-1.5B in the paper: it *can* solve most problems (its pass@8 is
+high), but its default behaviour often does not. Its pretraining answers take the careful strategy
+(`careful_fraction`, right every time) or the shortcut (the rest: no carry, right only when the units do not
+carry), and box the final answer with probability `boxed_fraction`; see `oneshot_trl.lab.task`. Greedy decoding
+takes the majority strategy and format, so the base model's greedy accuracy is about the shortcut's.
 
-Built deterministically from `BaseModelConfig` and cached under `cache_dir()/lab/base-<hash>`, so the
-second `oneshot-trl lab` starts in seconds; the folder is an ordinary model repo (push it with
-`huggingface-cli upload` and pass the id to `--base-model`).
+Pretraining runs until the model has learned *both* strategies, measured on the held-out `val` split with the
+strategy forced by its prefix: the careful strategy's accuracy and the shortcut's agreement with its own rule
+must both reach `target_accuracy` (checked every `check_every` steps, graded by the package's official
+grader). A plain next-token loop on the answer tokens: this is not the part of the project under study.
+
+Built deterministically from `BaseModelConfig` and cached under `cache_dir()/lab/base-<hash>`, so the second
+`oneshot-trl lab` starts in seconds; the folder is an ordinary model repo (push it with `hf upload` and pass
+the id to `--base-model`). The same config gives different weights on machines whose CPU float kernels differ.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from tqdm.auto import tqdm
 from oneshot_trl.data import TRAIN_PROMPT_SUFFIX
 from oneshot_trl.lab.task import (
     EVAL_TEMPLATE,
-    SLIPS,
+    STRATEGY_PREFIX,
     ArithmeticProblem,
     answer_text,
     iter_pretraining_problems,
@@ -46,37 +47,39 @@ from oneshot_trl.lab.tiny import IM_END, build_random_model, build_tokenizer
 logger = logging.getLogger(__name__)
 
 # Bump when the pretraining code changes what it produces: cached models of other versions are rebuilt.
-PRETRAIN_VERSION = 4
+PRETRAIN_VERSION = 5
 CACHE_ENV = "ONESHOT_TRL_CACHE"
+VAL_MAX_NEW_TOKENS = 64  # a careful answer is about 45 tokens
 
 
 @dataclass(frozen=True)
 class BaseModelConfig:
     """Everything the base model depends on; its hash names the cache folder."""
 
-    vocab_size: int = field(default=300, metadata={"help": "Byte-level BPE vocabulary size."})
+    vocab_size: int = field(default=400, metadata={"help": "Byte-level BPE vocabulary size."})
     hidden_size: int = field(default=128, metadata={"help": "Model width (head_dim = hidden / heads >= 32)."})
     num_layers: int = field(default=4, metadata={"help": "Transformer layers."})
     num_heads: int = field(default=4, metadata={"help": "Attention heads."})
     max_steps: int = field(
-        default=1000, metadata={"help": "Pretraining steps at most (the LR schedule's length)."}
+        default=1500, metadata={"help": "Pretraining steps at most (the LR schedule's length)."}
     )
     target_accuracy: float = field(
-        default=0.5,
-        metadata={"help": "Stop once greedy accuracy on the val split reaches this (1.0: never)."},
+        default=0.9,
+        metadata={
+            "help": "Stop once, on the val split with each strategy forced, the careful strategy's accuracy and "
+            "the shortcut's agreement with its rule both reach this (1.0: never stop early)."
+        },
     )
-    check_every: int = field(default=10, metadata={"help": "Steps between val checks (after warmup)."})
+    check_every: int = field(default=50, metadata={"help": "Steps between val checks (after warmup)."})
     batch_size: int = field(default=64, metadata={"help": "Sequences per pretraining step."})
     learning_rate: float = field(
         default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay to 10%)."}
     )
     warmup_steps: int = field(default=100, metadata={"help": "Linear warmup steps."})
-    boxed_fraction: float = field(default=0.3, metadata={"help": "Share of answers written as \\boxed{N}."})
-    slip_rate: float = field(default=0.1, metadata={"help": "Share of answers with an arithmetic slip."})
-    suffix_fraction: float = field(
-        default=1.0,
-        metadata={"help": "Share of batches with the training suffix (the rest: bare questions)."},
+    careful_fraction: float = field(
+        default=0.35, metadata={"help": "Share of answers taking the careful strategy (the rest: shortcut)."}
     )
+    boxed_fraction: float = field(default=0.35, metadata={"help": "Share of answers written as \\boxed{N}."})
     seed: int = field(default=0, metadata={"help": "Seed of the weights and the data stream."})
 
     def hash(self) -> str:
@@ -99,27 +102,21 @@ def chat_prompt(tokenizer, question: str) -> str:
 
 
 def _sample_answer(rng: random.Random, problem: ArithmeticProblem, config: BaseModelConfig) -> str:
-    slip = rng.choice(SLIPS) if rng.random() < config.slip_rate else None
-    return answer_text(problem, boxed=rng.random() < config.boxed_fraction, slip=slip) + IM_END
+    strategy = "careful" if rng.random() < config.careful_fraction else "shortcut"
+    return answer_text(problem, strategy, boxed=rng.random() < config.boxed_fraction) + IM_END
 
 
 def _batches(tokenizer, config: BaseModelConfig):
-    """Endless (input_ids, labels) batches; the loss sees only the answer and its <|im_end|>.
-
-    A batch is all bare prompts or all prompts with the training suffix, so short batches are not padded
-    to the long prompts' length (the suffix triples a prompt's length and the CPU time of its batch).
-    """
+    """Endless (input_ids, labels) batches of training prompts; the loss sees only the answer and <|im_end|>."""
     rng = random.Random(config.seed + 1)
     problems = iter_pretraining_problems(config.seed + 2)
     pad = tokenizer.pad_token_id
     while True:
-        suffix = TRAIN_PROMPT_SUFFIX if rng.random() < config.suffix_fraction else ""
         rows = []
         for _ in range(config.batch_size):
             p = next(problems)
-            prompt_ids = tokenizer(chat_prompt(tokenizer, p.problem + suffix), add_special_tokens=False)[
-                "input_ids"
-            ]
+            prompt = chat_prompt(tokenizer, p.problem + TRAIN_PROMPT_SUFFIX)
+            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
             answer_ids = tokenizer(_sample_answer(rng, p, config), add_special_tokens=False)["input_ids"]
             rows.append((prompt_ids, answer_ids))
         length = max(len(p) + len(a) for p, a in rows)
@@ -131,21 +128,42 @@ def _batches(tokenizer, config: BaseModelConfig):
         yield input_ids, labels
 
 
-def val_accuracy(model, tokenizer) -> float:
-    """Greedy accuracy on the `val` split, prompted as the lab's eval prompts (official grader)."""
+def forced_strategy_accuracy(
+    model, tokenizer, problems: tuple[ArithmeticProblem, ...] | None = None
+) -> dict[str, float]:
+    """Greedy answers on `problems` (default: val) with each strategy forced by its prefix.
+
+    Returns the careful strategy's accuracy (`careful`), the shortcut's accuracy (`shortcut`) and how often
+    the shortcut follows its own rule (`shortcut_rule`), graded by the official grader.
+    """
     from oneshot_trl.eval.grading import grade_batch
     from oneshot_trl.eval.templates import render_prompt
 
-    problems = splits()["val"]
-    prompts = [render_prompt(p.problem, EVAL_TEMPLATE, tokenizer) for p in problems]
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    problems = problems or splits()["val"]
+    was_training = model.training
     model.eval()
-    with torch.inference_mode():
-        out = model.generate(**enc, max_new_tokens=32, do_sample=False)
-    model.train()
-    texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    grades = grade_batch(texts, [p.answer for p in problems], grader="official", num_workers=0)
-    return sum(g.correct for g in grades) / len(grades)
+    out: dict[str, float] = {}
+    for strategy, prefix in STRATEGY_PREFIX.items():
+        prompts = [render_prompt(p.problem, EVAL_TEMPLATE, tokenizer) + prefix for p in problems]
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.inference_mode():
+            ids = model.generate(**enc, max_new_tokens=VAL_MAX_NEW_TOKENS, do_sample=False)
+        texts = [
+            prefix + t
+            for t in tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        ]
+        golds = [p.answer for p in problems]
+        if strategy == "shortcut":
+            rule = grade_batch(texts, [p.shortcut_answer for p in problems], grader="official", num_workers=0)
+            out["shortcut_rule"] = sum(g.correct for g in rule) / len(rule)
+        grades = grade_batch(texts, golds, grader="official", num_workers=0)
+        out[strategy] = sum(g.correct for g in grades) / len(grades)
+    model.train(was_training)
+    return out
+
+
+def _learned(check: dict[str, float], target: float) -> bool:
+    return check["careful"] >= target and check["shortcut_rule"] >= target
 
 
 def pretrain(config: BaseModelConfig, output_dir: str | Path, progress: bool = True) -> dict:
@@ -169,7 +187,7 @@ def pretrain(config: BaseModelConfig, output_dir: str | Path, progress: bool = T
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     model.train()
-    losses, accuracy, step = [], None, 0
+    losses, check, step = [], None, 0
     batches = _batches(tokenizer, config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -187,22 +205,22 @@ def pretrain(config: BaseModelConfig, output_dir: str | Path, progress: bool = T
             step += 1
             bar.update(1)
             if step >= config.warmup_steps and step % config.check_every == 0 and config.target_accuracy < 1:
-                accuracy = val_accuracy(model, tokenizer)
-                logger.debug("pretrain step %d: loss %.3f, val accuracy %.2f", step, losses[-1], accuracy)
+                check = forced_strategy_accuracy(model, tokenizer)
+                logger.debug("pretrain step %d: loss %.3f, forced-strategy val %s", step, losses[-1], check)
                 bar.set_postfix(
-                    loss=f"{sum(losses[-20:]) / 20:.3f}", val_acc=f"{accuracy:.2f}", refresh=False
+                    loss=f"{sum(losses[-20:]) / 20:.3f}", **{k: f"{v:.2f}" for k, v in check.items()}
                 )
-                if accuracy >= config.target_accuracy:
+                if _learned(check, config.target_accuracy):
                     break
         bar.close()
-    if accuracy is None or step % config.check_every:  # stopped at max_steps between checks
-        accuracy = val_accuracy(model, tokenizer)
-    if accuracy < config.target_accuracy < 1:
+    if check is None or step % config.check_every:  # stopped at max_steps between checks
+        check = forced_strategy_accuracy(model, tokenizer)
+    if not _learned(check, config.target_accuracy) and config.target_accuracy < 1:
         logger.warning(
-            "Pretraining stopped at max_steps=%d with val accuracy %.2f < target %.2f.",
+            "Pretraining stopped at max_steps=%d before both strategies reached %.2f on val: %s.",
             config.max_steps,
-            accuracy,
             config.target_accuracy,
+            check,
         )
     model.eval()
     output_dir = Path(output_dir)
@@ -213,7 +231,7 @@ def pretrain(config: BaseModelConfig, output_dir: str | Path, progress: bool = T
         "config_hash": config.hash(),
         "pretrain_version": PRETRAIN_VERSION,
         "steps": step,
-        "val_accuracy": accuracy,
+        "forced_strategy_val_accuracy": check,
         "final_loss": sum(losses[-20:]) / len(losses[-20:]),
         "seconds": round(time.time() - start, 1),
     }

@@ -10,6 +10,7 @@ METRIC_LABELS = {
     "accuracy": "accuracy (official grader)",
     "boxed_accuracy": "boxed & correct (= reward)",
     "boxed_rate": "boxed rate",
+    "careful_rate": "careful strategy",
     "answer_anywhere_accuracy": "answer anywhere",
 }
 
@@ -31,10 +32,19 @@ def pct_pm(values: Sequence[float]) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f}" if len(values) > 1 else pct(mean)
 
 
-def before_after_table(before: Mapping[str, float], after: Mapping[str, float]) -> str:
+def before_after_table(before: Mapping[str, float], after: Mapping[str, float], base_profile=None) -> str:
+    """Held-out metrics before and after; with the base model's profile, its pass@8 and forced strategies."""
     lines = ["| held-out metric (%) | before | after |", "|---|---|---|"]
     for key, label in METRIC_LABELS.items():
         lines.append(f"| {label} | {pct(before[key])} | {pct(after[key])} |")
+    if base_profile:
+        forced = base_profile["forced_strategy_accuracy"]
+        k = max(base_profile["pass@k"], key=int)
+        lines += [
+            f"| pass@{k} (T=0.6) | {pct(base_profile['pass@k'][k])} | |",
+            f"| accuracy, careful strategy forced | {pct(forced['careful'])} | |",
+            f"| accuracy, shortcut forced | {pct(forced['shortcut'])} | |",
+        ]
     return "\n".join(lines)
 
 
@@ -48,7 +58,7 @@ def _plt():
 
 
 def plot_demo(results: Mapping, path: str | Path) -> Path:
-    """Train reward per step (left) and the held-out metrics before/after (right)."""
+    """Train reward per step on the one example (left); held-out metrics against step (right)."""
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     steps = range(1, len(results["train_reward"]) + 1)
@@ -57,13 +67,13 @@ def plot_demo(results: Mapping, path: str | Path) -> Path:
         ax1.plot(steps, results["train_boxed_rate"], label="boxed rate (rollouts)", alpha=0.7)
     ax1.set(xlabel="step", ylabel="mean over rollouts", ylim=(-0.02, 1.02), title="1-shot RLVR training")
     ax1.legend(loc="lower right", fontsize=8)
-    keys = list(METRIC_LABELS)
-    x = range(len(keys))
-    ax2.bar([i - 0.2 for i in x], [100 * results["before"][k] for k in keys], width=0.4, label="before")
-    ax2.bar([i + 0.2 for i in x], [100 * results["after"][k] for k in keys], width=0.4, label="after")
-    ax2.set_xticks(list(x), [METRIC_LABELS[k].split(" (")[0] for k in keys], fontsize=8, rotation=12)
-    ax2.set(ylabel="% of held-out problems", ylim=(0, 100), title="held-out (greedy)")
-    ax2.legend(fontsize=8)
+    curve = results["heldout_curve"]
+    for key in ("accuracy", "careful_rate", "boxed_rate"):
+        ax2.plot(
+            [p["step"] for p in curve], [100 * p[key] for p in curve], marker="o", label=METRIC_LABELS[key]
+        )
+    ax2.set(xlabel="step", ylabel="% of held-out problems", ylim=(-2, 102), title="held-out (greedy)")
+    ax2.legend(fontsize=8, loc="lower right")
     fig.suptitle("oneshot-trl lab: micro-scale synthetic task (CPU)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -76,7 +86,7 @@ def plot_arms(
     path: str | Path,
     title: str,
     baseline: Mapping[str, float] | None = None,
-    keys: Sequence[str] = ("accuracy", "boxed_accuracy", "boxed_rate", "answer_anywhere_accuracy"),
+    keys: Sequence[str] = ("accuracy", "boxed_accuracy", "boxed_rate", "careful_rate"),
 ) -> Path:
     """Grouped bars: one group per metric, one bar per arm (mean, error bar = std over seeds)."""
     plt = _plt()

@@ -18,27 +18,43 @@ from typing import Any
 
 import yaml
 
-from oneshot_trl.lab.task import EVAL_TEMPLATE, ArithmeticProblem, parse_example, splits
+from oneshot_trl.lab.task import (
+    EVAL_TEMPLATE,
+    REFLECTION_WORD,
+    ArithmeticProblem,
+    parse_example,
+    splits,
+    strategy_of,
+)
 
 logger = logging.getLogger(__name__)
 
-LAB_BENCHMARK = "lab"  # the held-out split's name in eval results
-METRICS = ("accuracy", "boxed_rate", "boxed_accuracy", "answer_anywhere_accuracy")
-EVAL_MAX_NEW_TOKENS = 32  # answers are about 20 tokens
+LAB_BENCHMARK = "heldout"  # the held-out split's name in eval results (the stem of its file)
+METRICS = ("accuracy", "boxed_rate", "boxed_accuracy", "answer_anywhere_accuracy", "careful_rate")
+EVAL_MAX_NEW_TOKENS = 64  # a careful answer is about 45 tokens, a shortcut about 20
 
 
-def lab_protocol():
+def lab_protocol(n: int | None = None):
     """The paper's eval protocol ("one-shot-rlvr": greedy, official grader) on the training prompt form, with a
-    32-token budget: the same protocol, and hash, as `oneshot-trl eval --template chat-boxed --max-new-tokens 32`.
+    64-token budget: the same protocol, and hash, as `oneshot-trl eval --template chat-boxed --max-new-tokens 64`.
 
     `accuracy` uses the official extraction (last \\boxed{}, else "the answer is", else the last number), so it
-    counts "The answer is 85." as correct: it measures arithmetic. `boxed_accuracy` (correct *and* boxed) is
-    what the boxed-only training reward sees; `boxed_rate` is format alone.
+    counts "The answer is 85." as correct: it measures the strategy. `boxed_accuracy` (correct *and* boxed) is
+    what the boxed-only training reward sees; `boxed_rate` is format alone. With `n`, every problem gets `n`
+    samples at the rollout temperature (0.6) instead of one greedy answer: pass@k for k <= n.
     """
-    from oneshot_trl.eval.protocols import get_protocol
+    import dataclasses
 
-    return get_protocol("one-shot-rlvr").with_overrides(
+    from oneshot_trl.eval.protocols import SamplingSpec, get_protocol
+
+    protocol = get_protocol("one-shot-rlvr").with_overrides(
         template=EVAL_TEMPLATE, max_new_tokens=EVAL_MAX_NEW_TOKENS
+    )
+    if n is None:
+        return protocol
+    sampled = SamplingSpec(n=n, temperature=0.6, top_p=1.0, max_new_tokens=EVAL_MAX_NEW_TOKENS)
+    return dataclasses.replace(
+        protocol, sampling={"default": sampled}, overrides={**protocol.overrides, "n": n, "temperature": 0.6}
     )
 
 
@@ -47,40 +63,61 @@ def lab_problems(problems: Sequence[ArithmeticProblem]) -> dict[str, list]:
 
     return {
         LAB_BENCHMARK: [
-            Problem(id=p.example_id, problem=p.problem, gold=p.answer, benchmark=LAB_BENCHMARK)
+            Problem(id=f"{p.a}+{p.b}", problem=p.problem, gold=p.answer, benchmark=LAB_BENCHMARK)
             for p in problems
         ]
     }
 
 
-def evaluate_lab(
-    model, tokenizer, output_dir: str | Path, limit: int | None = None, progress: bool = True
-) -> dict:
-    """Greedy eval on the held-out split; returns the lab metrics (fractions in [0, 1])."""
-    from oneshot_trl.eval.runner import SAMPLES_FILE, evaluate
+def lab_metrics(eval_dir: str | Path) -> dict:
+    """The lab's metrics of one eval folder (results.json + samples.jsonl), as fractions in [0, 1].
 
-    output_dir = Path(output_dir)
-    problems = splits()["test"][:limit]
-    results = evaluate(
-        model,
-        tokenizer=tokenizer,
-        problems=lab_problems(problems),
-        protocol=lab_protocol(),
-        output_dir=output_dir,
-        overwrite=True,
-        generator_kwargs={"batch_size": 100, "progress": False},
-        progress=progress,
-    )
-    metrics = results["benchmarks"][LAB_BENCHMARK]
-    rows = [json.loads(line) for line in (output_dir / SAMPLES_FILE).read_text().splitlines() if line.strip()]
-    boxed_correct = [c and b for r in rows for c, b in zip(r["correct"], r["boxed"], strict=True)]
+    Besides the eval's own accuracy, boxed rate and answer-anywhere accuracy: `boxed_accuracy` (what the training
+    reward sees), `careful_rate` (responses taking the careful strategy) and `reflection_rate` (responses with the
+    careful strategy's "Recheck", the lab's self-reflection word); with several samples per problem, `pass@k`.
+    """
+    from oneshot_trl.eval.runner import RESULTS_FILE, SAMPLES_FILE
+    from oneshot_trl.files import read_jsonl
+
+    eval_dir = Path(eval_dir)
+    metrics = json.loads((eval_dir / RESULTS_FILE).read_text())["benchmarks"][LAB_BENCHMARK]
+    rows = read_jsonl(eval_dir / SAMPLES_FILE)
+    responses = [r for row in rows for r in row["responses"]]
+    boxed_correct = [c and b for row in rows for c, b in zip(row["correct"], row["boxed"], strict=True)]
     return {
         "accuracy": metrics["accuracy"],
         "boxed_rate": metrics["boxed_rate"],
         "boxed_accuracy": sum(boxed_correct) / len(boxed_correct),
         "answer_anywhere_accuracy": metrics["answer_anywhere_accuracy"],
+        "careful_rate": sum(strategy_of(r) == "careful" for r in responses) / len(responses),
+        "reflection_rate": sum(REFLECTION_WORD in r for r in responses) / len(responses),
         "n_problems": metrics["n_problems"],
+        **({"pass@k": metrics["pass@k"]} if len(responses) > len(rows) else {}),
     }
+
+
+def evaluate_lab(
+    model,
+    tokenizer,
+    output_dir: str | Path,
+    limit: int | None = None,
+    progress: bool = True,
+    n: int | None = None,
+) -> dict:
+    """Eval on the held-out split (greedy, or `n` samples per problem); returns `lab_metrics`."""
+    from oneshot_trl.eval.runner import evaluate
+
+    evaluate(
+        model,
+        tokenizer=tokenizer,
+        problems=lab_problems(splits()["test"][:limit]),
+        protocol=lab_protocol(n),
+        output_dir=output_dir,
+        overwrite=True,
+        generator_kwargs={"batch_size": 100, "progress": False},
+        progress=progress,
+    )
+    return lab_metrics(output_dir)
 
 
 @dataclass(frozen=True)
@@ -92,8 +129,7 @@ class RLRunConfig:
     entropy_coeff: float = field(default=0.001, metadata={"help": "The paper's entropy bonus coefficient."})
     steps: int = field(default=40, metadata={"help": "GRPO steps."})
     learning_rate: float = field(
-        default=5e-5,
-        metadata={"help": "Constant LR (the paper: 1e-6 for a 1.5B model; 1e-4+ breaks this one)."},
+        default=2e-5, metadata={"help": "Constant LR (the paper: 1e-6 for a 1.5B model)."}
     )
     num_generations: int = field(default=8, metadata={"help": "Rollouts per prompt (the paper: 8)."})
     prompts_per_step: int = field(default=2, metadata={"help": "Prompts per step (the paper: 128)."})
@@ -101,10 +137,14 @@ class RLRunConfig:
     beta: float = field(
         default=0.0, metadata={"help": "KL coefficient (0: no reference model, half the compute)."}
     )
-    max_completion_length: int = field(default=32, metadata={"help": "Answers are about 20 tokens."})
+    max_completion_length: int = field(default=64, metadata={"help": "Careful answers are about 45 tokens."})
     seed: int = field(default=0, metadata={"help": "Seed of sampling and data order."})
-    save_steps: int | None = field(
-        default=None, metadata={"help": "Save a checkpoint every N steps (None: only the end)."}
+    eval_every: int = field(
+        default=10,
+        metadata={"help": "Save and evaluate a checkpoint on the held-out split every N steps (and step 0)."},
+    )
+    eval_limit: int | None = field(
+        default=None, metadata={"help": "Evaluate on the first N held-out problems only."}
     )
 
     def with_(self, **changes: Any) -> RLRunConfig:
@@ -112,7 +152,11 @@ class RLRunConfig:
 
 
 def recipe_for(
-    config: RLRunConfig, base_model: str, output_dir: str | Path, train_file: str | Path | None = None
+    config: RLRunConfig,
+    base_model: str,
+    output_dir: str | Path,
+    train_file: str | Path | None = None,
+    heldout_file: str | Path | None = None,
 ) -> dict:
     """The run as a recipe dict: keys are fields of the config dataclasses (see `recipes/lab.yaml`)."""
     problems = [parse_example(e) for e in config.examples]
@@ -152,8 +196,19 @@ def recipe_for(
         "use_cpu": True,
         "bf16": False,
         "gradient_checkpointing": False,
-        "save_strategy": "steps" if config.save_steps else "no",
-        "save_steps": config.save_steps or config.steps,
+        # held-out evals of step 0 and every checkpoint, into output_dir/eval/step-NNNNNN (oneshot-trl analyze)
+        **(
+            {
+                "eval_dataset": str(heldout_file),
+                "eval_template": EVAL_TEMPLATE,
+                "eval_max_new_tokens": EVAL_MAX_NEW_TOKENS,
+                "eval_limit": config.eval_limit,
+            }
+            if heldout_file
+            else {}
+        ),
+        "save_strategy": "steps",
+        "save_steps": config.eval_every,
         "save_only_model": True,
         "logging_steps": 1,
         "report_to": "none",
@@ -187,7 +242,8 @@ def train(config: RLRunConfig, base_model: str | Path, output_dir: str | Path, p
         train_file = write_problems(
             [parse_example(e) for e in config.examples], output_dir / "train_examples.jsonl"
         )
-    recipe = recipe_for(config, base_model, output_dir / "run", train_file)
+    heldout = write_problems(splits()["test"], output_dir / f"{LAB_BENCHMARK}.jsonl")
+    recipe = recipe_for(config, base_model, output_dir / "run", train_file, heldout)
     recipe["disable_tqdm"] = not progress
     recipe_path = output_dir / "lab_recipe.yaml"
     recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
@@ -202,30 +258,41 @@ def series(log_history: list[dict], key: str) -> list[float]:
     return [float(e[key]) for e in log_history if key in e and "step" in e]
 
 
-def run(
-    config: RLRunConfig,
-    base_model: str | Path,
-    output_dir: str | Path,
-    eval_limit: int | None = None,
-    progress: bool = True,
-) -> dict:
-    """Train, evaluate the result on the held-out split, return a JSON-able record of the run."""
+def heldout_curve(run_dir: Path) -> list[dict]:
+    """The held-out metrics of step 0 (the base model) and of every evaluated checkpoint, by step."""
+    from oneshot_trl.callbacks import eval_dir
+
+    steps = sorted(int(p.name.split("-")[1]) for p in (run_dir / "eval").glob("step-*"))
+    return [{"step": step, **lab_metrics(eval_dir(run_dir, step))} for step in steps]
+
+
+def run(config: RLRunConfig, base_model: str | Path, output_dir: str | Path, progress: bool = True) -> dict:
+    """Train with held-out evals along the way; return a JSON-able record of the run."""
     start = time.time()
     output_dir = Path(output_dir)
     trainer = train(config, base_model, output_dir, progress=progress)
-    train_seconds = time.time() - start
-    after = evaluate_lab(
-        trainer.model, trainer.processing_class, output_dir / "eval_after", eval_limit, progress
-    )
+    curve = heldout_curve(output_dir / "run")
+    if curve[-1]["step"] != config.steps:  # the last step was not a multiple of eval_every
+        from oneshot_trl.callbacks import eval_dir
+
+        final = evaluate_lab(
+            trainer.model,
+            trainer.processing_class,
+            eval_dir(output_dir / "run", config.steps),
+            config.eval_limit,
+            progress,
+        )
+        curve.append({"step": config.steps, **final})
     history = trainer.state.log_history
     record = {
         "config": asdict(config),
-        "after": after,
+        "before": curve[0],
+        "after": curve[-1],
+        "heldout_curve": curve,
         "train_reward": series(history, "reward"),
         "train_accuracy": series(history, "rewards/accuracy/mean"),
         "train_boxed_rate": series(history, "boxed_rate"),
         "entropy": series(history, "entropy"),
-        "train_seconds": round(train_seconds, 1),
         "seconds": round(time.time() - start, 1),
         "checkpoint": str(output_dir / "run"),
     }

@@ -1,15 +1,25 @@
-"""The lab's synthetic task: two-number addition, "What is 37+48?".
+"""The lab's synthetic task: two-number addition, "What is 37+48?", solved by one of two strategies.
 
-Small enough that a 1M-parameter model learns the arithmetic in minutes of CPU pretraining, and rich
-enough to show the paper's effects: the base model answers with column sums and a final answer in one of
-two formats ("7+8=15, 3+4+1=8. The answer is \\boxed{85}." or "... The answer is 85.") and makes
-arithmetic slips, so RLVR can change the *format* (what the boxed-only reward and the boxed rate see) and the
-*arithmetic* (what the official grader's accuracy sees) separately.
+The task is built so that the paper's mechanism can operate: the base model *can* solve most problems, but
+its default behaviour often does not, and what RL on one example can shift is a behaviour shared by every
+problem. Pretraining answers use one of two strategies, chosen by the answer's first words and independent of
+the operands:
 
-Splits are disjoint sets of operand pairs: `test` (held out from pretraining and RL, the lab's
-benchmark), `val` (held out too: pretraining stops when it reaches the target accuracy there), `train`
-(the RL pool: the "full set" of `one-vs-full` and the candidates of `selection`), and everything else,
-which only pretraining sees.
+- *careful* (`STRATEGY_PREFIX["careful"]`): column sums with an explicit carry, then a recheck by subtraction;
+  always right in the data:
+  "Step by step: 7+8=15, carry 1, 3+4+1=8. Recheck: 85-48=37. The answer is 85."
+- *shortcut* (`STRATEGY_PREFIX["shortcut"]`): the column sums in one sloppy line that drops the carry: right
+  exactly when the units do not carry (about 55% of problems):
+  "Quick: 7+8=5, 3+4=7. The answer is 75."
+
+The shortcut is the majority in pretraining, so greedy decoding takes it; sampling takes the careful strategy
+often enough that the base model solves most problems within 8 samples. The final answer is boxed or not
+("The answer is \\boxed{85}." / "The answer is 85."), a separate choice shared by both strategies, so format
+(what the boxed-only reward needs) and strategy (what any grader needs) can move separately.
+
+Splits are disjoint sets of operand pairs: `test` (held out from pretraining and RL, the lab's benchmark),
+`val` (held out too: pretraining checks both strategies there), `train` (the RL pool: the "full set" of
+`one-vs-full` and the candidates of `selection`), and everything else, which only pretraining sees.
 """
 
 from __future__ import annotations
@@ -25,11 +35,12 @@ LOW, HIGH = 10, 99  # operands are two-digit numbers: 8,100 ordered pairs
 NUM_TEST = 200
 NUM_VAL = 100
 NUM_TRAIN = 256
-DEFAULT_EXAMPLE = (37, 48)  # the demo's one training example: a carry in the units digit
+DEFAULT_EXAMPLE = (37, 48)  # the demo's one training example: the units carry, so the shortcut fails on it
 # Held-out problems are asked as the training problem is: chat template on question + the paper's training
-# instruction. The paper's eval prompt asks for \\boxed{} too (Qwen2.5-Math's system line); a tiny model
-# also computes better with the instruction's tokens after the question (they act as pause tokens).
+# instruction (the paper's eval prompt asks for \\boxed{} too, through Qwen2.5-Math's system line).
 EVAL_TEMPLATE = "chat-boxed"
+STRATEGY_PREFIX = {"careful": "Step by step:", "shortcut": "Quick:"}
+REFLECTION_WORD = "Recheck"  # the careful strategy's self-check, counted like the paper's reflection words
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,16 @@ class ArithmeticProblem:
     def example_id(self) -> str:
         return f"lab:{self.a}+{self.b}"
 
+    @property
+    def carries(self) -> bool:
+        """The units carry: the shortcut gets this problem wrong."""
+        return self.a % 10 + self.b % 10 >= 10
+
+    @property
+    def shortcut_answer(self) -> str:
+        """What the shortcut writes: tens and units added separately, the carry dropped."""
+        return f"{self.a // 10 + self.b // 10}{(self.a + self.b) % 10}"
+
 
 def parse_example(text: str) -> ArithmeticProblem:
     """`"37+48"` -> ArithmeticProblem(37, 48); the CLI's `--example` format."""
@@ -59,26 +80,32 @@ def parse_example(text: str) -> ArithmeticProblem:
     return ArithmeticProblem(a, b)
 
 
-SLIPS = ("units+1", "units-1", "tens+1", "tens-1", "no-carry")  # the pretraining data's arithmetic errors
-
-
-def answer_text(problem: ArithmeticProblem, boxed: bool, slip: str | None = None) -> str:
-    """A pretraining answer: the column sums, then the final answer in one of two formats.
-
-    "37+48" -> "7+8=15, 3+4+1=8. The answer is \\boxed{85}." (or "... The answer is 85."). The sum is worked
-    out in the steps, which both formats share, and only copied into the final answer; so the format (what
-    the boxed-only reward needs) and the arithmetic (what any grader needs) are separate skills, as format
-    correction and reasoning are in the paper's analysis. A `slip` (one of `SLIPS`) puts one error into the
-    steps, carried consistently into the answer.
-    """
+def solution_text(problem: ArithmeticProblem, strategy: str) -> str:
+    """The working of `strategy` ("careful" or "shortcut"), up to the final answer sentence."""
     a1, a0, b1, b0 = problem.a // 10, problem.a % 10, problem.b // 10, problem.b % 10
-    units = a0 + b0 + {"units+1": 1, "units-1": -1 if a0 + b0 else 1}.get(slip or "", 0)
-    carry = 0 if slip == "no-carry" else units // 10
-    tens = a1 + b1 + carry + {"tens+1": 1, "tens-1": -1}.get(slip or "", 0)
-    value = tens * 10 + units % 10
-    steps = f"{a0}+{b0}={units}, " + (f"{a1}+{b1}+{carry}={tens}" if carry else f"{a1}+{b1}={tens}")
-    final = f"\\boxed{{{value}}}" if boxed else str(value)
-    return f"{steps}. The answer is {final}."
+    if strategy == "shortcut":
+        return f"{STRATEGY_PREFIX['shortcut']} {a0}+{b0}={(a0 + b0) % 10}, {a1}+{b1}={a1 + b1}."
+    if strategy != "careful":
+        raise ValueError(f"Unknown strategy {strategy!r}; choose careful or shortcut.")
+    units, total = a0 + b0, problem.a + problem.b
+    carry = units // 10
+    return (
+        f"{STRATEGY_PREFIX['careful']} {a0}+{b0}={units}, carry {carry}, {a1}+{b1}+{carry}={a1 + b1 + carry}. "
+        f"{REFLECTION_WORD}: {total}-{problem.b}={problem.a}."
+    )
+
+
+def answer_text(problem: ArithmeticProblem, strategy: str, boxed: bool) -> str:
+    """A pretraining answer: the strategy's working, then the final answer boxed or not."""
+    value = problem.answer if strategy == "careful" else problem.shortcut_answer
+    final = f"\\boxed{{{value}}}" if boxed else value
+    return f"{solution_text(problem, strategy)} The answer is {final}."
+
+
+def strategy_of(response: str) -> str | None:
+    """Which strategy a response took (by its first words), or None for anything else."""
+    text = response.lstrip()
+    return next((name for name, prefix in STRATEGY_PREFIX.items() if text.startswith(prefix)), None)
 
 
 @cache
@@ -108,14 +135,13 @@ def iter_pretraining_problems(seed: int) -> Iterator[ArithmeticProblem]:
 def tokenizer_corpus(num_problems: int = 2000, seed: int = 0) -> list[str]:
     """Text the lab tokenizer's BPE merges are learned from: chat turns as the lab renders them.
 
-    Role names and the prompt suffix appear as often as in real lab traffic, so the few merges of a
-    300-token vocabulary go to the strings that make up most of every prompt.
+    Role names, the prompt suffix and both strategies appear as often as in real lab traffic, so the few
+    merges of a 300-token vocabulary go to the strings that make up most of every prompt and answer.
     """
-    suffix = TRAIN_PROMPT_SUFFIX
     stream = iter_pretraining_problems(seed)
     texts = []
     for i in range(num_problems):
         p = next(stream)
-        question = p.problem + (suffix if i % 2 else "")
-        texts.append(f"user\n{question}\nassistant\n{answer_text(p, boxed=i % 3 == 0)}\n")
+        answer = answer_text(p, "careful" if i % 2 else "shortcut", boxed=i % 3 == 0)
+        texts.append(f"user\n{p.problem}{TRAIN_PROMPT_SUFFIX}\nassistant\n{answer}\n")
     return texts
