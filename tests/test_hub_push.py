@@ -15,7 +15,7 @@ from test_hub_card import PROTOCOL, RECIPE, REPO, TOKEN, eval_results_json
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
 import oneshot_trl.hub.cli as card_cli
-import oneshot_trl.hub.push as push
+import oneshot_trl.hub.retry as retry
 from oneshot_trl.hub.push import HubPushCallback, push_eval_results
 from oneshot_trl.hub.resolve import list_step_revisions
 
@@ -182,7 +182,7 @@ def save(cb, args, out: Path, step: int, wait: bool = True) -> None:
 @pytest.fixture
 def backoffs(monkeypatch):
     delays = []
-    monkeypatch.setattr(push, "_sleep", delays.append)
+    monkeypatch.setattr(retry, "_sleep", delays.append)
     return delays
 
 
@@ -313,7 +313,7 @@ def test_auth_errors_are_not_retried(backoffs):
         raise HfHubHTTPError("401 Unauthorized", response=response)
 
     with pytest.raises(HfHubHTTPError):
-        push.with_retries(unauthorized, "Creating repo", max_attempts=5, backoff_s=0.001)
+        retry.with_retries(unauthorized, "Creating repo", max_attempts=5, backoff_s=0.001)
     assert calls == [1] and backoffs == []
 
 

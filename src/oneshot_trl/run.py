@@ -332,23 +332,18 @@ class Run:
         ]
         if self.has(RESULTS_FILE):
             dirs.append(".")
-        global_step = None
+        final_step = self.trainer_state().get("global_step")
         evals = []
         for d in dict.fromkeys(dirs):
-            results = self.read_json(f"{d}/{RESULTS_FILE}" if d != "." else RESULTS_FILE)
+            results = self.read_json(PurePosixPath(d, RESULTS_FILE).as_posix())
             if not isinstance(results, dict):
                 continue
             label = PurePosixPath(d).name if d != "." else str(results.get("revision") or "main")
             step = step_from_label(label)
-            if step is None and label == "main":
-                if global_step is None:
-                    global_step = self.trainer_state().get("global_step")
-                step = int(global_step) if global_step else None
-            samples = self.read_jsonl(f"{d}/{SAMPLES_FILE}" if d != "." else SAMPLES_FILE)
-            if self.root is not None:
-                where = str(self.root / d) if d != "." else str(self.root)
-            else:
-                where = f"{self.source}/{d}" if d != "." else self.source
-            evals.append(CheckpointEval(label, step, results, samples, where))
+            if step is None and label == "main" and final_step:
+                step = int(final_step)
+            samples = self.read_jsonl(PurePosixPath(d, SAMPLES_FILE).as_posix())
+            where = self.root / d if self.root is not None else PurePosixPath(self.source, d)
+            evals.append(CheckpointEval(label, step, results, samples, str(where)))
         evals.sort(key=lambda e: (e.step is None, e.step or 0, e.label))
         return evals

@@ -244,10 +244,6 @@ def histories_from_rows(
     return examples
 
 
-def _history_of_run(run: Run) -> list[ExampleHistory]:
-    return histories_from_rows(run.accuracy_history(), run.run_info(), where=f"{run.source}/{HISTORY_FILE}")
-
-
 def _read_history_file(path: Path) -> list[ExampleHistory]:
     # The official format is one JSON dict of lists; ours is JSONL. Decide by content, not by file name.
     try:
@@ -277,7 +273,7 @@ def load_history(source: str, revision: str | None = None, token: str | None = N
                 f"{path} has no {HISTORY_FILE}: is it a training run dir? (runs write it from the first step)"
             )
         raise FileNotFoundError(f"Hub repo {source!r} (revision {revision or 'main'}) has no {HISTORY_FILE}.")
-    return _history_of_run(run)
+    return histories_from_rows(run.accuracy_history(), run.run_info(), where=f"{run.source}/{HISTORY_FILE}")
 
 
 # ---------------------------------------------------------------------------------------------------------------

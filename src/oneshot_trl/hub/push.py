@@ -4,7 +4,6 @@
   `step-{N:06d}` (open-r1 style; `oneshot_trl.run.step_branch`), the final model to `main`, each with a model
   card; uploads run in one background worker with retries, and a local checkpoint is deleted
   (`save_total_limit`) only once uploaded.
-- `with_retries`: exponential backoff for Hub calls that can fail transiently.
 - `push_eval_results` merges `oneshot-trl eval` results into the card of a repo revision.
 """
 
@@ -40,6 +39,7 @@ from oneshot_trl.hub.cards import (
     training_eval_results,
 )
 from oneshot_trl.hub.resolve import download_text
+from oneshot_trl.hub.retry import with_retries
 from oneshot_trl.hub.tokens import redact_recipe, scrub
 from oneshot_trl.run import (
     COMPLETIONS_FILE,
@@ -77,49 +77,6 @@ def _write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     os.replace(tmp, path)
-
-
-_sleep = time.sleep  # the backoff sleep (tests record it)
-
-
-def _is_retryable(err: Exception) -> bool:
-    from huggingface_hub.errors import HfHubHTTPError
-
-    if isinstance(err, HfHubHTTPError) and err.response is not None:
-        # Bad request, auth, not found: retrying the same call cannot help.
-        return err.response.status_code not in (400, 401, 403, 404, 422)
-    return True
-
-
-def with_retries(
-    fn: Callable[[], Any],
-    what: str,
-    *,
-    max_attempts: int = 5,
-    backoff_s: float = 2.0,
-    max_backoff_s: float = 120.0,
-    token: str | None = None,
-) -> tuple[Any, int]:
-    """Call `fn` until it succeeds, sleeping backoff_s * 2**k between attempts; returns (result, attempts)."""
-    for attempt in range(1, max_attempts + 1):
-        try:
-            return fn(), attempt
-        except Exception as err:
-            message = scrub(f"{type(err).__name__}: {err}", token)
-            if attempt == max_attempts or not _is_retryable(err):
-                logger.error("%s failed (attempt %d/%d, giving up): %s", what, attempt, max_attempts, message)
-                raise
-            delay = min(backoff_s * 2 ** (attempt - 1), max_backoff_s)
-            logger.warning(
-                "%s failed (attempt %d/%d): %s; retrying in %.1fs",
-                what,
-                attempt,
-                max_attempts,
-                message,
-                delay,
-            )
-            _sleep(delay)
-    raise AssertionError("unreachable")
 
 
 def _collect_files(folder: Path, ignore: Iterable[str], recursive: bool = True) -> dict[str, Path]:
