@@ -39,7 +39,7 @@ TRAIN_METRICS = {  # log_history key -> (plot file stem, title, y label)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Plots (matplotlib's object API with the Agg canvas: no pyplot global state, no display needed)
+# Plots
 # ---------------------------------------------------------------------------------------------------------------
 
 Series = dict[str, tuple[Sequence[float], Sequence[float]]]

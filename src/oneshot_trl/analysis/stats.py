@@ -7,7 +7,6 @@ accuracy moves after training accuracy saturates (post-saturation generalization
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -16,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from oneshot_trl.run import COMPLETIONS_FILE, HISTORY_FILE, CheckpointEval, Run, is_finite, metric_series
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_REFLECTION_WORDS = (
     "rethink",

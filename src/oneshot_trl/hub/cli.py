@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     api = HfApi()
     try:
         extra = _load_results_files(args.results)
+        old_text = None  # the card on the Hub now: the results on it are kept
         if Path(args.target).is_dir():
             run = CardInputs.from_run_dir(args.target, step)
             repo_id = (
@@ -75,12 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                 or run.recipe().get("hub_model_id")
                 or Path(args.target).resolve().name
             )
-            kept: list[EvalResult] = []
             if args.push:  # the Hub's branches, and the results already on the card we replace
                 steps = list_step_revisions(repo_id, api=api)
                 old_text = download_text(api, repo_id, "README.md", revision)
-                if old_text:
-                    kept = ModelCard(old_text, ignore_metadata_errors=True).data.eval_results or []
             else:
                 steps = [
                     p["revision"]
@@ -91,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
             repo_id = args.target
             hub_run = Run.from_hub(api, repo_id, revision)
             run = CardInputs.from_run(hub_run)
-            old_text = hub_run.read_text("README.md")  # the card this revision has now
-            kept = (
-                ModelCard(old_text, ignore_metadata_errors=True).data.eval_results or [] if old_text else []
-            )
+            old_text = hub_run.read_text("README.md")
             steps = list_step_revisions(repo_id, api=api)
+        kept: list[EvalResult] = []
+        if old_text:
+            kept = ModelCard(old_text, ignore_metadata_errors=True).data.eval_results or []
         # In-training evals, then what the card already holds (newer evals), then --results: later ones win.
         results = merge_eval_results(merge_eval_results(training_eval_results(run, step), kept), extra)
         card = render_model_card(repo_id, run, step=step, step_revisions=steps, eval_results=results)
