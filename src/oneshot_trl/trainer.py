@@ -122,8 +122,9 @@ class OneShotGRPOTrainer(GRPOTrainer):
     def _save_checkpoint(self, model, trial):  # type: ignore[override]
         super()._save_checkpoint(model, trial)
         if self.accelerator.is_main_process:
-            checkpoint = Run(self.args.output_dir).checkpoint_dir(self.state.global_step)
+            run = Run(self.args.output_dir)
+            checkpoint = run.checkpoint_dir(self.state.global_step)
             for name in (HISTORY_FILE, COMPLETIONS_FILE, RECIPE_FILE, RUN_INFO_FILE):
-                source = Path(self.args.output_dir) / name
+                source = run.path(name)
                 if source.exists() and checkpoint.is_dir():
                     shutil.copy2(source, checkpoint / name)
