@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from oneshot_trl.analysis import (
+from oneshot_trl.analysis.cli import main
+from oneshot_trl.analysis.stats import (
     DEFAULT_REFLECTION_WORDS,
     count_reflection_words,
     load_run_data,
-    main,
     reflection_by_step,
-    step_from_label,
 )
+from oneshot_trl.run import step_from_label
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EXAMPLE = "dsr_sub:124"
@@ -318,12 +318,12 @@ def test_hub_repo_target(run_dir, tmp_path, monkeypatch):
     calls = []
 
     def fake_resolve(name, revision=None, token=None, allow_patterns=None, **kwargs):
-        from oneshot_trl.hub import ResolvedModel
+        from oneshot_trl.hub.resolve import ResolvedModel
 
         calls.append((name, revision, allow_patterns))
         return ResolvedModel(path=str(run_dir), revision=revision, commit_sha="0" * 40, repo_id=name)
 
-    monkeypatch.setattr("oneshot_trl.hub.resolve_model", fake_resolve)
+    monkeypatch.setattr("oneshot_trl.hub.resolve.resolve_model", fake_resolve)
     monkeypatch.chdir(tmp_path)
     assert main(["user/pi1-run", "--revision", "step-000004"]) == 0
     assert calls[0][:2] == ("user/pi1-run", "step-000004")

@@ -433,19 +433,20 @@ def test_dry_run_prints_plan_without_model(capsys):
 
 
 def test_revisions_summary_and_push(tiny_eval_model, tmp_path, monkeypatch, capsys):
-    import oneshot_trl.hub as hub
+    import oneshot_trl.hub.push as push
+    import oneshot_trl.hub.resolve as resolve
 
-    # A local training run dir stands in for a Hub repo: step-000002 -> checkpoint-2 (oneshot_trl.hub).
+    # A local training run dir stands in for a Hub repo: step-000002 -> checkpoint-2 (oneshot_trl.hub.resolve).
     run = tmp_path / "run"
     run.mkdir()
     for step in (2, 4):
         (run / f"checkpoint-{step}").symlink_to(tiny_eval_model, target_is_directory=True)
     pushed = []
     monkeypatch.setattr(
-        hub, "list_step_revisions", lambda repo_id, token=None: ["step-000002", "step-000004"]
+        resolve, "list_step_revisions", lambda repo_id, token=None: ["step-000002", "step-000004"]
     )
     monkeypatch.setattr(
-        hub,
+        push,
         "push_eval_results",
         lambda repo, res, revision="main", token=None: pushed.append((repo, revision)),
     )

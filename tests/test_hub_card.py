@@ -9,15 +9,15 @@ import yaml
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
 
-from oneshot_trl.hub import (
-    RunData,
+from oneshot_trl.hub.cards import (
+    CardInputs,
     card_template_path,
     merge_eval_results,
-    redact_recipe,
     render_model_card,
     results_to_eval_results,
     set_card_eval_results,
 )
+from oneshot_trl.hub.tokens import redact_recipe
 
 REPO = "user/qwen-pi1"
 TOKEN = "hf_THISisAfakeTOKENthatMUSTnotLEAK123"
@@ -72,8 +72,8 @@ hub_token: {TOKEN}  # must never reach the card
 """
 
 
-def fake_run() -> RunData:
-    return RunData(
+def fake_run() -> CardInputs:
+    return CardInputs(
         run_info={
             "base_model": "Qwen/Qwen2.5-Math-1.5B",
             "base_model_revision": "main",
@@ -155,7 +155,7 @@ def test_card_renders_and_parses_back_with_model_index():
 
 
 def test_step_card_and_card_without_results():
-    card = render_model_card(REPO, RunData(run_info={"base_model": "/local/path/model"}), step=20)
+    card = render_model_card(REPO, CardInputs(run_info={"base_model": "/local/path/model"}), step=20)
     parsed = ModelCard(str(card))
     assert parsed.data.base_model is None  # a local path is not a Hub id
     assert parsed.data.eval_results is None and "model-index" not in parsed.data.to_dict()

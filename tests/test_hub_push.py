@@ -14,8 +14,10 @@ from huggingface_hub.errors import EntryNotFoundError
 from test_hub_card import PROTOCOL, RECIPE, REPO, TOKEN, eval_results_json
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
-import oneshot_trl.hub as hub
-from oneshot_trl.hub import HubPushCallback, list_step_revisions, push_eval_results
+import oneshot_trl.hub.cli as card_cli
+import oneshot_trl.hub.retry as retry
+from oneshot_trl.hub.push import HubPushCallback, push_eval_results
+from oneshot_trl.hub.resolve import list_step_revisions
 
 
 class FakeHub:
@@ -180,7 +182,7 @@ def save(cb, args, out: Path, step: int, wait: bool = True) -> None:
 @pytest.fixture
 def backoffs(monkeypatch):
     delays = []
-    monkeypatch.setattr(hub, "_sleep", delays.append)
+    monkeypatch.setattr(retry, "_sleep", delays.append)
     return delays
 
 
@@ -311,7 +313,7 @@ def test_auth_errors_are_not_retried(backoffs):
         raise HfHubHTTPError("401 Unauthorized", response=response)
 
     with pytest.raises(HfHubHTTPError):
-        hub.with_retries(unauthorized, "Creating repo", max_attempts=5, backoff_s=0.001)
+        retry.with_retries(unauthorized, "Creating repo", max_attempts=5, backoff_s=0.001)
     assert calls == [1] and backoffs == []
 
 
@@ -379,7 +381,7 @@ def test_card_cli_from_run_dir_and_from_hub(tmp_path, monkeypatch, capsys):
     results.write_text(json.dumps(eval_results_json(10, 0.5, 0.05)))
 
     readme = tmp_path / "README.md"
-    assert hub.main([str(out), "--results", str(results), "--output", str(readme)]) == 0
+    assert card_cli.main([str(out), "--results", str(results), "--output", str(readme)]) == 0
     card = ModelCard(readme.read_text())
     assert (
         len(card.data.eval_results) == 3
@@ -388,8 +390,8 @@ def test_card_cli_from_run_dir_and_from_hub(tmp_path, monkeypatch, capsys):
     assert TOKEN not in readme.read_text()
 
     # From the Hub: the run files uploaded with step-000010 are enough to re-render its card.
-    monkeypatch.setattr(hub, "HfApi", lambda *a, **k: api)
-    assert hub.main([REPO, "--revision", "step-000010", "--results", str(results), "--push"]) == 0
+    monkeypatch.setattr(card_cli, "HfApi", lambda *a, **k: api)
+    assert card_cli.main([REPO, "--revision", "step-000010", "--results", str(results), "--push"]) == 0
     pushed = ModelCard(api.branches["step-000010"]["README.md"].decode())
     assert "Checkpoint at step 10" in pushed.text and "dsr_sub:124" in pushed.text
     assert {r.metric_value for r in pushed.data.eval_results} == {50.0, 5.0, 30.0}
@@ -397,12 +399,12 @@ def test_card_cli_from_run_dir_and_from_hub(tmp_path, monkeypatch, capsys):
     # Re-rendering main from the run dir keeps results that were pushed to the Hub card since.
     other = dict(PROTOCOL, name="lighteval-math", hash="0badcafe")
     push_eval_results(REPO, eval_results_json(10, 0.4, 0.0, protocol=other), api=api)
-    assert hub.main([str(out), "--push"]) == 0
+    assert card_cli.main([str(out), "--push"]) == 0
     main_card = ModelCard(api.branches["main"]["README.md"].decode())
     assert {r.metric_config for r in main_card.data.eval_results} == {"lighteval-math@0badcafe"}
     assert "Training example" in main_card.text
 
-    assert hub.main([REPO, "--revision", "nope"]) == 2
+    assert card_cli.main([REPO, "--revision", "nope"]) == 2
     assert "must be main or step-NNNNNN" in capsys.readouterr().err
 
 

@@ -9,7 +9,9 @@ import pytest
 from huggingface_hub import ModelCard
 from test_train import train_in_process
 
-from oneshot_trl import analysis, hub, select
+from oneshot_trl import select
+from oneshot_trl.analysis import cli as analysis_cli
+from oneshot_trl.hub import cli as card_cli
 
 
 @pytest.mark.slow
@@ -27,13 +29,13 @@ def test_train_with_benchmark_evals_then_analyze_card_and_select(make_recipe, tm
     assert [row["step"] for row in evals] == [0, 2, 4]
 
     out = tmp_path / "analysis"
-    assert analysis.main([str(run), "--output-dir", str(out)]) == 0
+    assert analysis_cli.main([str(run), "--output-dir", str(out)]) == 0
     report = (out / "report.md").read_text()
     for png in ("post_saturation.png", "entropy.png", "reflection_words.png", "format_vs_reasoning.png"):
         assert (out / png).stat().st_size > 1000 and png in report
 
     readme = tmp_path / "README.md"
-    assert hub.main([str(run), "--output", str(readme)]) == 0
+    assert card_cli.main([str(run), "--output", str(readme)]) == 0
     card = ModelCard(readme.read_text())
     assert {r.dataset_name for r in card.data.eval_results} >= {"MATH-500"} and "12.8" in card.text
 

@@ -7,7 +7,7 @@ from huggingface_hub import ModelCard
 from test_hub_push import FakeHub
 from test_train import train_in_process
 
-import oneshot_trl.hub as hub
+import oneshot_trl.hub.push as push
 
 
 @pytest.mark.slow
@@ -15,7 +15,7 @@ def test_training_pushes_each_checkpoint_to_its_branch_and_the_final_model_to_ma
     make_recipe, tmp_path, monkeypatch
 ):
     api = FakeHub(tmp_path, fail={("create_commit", "step-000002"): 1})  # first upload of step 2 fails once
-    monkeypatch.setattr(hub, "HfApi", lambda *a, **k: api)
+    monkeypatch.setattr(push, "HfApi", lambda *a, **k: api)
     recipe = make_recipe(
         max_steps=4, save_steps=2, push_to_hub=True, hub_model_id="user/tiny-pi1", save_total_limit=1
     )

@@ -1,6 +1,6 @@
 """Training callbacks: benchmark evaluation of each saved checkpoint (the post-saturation curve).
 
-Hub pushes live in `hub.HubPushCallback`; per-example accuracy history is written by the trainer itself,
+Hub pushes live in `hub.push.HubPushCallback`; per-example accuracy history is written by the trainer itself,
 where the rewards are known.
 """
 
@@ -13,13 +13,14 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from oneshot_trl.config import OneShotArguments
+from oneshot_trl.run import Run
 
 logger = logging.getLogger(__name__)
 
 
 def eval_dir(output_dir: str | Path, step: int) -> Path:
     """Where the evaluation of step N goes; the Hub branch of that checkpoint is named the same."""
-    return Path(output_dir) / "eval" / f"step-{step:06d}"
+    return Run(output_dir).eval_dir(step)
 
 
 class BenchmarkEvalCallback(TrainerCallback):
@@ -78,4 +79,4 @@ class BenchmarkEvalCallback(TrainerCallback):
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         if state.is_world_process_zero:
-            self._evaluate(str(Path(args.output_dir) / f"checkpoint-{state.global_step}"), args, state)
+            self._evaluate(str(Run(args.output_dir).checkpoint_dir(state.global_step)), args, state)

@@ -20,8 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grade": ("oneshot_trl.eval.grade_cli", "Grade a JSONL file of {response, gold} rows."),
     "lab": ("oneshot_trl.lab.cli", "CPU micro-lab: 1-shot RLVR on a tiny model in minutes (the demo)."),
     "select": ("oneshot_trl.select", "Rank training examples by historical accuracy variance."),
-    "analyze": ("oneshot_trl.analysis", "Plots and a report from a training run or eval outputs."),
-    "card": ("oneshot_trl.hub", "Render (and optionally push) the model card of a run dir or Hub repo."),
+    "analyze": ("oneshot_trl.analysis.cli", "Plots and a report from a training run or eval outputs."),
+    "card": ("oneshot_trl.hub.cli", "Render (and optionally push) the model card of a run dir or Hub repo."),
 }
 
 

@@ -34,12 +34,11 @@ import numpy as np
 
 from oneshot_trl.files import read_jsonl, resource_path
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
+from oneshot_trl.run import HISTORY_FILE, RUN_INFO_FILE, Run
 
 logger = logging.getLogger(__name__)
 
 OFFICIAL_HISTORY = "official"
-ACCURACY_HISTORY_FILE = "accuracy_history.jsonl"
-RUN_INFO_FILE = "oneshot_run.json"
 
 
 @dataclass
@@ -188,28 +187,31 @@ def load_official_history() -> list[ExampleHistory]:
 
 
 def read_accuracy_history(path: str | Path, run_info: dict | None = None) -> list[ExampleHistory]:
-    """Read a run's `accuracy_history.jsonl` (one line per step and example, see PLAN.md).
+    """Read an `accuracy_history.jsonl` file (see `histories_from_rows`); a torn last line is skipped."""
+    return histories_from_rows(read_jsonl(path, skip_invalid=True), run_info, where=str(path))
+
+
+def histories_from_rows(
+    rows: Sequence[dict], run_info: dict | None = None, where: str = HISTORY_FILE
+) -> list[ExampleHistory]:
+    """Histories from a run's accuracy-history rows (one per step and example, see `oneshot_trl.run`).
 
     Examples keep the order in which they first appear. A (step, example) pair logged twice, as after a resumed
-    run re-does steps, counts once (the last line wins). Problems and answers come from the run's
+    run re-does steps, counts once (the last row wins). Problems and answers come from the run's
     `oneshot_run.json` (`run_info`), else from the bundled DSR-sub for examples with a DSR-sub index.
     """
     per_example: dict[str, dict[int, float]] = {}
     indices: dict[str, int | None] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                example_id, step, acc = str(rec["example_id"]), int(rec["step"]), float(rec["accuracy"])
-            except (ValueError, KeyError, TypeError) as err:
-                raise ValueError(f"{path}:{lineno}: not an accuracy-history line ({err}).") from None
-            per_example.setdefault(example_id, {})[step] = acc
-            if rec.get("index") is not None:
-                indices[example_id] = int(rec["index"])
-            else:
-                indices.setdefault(example_id, None)
+    for number, rec in enumerate(rows, start=1):
+        try:
+            example_id, step, acc = str(rec["example_id"]), int(rec["step"]), float(rec["accuracy"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{where}: row {number} is not an accuracy-history row ({err}).") from None
+        per_example.setdefault(example_id, {})[step] = acc
+        if rec.get("index") is not None:
+            indices[example_id] = int(rec["index"])
+        else:
+            indices.setdefault(example_id, None)
 
     known = {str(e["example_id"]): e for e in (run_info or {}).get("examples", []) if "example_id" in e}
     dsr_rows = load_dsr_sub_rows() if any(i is not None for i in indices.values()) else None
@@ -242,13 +244,6 @@ def read_accuracy_history(path: str | Path, run_info: dict | None = None) -> lis
     return examples
 
 
-def _read_run_info(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def _read_history_file(path: Path) -> list[ExampleHistory]:
     # The official format is one JSON dict of lists; ours is JSONL. Decide by content, not by file name.
     try:
@@ -258,7 +253,7 @@ def _read_history_file(path: Path) -> list[ExampleHistory]:
         data = None
     if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
         return _history_from_dict(data, load_dsr_sub_rows())
-    return read_accuracy_history(path, _read_run_info(path.parent / RUN_INFO_FILE))
+    return read_accuracy_history(path, Run(path.parent).run_info())  # the run info next to it
 
 
 def load_history(source: str, revision: str | None = None, token: str | None = None) -> list[ExampleHistory]:
@@ -268,27 +263,17 @@ def load_history(source: str, revision: str | None = None, token: str | None = N
     path = Path(source).expanduser()
     if path.is_file():
         return _read_history_file(path)
-    if path.is_dir():
-        history = path / ACCURACY_HISTORY_FILE
-        if not history.is_file():
-            raise FileNotFoundError(
-                f"{path} has no {ACCURACY_HISTORY_FILE}: is it a training run dir? (runs write it from the first step)"
-            )
-        return _read_history_file(history)
-    if path.suffix in (".json", ".jsonl"):
+    if path.suffix in (".json", ".jsonl") and not path.is_dir():
         raise FileNotFoundError(f"History file {source} does not exist.")
-
-    from oneshot_trl.hub import resolve_model  # Hub ids: download only the two small files we need
-
-    resolved = resolve_model(
-        source, revision=revision, token=token, allow_patterns=[ACCURACY_HISTORY_FILE, RUN_INFO_FILE]
-    )
-    history = Path(resolved.path) / ACCURACY_HISTORY_FILE
-    if not history.is_file():
-        raise FileNotFoundError(
-            f"Hub repo {source!r} (revision {revision or 'main'}) has no {ACCURACY_HISTORY_FILE}."
-        )
-    return _read_history_file(history)
+    # A run dir, or a Hub repo id of a run: of a Hub revision download only the two small files we need.
+    run = Run.open(source, revision=revision, token=token, patterns=(HISTORY_FILE, RUN_INFO_FILE))
+    if not run.has(HISTORY_FILE):
+        if path.is_dir():
+            raise FileNotFoundError(
+                f"{path} has no {HISTORY_FILE}: is it a training run dir? (runs write it from the first step)"
+            )
+        raise FileNotFoundError(f"Hub repo {source!r} (revision {revision or 'main'}) has no {HISTORY_FILE}.")
+    return histories_from_rows(run.accuracy_history(), run.run_info(), where=f"{run.source}/{HISTORY_FILE}")
 
 
 # ---------------------------------------------------------------------------------------------------------------

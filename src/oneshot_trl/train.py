@@ -28,6 +28,7 @@ from oneshot_trl.callbacks import BenchmarkEvalCallback
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
 from oneshot_trl.rewards import get_reward_funcs
+from oneshot_trl.run import RECIPE_FILE, RUN_INFO_FILE
 from oneshot_trl.trainer import OneShotGRPOTrainer
 
 logger = logging.getLogger("oneshot_trl.train")
@@ -94,7 +95,7 @@ def main(
 
     # --- Data: the example(s), checked, repeated, as prompts ---
     examples = load_examples(script_args)
-    from oneshot_trl.hub import resolve_model  # Hub ids with revisions, or local paths
+    from oneshot_trl.hub.resolve import resolve_model  # Hub ids with revisions, or local paths
 
     base = resolve_model(model_args.model_name_or_path, revision=model_args.model_revision)
     tokenizer = AutoTokenizer.from_pretrained(base.path, trust_remote_code=training_args.trust_remote_code)
@@ -134,7 +135,8 @@ def main(
     if training_args.push_to_hub:
         # Created before the trainer: it takes pushing over from transformers' Trainer. It comes after the eval
         # callback so that a checkpoint's branch carries that checkpoint's eval results.
-        from oneshot_trl.hub import HubPushCallback, describe_hardware
+        from oneshot_trl.hub.cards import describe_hardware
+        from oneshot_trl.hub.push import HubPushCallback
 
         run_info["hardware"] = describe_hardware(training_args)
         hub_callback = HubPushCallback.from_training_args(
@@ -143,9 +145,9 @@ def main(
         callbacks.append(hub_callback)
     if training_args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "oneshot_run.json").write_text(json.dumps(run_info, indent=2))
+        (output_dir / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2))
         if recipe_path is not None:
-            shutil.copyfile(recipe_path, output_dir / "recipe.yaml")
+            shutil.copyfile(recipe_path, output_dir / RECIPE_FILE)
 
     trainer = OneShotGRPOTrainer(
         model=base.path,

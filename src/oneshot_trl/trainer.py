@@ -28,11 +28,10 @@ from trl import GRPOTrainer
 
 from oneshot_trl.eval.grading import last_boxed
 from oneshot_trl.rewards import completion_text
+from oneshot_trl.run import COMPLETIONS_FILE, HISTORY_FILE, RECIPE_FILE, RUN_INFO_FILE, Run
 
 logger = logging.getLogger(__name__)
 
-HISTORY_FILE = "accuracy_history.jsonl"
-COMPLETIONS_FILE = "completions.jsonl"
 MAX_LOGGED_EXAMPLES = 16  # per-example metrics in the logs; all examples always go to HISTORY_FILE
 ACCURACY_REWARD = "accuracy"
 
@@ -123,8 +122,9 @@ class OneShotGRPOTrainer(GRPOTrainer):
     def _save_checkpoint(self, model, trial):  # type: ignore[override]
         super()._save_checkpoint(model, trial)
         if self.accelerator.is_main_process:
-            checkpoint = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
-            for name in (HISTORY_FILE, COMPLETIONS_FILE, "recipe.yaml", "oneshot_run.json"):
-                source = Path(self.args.output_dir) / name
+            run = Run(self.args.output_dir)
+            checkpoint = run.checkpoint_dir(self.state.global_step)
+            for name in (HISTORY_FILE, COMPLETIONS_FILE, RECIPE_FILE, RUN_INFO_FILE):
+                source = run.path(name)
                 if source.exists() and checkpoint.is_dir():
                     shutil.copy2(source, checkpoint / name)

@@ -58,7 +58,7 @@ def make_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--all-revisions",
         action="store_true",
-        help="Evaluate every step-N branch of the Hub repo (oneshot_trl.hub.list_step_revisions).",
+        help="Evaluate every step-N branch of the Hub repo (oneshot_trl.hub.resolve.list_step_revisions).",
     )
     m.add_argument(
         "--trust-remote-code",
@@ -210,7 +210,7 @@ def _safe_name(text: str) -> str:
 
 def _revision_list(args: argparse.Namespace) -> list[str | None]:
     if args.all_revisions:
-        from oneshot_trl.hub import list_step_revisions
+        from oneshot_trl.hub.resolve import list_step_revisions
 
         revisions = list_step_revisions(args.model)
         if not revisions:
@@ -319,7 +319,7 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
         if needs_tokenizer(protocol.template):  # the chat template lives in the tokenizer: load only that
             from transformers import AutoTokenizer
 
-            from oneshot_trl.hub import resolve_model
+            from oneshot_trl.hub.resolve import resolve_model
 
             resolved = resolve_model(args.model, revision=args.revision)
             tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=args.trust_remote_code)
@@ -366,7 +366,7 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
                       f"  math-verify {100 * s['accuracy_math-verify']:.1f}")  # fmt: skip
         print(f"\nwrote {out / RESULTS_FILE}\n")
         if args.push_to_hub:
-            from oneshot_trl.hub import push_eval_results
+            from oneshot_trl.hub.push import push_eval_results
 
             push_eval_results(repo_id, results, revision=revision or "main")
             print(f"pushed results to {repo_id}@{revision or 'main'}")

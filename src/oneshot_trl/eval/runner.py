@@ -154,7 +154,7 @@ def _model_identity(
     With `resolve=False` (a ready generator was given) a string model is only a label.
     """
     if isinstance(model, (str, os.PathLike)) and resolve:
-        from oneshot_trl.hub import resolve_model
+        from oneshot_trl.hub.resolve import resolve_model
 
         resolved = resolve_model(str(model), revision=revision)
         return str(model), resolved.path, resolved.revision, resolved.commit_sha

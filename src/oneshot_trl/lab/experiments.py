@@ -145,7 +145,7 @@ def resolve_base(
 ) -> str:
     """A local folder with the base model: the cached lab model (built if needed) or `base_model` resolved."""
     if base_model is not None:
-        from oneshot_trl.hub import resolve_model
+        from oneshot_trl.hub.resolve import resolve_model
 
         return resolve_model(base_model, revision=revision).path
     from oneshot_trl.lab.pretrain import BaseModelConfig, get_base_model

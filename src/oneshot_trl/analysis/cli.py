@@ -1,0 +1,105 @@
+"""`oneshot-trl analyze`: the paper's diagnostics as plots and a report, from a training run or eval outputs.
+
+    oneshot-trl analyze runs/pi1                      # a training run dir -> runs/pi1/analysis/report.md
+    oneshot-trl analyze evals/pi1 --output-dir out    # an `oneshot-trl eval --all-revisions` output dir
+    oneshot-trl analyze user/pi1-run --words wait,verify
+
+What it reads (each piece is optional; a missing one is skipped with a note in the report):
+- `trainer_state.json` (the run dir's, else its latest `checkpoint-N/`'s): `log_history` metrics per step.
+- `accuracy_history.jsonl`: each training example's accuracy at every step (the post-saturation curve).
+- `completions.jsonl`: sampled training completions (self-reflection words against step).
+- per-step evals: `eval/step-*/results.json` + `samples.jsonl` in a run dir, `<revision>/results.json` in an
+  `--all-revisions` output dir, or a single `results.json`.
+
+What it answers: does benchmark accuracy keep rising after the training example is solved (post-saturation
+generalization)? How do entropy, response length, zero-variance groups and the boxed rate move? Do reflection
+words become more frequent? How much of a gain is format (answer present but not boxed) rather than reasoning?
+Which checkpoint is best, per benchmark and on average?
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from oneshot_trl.analysis.report import analyze
+from oneshot_trl.analysis.stats import DEFAULT_REFLECTION_WORDS, load_run_data
+from oneshot_trl.run import Run
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oneshot-trl analyze",
+        description="Plots and a markdown report of the paper's diagnostics from a training run or eval outputs.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument("target", help="A training run dir, an eval output dir, or a Hub repo id of a run.")
+    parser.add_argument(
+        "--revision", default=None, help="Hub revision when target is a repo id (default: main)."
+    )
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        help="Where report.md, analysis.json and the PNGs go (default: <target>/analysis, or ./analysis-<repo> for a Hub repo).",
+    )
+    parser.add_argument(
+        "--words",
+        default=",".join(DEFAULT_REFLECTION_WORDS),
+        help=f"Comma-separated self-reflection words/phrases to count (default: {','.join(DEFAULT_REFLECTION_WORDS)}).",
+    )
+    parser.add_argument(
+        "--max-examples",
+        type=int,
+        default=8,
+        help="Training examples drawn in the accuracy plot (default 8).",
+    )
+    parser.add_argument(
+        "--saturation-threshold",
+        type=float,
+        default=0.99,
+        help="Mean training accuracy at which training counts as saturated (default 0.99: the paper's ~100%%).",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    words = [w.strip() for w in args.words.split(",") if w.strip()]
+    if not words:
+        print("oneshot-trl analyze: error: --words is empty.", file=sys.stderr)
+        return 2
+    try:  # a Hub repo: a snapshot of only the small log/eval files (no weights)
+        run = Run.open(args.target, revision=args.revision)
+    except ValueError as err:  # includes hub.resolve.ModelResolutionError
+        print(f"oneshot-trl analyze: error: {err}", file=sys.stderr)
+        return 2
+    local = Path(args.target).expanduser().is_dir()
+    output_dir = (
+        Path(args.output_dir)
+        if args.output_dir
+        else (run.path("analysis") if local else Path(f"analysis-{args.target.rsplit('/', 1)[-1]}"))
+    )
+    data = load_run_data(run)
+    data.source = args.target if args.revision is None else f"{args.target}@{args.revision}"
+    result = analyze(
+        data,
+        output_dir,
+        words=words,
+        max_examples=args.max_examples,
+        saturation_threshold=args.saturation_threshold,
+    )
+    print(f"Report: {output_dir / 'report.md'}")
+    for name in result["plots"].values():
+        print(f"  plot: {output_dir / name}")
+    for note in result["notes"]:
+        print(f"  note: {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
