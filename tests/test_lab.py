@@ -97,10 +97,10 @@ def test_recipe_matches_the_demo_run():
     from oneshot_trl.config import load_recipe
 
     recipe = load_recipe(REPO / "recipes" / "lab.yaml")
-    expected = recipe_for(RLRunConfig(), recipe["model_name_or_path"], recipe["output_dir"])
-    assert {k: v for k, v in recipe.items() if k != "save_strategy"} == {
-        k: v for k, v in expected.items() if k != "save_strategy"
-    }
+    expected = recipe_for(
+        RLRunConfig(), recipe["model_name_or_path"], recipe["output_dir"], heldout_file=recipe["eval_dataset"]
+    )
+    assert recipe == {k: v for k, v in expected.items() if v is not None}
 
 
 def test_cli_writes_test_set_and_rejects_a_missing_base_model(tmp_path, capsys):
@@ -127,41 +127,39 @@ def ci_base(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_lab_demo_end_to_end(ci_base, tmp_path):
-    """`oneshot-trl lab`: base eval, 1-shot GRPO through the real trainer, eval, report files, reloadable checkpoint."""
+def test_one_example_shifts_the_shared_strategy_on_held_out_problems(ci_base, tmp_path):
+    """The mechanism, through `oneshot-trl lab`: GRPO on one problem that only the careful strategy solves moves
+    the strategy choice that every problem shares, so held-out problems never trained on get the careful
+    strategy, and their greedy accuracy rises. With the RL update off (learning rate 0) after == before and
+    this test fails."""
     from transformers import AutoModelForCausalLM
 
+    from oneshot_trl.analysis import cli as analyze_cli
     from oneshot_trl.lab import cli
 
     out = tmp_path / "demo"
-    argv = [
-        "--base-model",
-        str(ci_base),
-        "--output-dir",
-        str(out),
-        "--steps",
-        "20",
-        "--eval-limit",
-        "40",
-        "--quiet",
-    ]
-    assert cli.main(argv) == 0
+    argv = ["--base-model", str(ci_base), "--output-dir", str(out), "--steps", "20", "--eval-limit", "40"]
+    assert cli.main([*argv, "--quiet"]) == 0
 
     results = json.loads((out / "results.json").read_text())
-    for phase in ("before", "after"):
-        assert set(results[phase]) >= {"accuracy", "boxed_rate", "answer_anywhere_accuracy", "boxed_accuracy"}
-        assert results[phase]["n_problems"] == 40
-        assert all(
-            0 <= results[phase][k] <= 1 for k in ("accuracy", "boxed_rate", "answer_anywhere_accuracy")
-        )
-    assert results["before"]["boxed_rate"] == 0  # the base answers "The answer is N." when greedy
+    before, after = results["before"], results["after"]
+    assert before["n_problems"] == after["n_problems"] == 40
+    assert before["careful_rate"] < 0.5, "the base model's greedy default is the shortcut"
+    assert after["careful_rate"] >= before["careful_rate"] + 0.3, (before, after)
+    assert after["accuracy"] >= before["accuracy"] + 0.1, (before, after)
+    assert after["reflection_rate"] > before["reflection_rate"]  # "Recheck" rises with the careful strategy
+    assert results["base_profile"]["pass@k"]["8"] > before["accuracy"]  # the base can, but greedy does not
     rewards = results["train_reward"]
-    assert len(rewards) == 20 and results["seconds"] > 0
-    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
-    assert last > first + 0.1, f"training on the one example did not raise its reward: {rewards}"
+    assert len(rewards) == 20 and sum(rewards[-5:]) > sum(rewards[:5])
 
-    for path in ("lab.png", "eval_before/samples.jsonl", "eval_after/results.json", "run/trainer_state.json"):
-        assert (out / path).is_file(), path
+    # held-out evals along the way: step 0 (the base), 10, 20, as `oneshot-trl analyze` reads them
+    assert [p["step"] for p in results["heldout_curve"]] == [0, 10, 20]
+    assert (
+        analyze_cli.main([str(out / "run"), "--output-dir", str(out / "analysis"), "--words", "Recheck"]) == 0
+    )
+    analysis = json.loads((out / "analysis" / "analysis.json").read_text())
+    assert (out / "analysis" / "post_saturation.png").is_file()
+    assert [(e["benchmark"], e["step"]) for e in analysis["evals"]] == [("heldout", s) for s in (0, 10, 20)]
     run_info = json.loads((out / "run" / "oneshot_run.json").read_text())
     assert (
         run_info["examples"][0]["problem"] == "What is 37+48?" and run_info["examples"][0]["answer"] == "85"

@@ -4,7 +4,7 @@
     oneshot-trl lab --output-dir runs/lab             # + results.json, lab.png, the checkpoint in runs/lab/
     oneshot-trl lab --experiment entropy --seeds 0,1,2
     oneshot-trl lab --save-base runs/lab-base         # the base model as a folder (then: recipes/lab.yaml)
-    oneshot-trl lab --save-test-set runs/lab-test.jsonl   # the held-out problems, for `oneshot-trl eval`
+    oneshot-trl lab --save-test-set runs/heldout.jsonl    # the held-out problems, for `oneshot-trl eval`
     oneshot-trl lab --base-model user/lab-base        # a base model pushed to the Hub, or any local folder
 
 The first run pretrains the tiny base model (about a minute on 2 cores) and caches it under
@@ -53,6 +53,10 @@ def make_parser() -> argparse.ArgumentParser:
         help="Pretraining steps of the lab base model at most (default 1500; it stops once both strategies "
         "are learned).",
     )
+    parser.add_argument(
+        "--base-seed", type=int, default=0, help="Seed of the lab base model's weights and pretraining data."
+    )
+    parser.add_argument("--seed", type=int, default=0, help="RL seed of the demo (sampling, data order).")
     parser.add_argument("--example", default="37+48", help="The one training problem of the demo, as 'a+b'.")
     parser.add_argument(
         "--steps", type=int, default=None, help="GRPO steps (default: the demo's / experiment's own)."
@@ -102,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.save_test_set and not args.save_base:
         return 0
     try:
-        base = experiments.resolve_base(args.base_model, args.base_revision, args.pretrain_steps, progress)
+        base = experiments.resolve_base(
+            args.base_model, args.base_revision, args.pretrain_steps, progress, args.base_seed
+        )
     except ValueError as err:  # an unknown Hub id or a missing folder: the message says what was tried
         print(f"oneshot-trl lab: {err}", file=sys.stderr)
         return 2
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     output_dir = Path(args.output_dir or "runs/lab")
-    config = RLRunConfig(examples=(f"{example.a}+{example.b}",), eval_limit=args.eval_limit)
+    config = RLRunConfig(examples=(f"{example.a}+{example.b}",), eval_limit=args.eval_limit, seed=args.seed)
     if args.steps is not None:
         config = config.with_(steps=args.steps)
     results = experiments.run_demo(base, output_dir, config, progress=progress)

@@ -15,7 +15,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from oneshot_trl.lab import report
@@ -60,12 +60,13 @@ def _selection_arms(
     The candidates are the first 64 problems of the RL pool, so each is seen several times in 24 steps.
     Arms: the `top` highest-variance examples vs `top` random candidates, each trained alone (1-shot).
     """
+    from oneshot_trl.run import Run
     from oneshot_trl.select import load_history, rank_examples
 
     candidates = _full_set()[:64]
     history_run = output_dir / "history-run"
     config = RLRunConfig(examples=candidates, steps=24, prompts_per_step=16, seed=0, eval_every=24)
-    if not (history_run / "run" / "accuracy_history.jsonl").is_file():
+    if not Run(history_run / "run").accuracy_history():
         run(config, base_model, history_run, progress=progress)
     ranking = rank_examples(load_history(str(history_run / "run")), method="std")
     ranked = [
@@ -142,6 +143,7 @@ def resolve_base(
     revision: str | None = None,
     pretrain_steps: int | None = None,
     progress: bool = True,
+    base_seed: int = 0,
 ) -> str:
     """A local folder with the base model: the cached lab model (built if needed) or `base_model` resolved."""
     if base_model is not None:
@@ -150,7 +152,9 @@ def resolve_base(
         return resolve_model(base_model, revision=revision).path
     from oneshot_trl.lab.pretrain import BaseModelConfig, get_base_model
 
-    config = BaseModelConfig() if pretrain_steps is None else BaseModelConfig(max_steps=pretrain_steps)
+    config = BaseModelConfig(seed=base_seed)
+    if pretrain_steps is not None:
+        config = replace(config, max_steps=pretrain_steps)
     return str(get_base_model(config, progress=progress))
 
 

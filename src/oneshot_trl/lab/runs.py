@@ -260,10 +260,10 @@ def series(log_history: list[dict], key: str) -> list[float]:
 
 def heldout_curve(run_dir: Path) -> list[dict]:
     """The held-out metrics of step 0 (the base model) and of every evaluated checkpoint, by step."""
-    from oneshot_trl.callbacks import eval_dir
+    from oneshot_trl.run import Run
 
-    steps = sorted(int(p.name.split("-")[1]) for p in (run_dir / "eval").glob("step-*"))
-    return [{"step": step, **lab_metrics(eval_dir(run_dir, step))} for step in steps]
+    run = Run(run_dir)
+    return [{"step": step, **lab_metrics(run.eval_dir(step))} for step in run.eval_results_by_step()]
 
 
 def run(config: RLRunConfig, base_model: str | Path, output_dir: str | Path, progress: bool = True) -> dict:
@@ -273,12 +273,12 @@ def run(config: RLRunConfig, base_model: str | Path, output_dir: str | Path, pro
     trainer = train(config, base_model, output_dir, progress=progress)
     curve = heldout_curve(output_dir / "run")
     if curve[-1]["step"] != config.steps:  # the last step was not a multiple of eval_every
-        from oneshot_trl.callbacks import eval_dir
+        from oneshot_trl.run import Run
 
         final = evaluate_lab(
             trainer.model,
             trainer.processing_class,
-            eval_dir(output_dir / "run", config.steps),
+            Run(output_dir / "run").eval_dir(config.steps),
             config.eval_limit,
             progress,
         )
