@@ -288,7 +288,9 @@ class OneShotPPOConfig(OneShotGRPOConfig):
                 f"{self.critic_learning_rate}, {self.cliprange_value}, {self.critic_warmup}."
             )
         if self.fp16:
-            raise ValueError("PPO supports bf16 or fp32: the critic has no fp16 loss scaling. Set bf16: true instead.")
+            raise ValueError(
+                "PPO supports bf16 or fp32: the critic has no fp16 loss scaling. Set bf16: true instead."
+            )
         if self.num_generations != 1:
             super().__post_init__()
             return
@@ -299,7 +301,10 @@ class OneShotPPOConfig(OneShotGRPOConfig):
         if self.per_device_train_batch_size < 2:
             raise ValueError("num_generations: 1 needs per_device_train_batch_size >= 2.")
         self.num_generations = self.per_device_train_batch_size
-        eval_generations, self.num_generations_eval = self.num_generations_eval, self.num_generations_eval or 1
+        eval_generations, self.num_generations_eval = (
+            self.num_generations_eval,
+            self.num_generations_eval or 1,
+        )
         try:
             super().__post_init__()
         finally:

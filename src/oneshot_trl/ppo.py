@@ -95,7 +95,11 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, sum_over_processes=N
 
 
 def clipped_value_loss(
-    vpreds: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, cliprange: float
+    vpreds: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    cliprange: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """verl `compute_value_loss` (from TRL's old PPOTrainer): the loss and the fraction of clipped tokens."""
     mask = mask.float()
@@ -147,7 +151,8 @@ class OneShotPPOTrainer(OneShotGRPOTrainer):
         self.critic.to(self.accelerator.device)
         if self.args.gradient_checkpointing:
             self.critic.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs or {"use_reentrant": False}
+                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs
+                or {"use_reentrant": False}
             )
         self.critic_optimizer = torch.optim.AdamW(
             self.critic.parameters(),
@@ -174,7 +179,9 @@ class OneShotPPOTrainer(OneShotGRPOTrainer):
         mode = "train" if self.model.training else "eval"
         mask = self._loss_mask(output)
         # The sequence reward as TRL weighs it (reward_weights), this process's rows; unscorable -> 0.
-        weighted = (self._rewards_per_func * self.reward_weights.to(self._rewards_per_func.device)).nansum(dim=1)
+        weighted = (self._rewards_per_func * self.reward_weights.to(self._rewards_per_func.device)).nansum(
+            dim=1
+        )
         start = self.accelerator.process_index * mask.size(0)
         rewards = weighted[start : start + mask.size(0)].to(mask.device)
 
@@ -238,7 +245,8 @@ class OneShotPPOTrainer(OneShotGRPOTrainer):
         with torch.set_grad_enabled(grad), autocast:
             for start in range(0, input_ids.size(0), chunk):
                 logits = self.critic(
-                    input_ids=input_ids[start : start + chunk], attention_mask=attention_mask[start : start + chunk]
+                    input_ids=input_ids[start : start + chunk],
+                    attention_mask=attention_mask[start : start + chunk],
                 ).logits
                 values.append(logits[:, -completion_length - 1 : -1, 0].float())
         return torch.cat(values, dim=0)
@@ -250,7 +258,9 @@ class OneShotPPOTrainer(OneShotGRPOTrainer):
         return mask * batch["tool_mask"] if "tool_mask" in batch else mask
 
     def _sum_over_processes(self, tensor: torch.Tensor) -> torch.Tensor:
-        return self.accelerator.reduce(tensor, reduction="sum") if self.accelerator.num_processes > 1 else tensor
+        return (
+            self.accelerator.reduce(tensor, reduction="sum") if self.accelerator.num_processes > 1 else tensor
+        )
 
     def _global_masked_mean(self, values: torch.Tensor, mask: torch.Tensor) -> float:
         totals = self._sum_over_processes(torch.stack([(values * mask).sum(), mask.sum().float()]))
@@ -261,7 +271,9 @@ class OneShotPPOTrainer(OneShotGRPOTrainer):
         super()._save_checkpoint(model, trial)
         if not self.args.should_save:
             return
-        checkpoint = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        checkpoint = (
+            Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        )
         self.critic.save_pretrained(checkpoint / CRITIC_DIR)
         if not self.args.save_only_model:
             torch.save(self.critic_optimizer.state_dict(), checkpoint / CRITIC_DIR / CRITIC_OPTIMIZER_FILE)
