@@ -299,3 +299,40 @@ def test_one_completion_per_prompt_is_ppo_only(tmp_path):
         OneShotGRPOConfig(**common)
     with pytest.raises(ValueError, match="gamma and lam"):
         OneShotPPOConfig(**{**common, "lam": 1.5})
+
+
+RANK_SCRIPT = """
+import hashlib, sys
+from oneshot_trl.config import parse_recipe
+from oneshot_trl.train import main
+trainer = main(*parse_recipe(sys.argv[1:]))
+digest = hashlib.sha1(b"".join(p.detach().float().numpy().tobytes() for p in trainer.critic.parameters()))
+open(f"critic-rank{trainer.accelerator.process_index}.sha1", "w").write(digest.hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_keep_one_critic(make_recipe, tmp_path):
+    """`accelerate launch` with 2 processes (the DDP config, on CPU): the replicated critic stays identical.
+
+    The critic is a plain module on every process (also under ZeRO-3): same start (broadcast from rank 0), gradients
+    averaged by hand. A ZeRO-3 launch of the same script passes as well, but DeepSpeed's JIT build costs minutes.
+    """
+    import subprocess
+    import sys
+
+    from test_train import ENV
+
+    recipe = make_recipe(algorithm="ppo", critic_learning_rate=1e-3, max_steps=2, save_steps=2)
+    (tmp_path / "rank_critic.py").write_text(RANK_SCRIPT)
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(REPO / "accelerate_configs/ddp.yaml"),
+        "--num_processes", "2",
+        "rank_critic.py", str(recipe),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    digests = {(tmp_path / f"critic-rank{rank}.sha1").read_text() for rank in (0, 1)}
+    assert len(digests) == 1, "the two processes' critics diverged"
+    assert (tmp_path / "run" / "checkpoint-2" / CRITIC_DIR / "model.safetensors").is_file()

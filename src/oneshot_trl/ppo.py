@@ -149,6 +149,11 @@ class OneShotPPOTrainer(OneShotGRPOTrainer):
             logger.info("Critic: %s with a scalar value head.", source)
             self.critic = load_critic(source, self.args.trust_remote_code)
         self.critic.to(self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            # Each process seeds differently (TRL's device-specific seed), so the new value heads differ: start all
+            # processes from rank 0's critic; averaged gradients then keep them equal.
+            for tensor in self.critic.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
         if self.args.gradient_checkpointing:
             self.critic.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs
