@@ -336,3 +336,22 @@ def test_two_processes_keep_one_critic(make_recipe, tmp_path):
     digests = {(tmp_path / f"critic-rank{rank}.sha1").read_text() for rank in (0, 1)}
     assert len(digests) == 1, "the two processes' critics diverged"
     assert (tmp_path / "run" / "checkpoint-2" / CRITIC_DIR / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_ppo_improves_the_lab_model_on_its_one_example(ci_base, tmp_path):
+    """The lab's demo recipe (1-shot "What is 37+48?", accuracy reward) with `algorithm: ppo`: the reward rises."""
+    import yaml
+
+    from oneshot_trl.lab.runs import RLRunConfig, recipe_for
+
+    recipe = recipe_for(RLRunConfig(steps=20, learning_rate=1e-4), str(ci_base), tmp_path / "run")
+    del recipe["scale_rewards"]  # GRPO's reward normalization; PPO's baseline is the critic
+    recipe.update(algorithm="ppo", critic_learning_rate=1e-4, disable_tqdm=True)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    trainer = train_main(*parse_recipe([str(path)]))
+    rewards = [row["reward"] for row in trainer.state.log_history if "reward" in row]
+    assert len(rewards) == 20
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert last > first + 0.2, f"PPO did not raise the reward on the lab example: {rewards}"
