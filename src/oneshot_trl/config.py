@@ -274,8 +274,8 @@ class OneShotPPOConfig(OneShotGRPOConfig):
     critic_warmup: int = field(
         default=0,
         metadata={
-            "help": "Optimizer steps at the start that train only the critic; the policy loss is zeroed "
-            "(verl trainer.critic_warmup: 0)."
+            "help": "Optimizer steps at the start that train only the critic: the policy loss is zeroed, so only "
+            "AdamW's decoupled weight decay touches the policy (verl trainer.critic_warmup: 0, skips its update)."
         },
     )
 
