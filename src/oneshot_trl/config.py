@@ -275,7 +275,7 @@ class OneShotPPOConfig(OneShotGRPOConfig):
         default=0,
         metadata={
             "help": "Optimizer steps at the start that train only the critic: the policy loss is zeroed, so only "
-            "AdamW's decoupled weight decay touches the policy (verl trainer.critic_warmup: 0, skips its update)."
+            "AdamW's decoupled weight decay touches the policy; verl skips the policy update (trainer.critic_warmup: 0)."
         },
     )
 
@@ -300,11 +300,9 @@ class OneShotPPOConfig(OneShotGRPOConfig):
         # batch: the per-device batch (the generation batch is a multiple of it).
         if self.per_device_train_batch_size < 2:
             raise ValueError("num_generations: 1 needs per_device_train_batch_size >= 2.")
+        eval_generations = self.num_generations_eval
         self.num_generations = self.per_device_train_batch_size
-        eval_generations, self.num_generations_eval = (
-            self.num_generations_eval,
-            self.num_generations_eval or 1,
-        )
+        self.num_generations_eval = eval_generations or 1
         try:
             super().__post_init__()
         finally:
