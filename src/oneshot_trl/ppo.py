@@ -299,6 +299,8 @@ class OneShotPPOTrainer(OneShotGRPOTrainer):
         self.critic.load_state_dict(saved.state_dict())
         optimizer_file = folder / CRITIC_OPTIMIZER_FILE
         if optimizer_file.exists():
-            state = torch.load(optimizer_file, map_location=self.accelerator.device, weights_only=True)
+            state = torch.load(
+                optimizer_file, map_location="cpu", weights_only=True
+            )  # load_state_dict moves it
             self.critic_optimizer.load_state_dict(state)
         logger.info("Critic restored from %s.", folder)
