@@ -113,17 +113,7 @@ def test_cli_writes_test_set_and_rejects_a_missing_base_model(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-# A base model that learns enough arithmetic for the one example's reward to move within 20 GRPO steps, in
-# about 40 s on one core: 2 layers instead of 4, half the batch, fewer val checks.
-CI_BASE = BaseModelConfig(num_layers=2, batch_size=32, max_steps=500, target_accuracy=0.6, check_every=25)
-
-
-@pytest.fixture(scope="module")
-def ci_base(tmp_path_factory) -> Path:
-    cache = tmp_path_factory.mktemp("lab-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(pretrain.CACHE_ENV, str(cache))
-        return get_base_model(CI_BASE, progress=False)
+# `ci_base` (tests/conftest.py): the lab base model shrunk for CI, pretrained once per session.
 
 
 @pytest.mark.slow

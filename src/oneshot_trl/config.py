@@ -2,8 +2,9 @@
 
 A recipe is a flat YAML file whose keys are exactly the fields of three dataclasses (open-r1 style):
 `OneShotArguments` (what to train on, how to reward it), `OneShotGRPOConfig` (TRL's `GRPOConfig` plus
-the paper's verl-named entropy coefficient) and TRL's `ModelConfig`. `parse_recipe` validates keys
-and value types against those fields before anything starts, naming the key and the file on error.
+the paper's verl-named entropy coefficient) and TRL's `ModelConfig`. With `algorithm: ppo` the second one is
+`OneShotPPOConfig` (the same fields plus the critic's). `parse_recipe` validates keys and value types
+against those fields before anything starts, naming the key and the file on error.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
 
 BUNDLED_SETS = ("pi1", "pi2", "pi13", "pi1209", "pi1_pi13", "pi1_pi2_pi13_pi1209", "dsr_sub")
 REWARD_MODES = ("accuracy", "format", "none")
+ALGORITHMS = ("grpo", "ppo")
 
 
 @dataclass
@@ -117,6 +119,15 @@ class OneShotArguments:
         },
     )
 
+    # --- Algorithm ---
+    algorithm: str = field(
+        default="grpo",
+        metadata={
+            "help": "`grpo` (the paper's default: OneShotGRPOTrainer) or `ppo` (a critic and GAE: OneShotPPOTrainer; "
+            "its extra settings are the fields of OneShotPPOConfig)."
+        },
+    )
+
     # --- Reward ---
     reward: str = field(
         default="accuracy",
@@ -202,6 +213,8 @@ class OneShotArguments:
             )
         if (self.problem is None) != (self.answer is None):
             raise ValueError("An inline training example needs both `problem` and `answer`.")
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"Unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
         if self.reward not in REWARD_MODES:
             raise ValueError(f"Unknown reward {self.reward!r}; choose one of {', '.join(REWARD_MODES)}.")
         if self.prompt_format not in ("auto", "chat", "plain"):
@@ -238,7 +251,83 @@ class OneShotGRPOConfig(GRPOConfig):
         super().__post_init__()
 
 
+@dataclass
+class OneShotPPOConfig(OneShotGRPOConfig):
+    """`OneShotGRPOConfig` plus the critic of PPO (verl's `algorithm.adv_estimator=gae`), for `OneShotPPOTrainer`.
+
+    Defaults are verl's (`verl/trainer/config/ppo_trainer.yaml` of the official code): critic lr 1e-5 constant,
+    `cliprange_value` 0.5, `gamma` = `lam` = 1.0, `critic_warmup` 0. The critic shares the policy's optimizer
+    settings that verl sets alike for both (AdamW betas/eps, `weight_decay`, `max_grad_norm`) and
+    `gradient_checkpointing`. Generation, clipping (`epsilon`), KL (`beta`), entropy and `loss_type` act on the
+    policy as in GRPO; the GRPO-only reward normalization (`scale_rewards`, `multi_objective_aggregation`) is
+    unused: the critic is the baseline. No `vf_coef`: the critic has its own optimizer (verl has none either).
+    """
+
+    critic_model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Weights the critic starts from (a causal LM checkpoint; a scalar value head is added). Default: "
+            "the policy's, as verl does (critic.model.path = the actor's path)."
+        },
+    )
+    critic_learning_rate: float = field(
+        default=1.0e-5, metadata={"help": "Critic learning rate, constant (verl critic.optim.lr: 1e-5)."}
+    )
+    cliprange_value: float = field(
+        default=0.5,
+        metadata={
+            "help": "Value clipping: new values stay within this distance of the rollout's values in the clipped "
+            "value loss (verl critic.cliprange_value: 0.5)."
+        },
+    )
+    gamma: float = field(default=1.0, metadata={"help": "GAE discount factor (verl algorithm.gamma: 1.0)."})
+    lam: float = field(default=1.0, metadata={"help": "GAE lambda (verl algorithm.lam: 1.0)."})
+    critic_warmup: int = field(
+        default=0,
+        metadata={
+            "help": "Optimizer steps at the start that train only the critic: the policy loss is zeroed, so only "
+            "AdamW's decoupled weight decay touches the policy; verl skips the policy update (trainer.critic_warmup: 0)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.lam <= 1.0:
+            raise ValueError(f"gamma and lam must lie in [0, 1], got gamma={self.gamma}, lam={self.lam}.")
+        if self.critic_learning_rate <= 0 or self.cliprange_value <= 0 or self.critic_warmup < 0:
+            raise ValueError(
+                "critic_learning_rate and cliprange_value must be > 0 and critic_warmup >= 0; got "
+                f"{self.critic_learning_rate}, {self.cliprange_value}, {self.critic_warmup}."
+            )
+        if self.fp16:
+            raise ValueError(
+                "PPO supports bf16 or fp32: the critic has no fp16 loss scaling. Set bf16: true instead."
+            )
+        if self.num_generations != 1:
+            super().__post_init__()
+            return
+        # GRPOConfig refuses fewer than 2 completions per prompt (a group baseline needs 2); PPO's baseline is the
+        # critic, so 1 is valid. GRPOConfig's other num_generations checks (whole groups per generation and eval
+        # batch) hold for any batch when the group size is 1, so run them with a group size that also divides every
+        # batch: the per-device batch (the generation batch is a multiple of it).
+        if self.per_device_train_batch_size < 2:
+            raise ValueError("num_generations: 1 needs per_device_train_batch_size >= 2.")
+        eval_generations = self.num_generations_eval
+        self.num_generations = self.per_device_train_batch_size
+        self.num_generations_eval = eval_generations or 1
+        try:
+            super().__post_init__()
+        finally:
+            self.num_generations, self.num_generations_eval = 1, eval_generations
+
+
 RECIPE_DATACLASSES = (OneShotArguments, OneShotGRPOConfig, ModelConfig)
+
+
+def recipe_dataclasses(algorithm: str = "grpo") -> tuple[type, ...]:
+    """The dataclasses whose fields are a recipe's keys: PPO recipes use OneShotPPOConfig for the trainer's."""
+    if algorithm not in ALGORITHMS:
+        raise RecipeError(f"Unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
+    return (OneShotArguments, OneShotPPOConfig, ModelConfig) if algorithm == "ppo" else RECIPE_DATACLASSES
 
 
 class RecipeError(ValueError):
@@ -274,9 +363,9 @@ def _type_matches(value: Any, tp: Any) -> bool:
     return True  # exotic annotations: leave the check to the dataclass
 
 
-def _recipe_fields() -> dict[str, Any]:
+def _recipe_fields(classes: tuple[type, ...] = RECIPE_DATACLASSES) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for cls in RECIPE_DATACLASSES:
+    for cls in classes:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             if f.init:
@@ -284,8 +373,11 @@ def _recipe_fields() -> dict[str, Any]:
     return fields
 
 
-def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate a recipe file: every key must be a config field and every value of the field's type."""
+def load_recipe(path: str | os.PathLike, algorithm: str | None = None) -> dict[str, Any]:
+    """Read and validate a recipe file: every key must be a config field and every value of the field's type.
+
+    The fields are those of the recipe's `algorithm` (or of `algorithm`, when a command-line flag overrides it).
+    """
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"Recipe file not found: {path}")
@@ -295,14 +387,21 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
         raise RecipeError(f"{path} is not valid YAML: {err}") from err
     if not isinstance(recipe, dict):
         raise RecipeError(f"{path} must be a YAML mapping of config fields to values.")
-    known = _recipe_fields()
+    algorithm = algorithm or recipe.get("algorithm") or "grpo"
+    if algorithm not in ALGORITHMS:
+        raise RecipeError(f"{path}: key 'algorithm' is {algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
+    classes = recipe_dataclasses(algorithm)
+    known = _recipe_fields(classes)
+    ppo_only = _recipe_fields(recipe_dataclasses("ppo")).keys() - known
     for key, value in recipe.items():
         if key == "env":  # TrlParser convention: environment variables to set
             continue
+        if key in ppo_only:
+            raise RecipeError(f"{path}: key {key!r} is a PPO setting; it needs `algorithm: ppo`.")
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise RecipeError(f"{path}: unknown key {key!r}.{hint} Keys must be fields of {_names()}.")
+            raise RecipeError(f"{path}: unknown key {key!r}.{hint} Keys must be fields of {_names(classes)}.")
         if value is not None and not _type_matches(value, known[key]):
             raise RecipeError(
                 f"{path}: key {key!r} has value {value!r} of type {type(value).__name__}, expected {known[key]}."
@@ -310,8 +409,19 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     return recipe
 
 
-def _names() -> str:
-    return ", ".join(c.__name__ for c in RECIPE_DATACLASSES)
+def _names(classes: tuple[type, ...] = RECIPE_DATACLASSES) -> str:
+    return ", ".join(c.__name__ for c in classes)
+
+
+def _flag_value(argv: list[str], name: str) -> str | None:
+    """The value of `--name value` or `--name=value` in argv (the last one wins, as with argparse)."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg == f"--{name}" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(f"--{name}="):
+            value = arg.split("=", 1)[1]
+    return value
 
 
 def parse_recipe(
@@ -319,7 +429,8 @@ def parse_recipe(
 ) -> tuple[OneShotArguments, OneShotGRPOConfig, ModelConfig, str | None]:
     """Parse `RECIPE.yaml [--field value ...]` (or `--config RECIPE.yaml ...`) into the three configs.
 
-    Command-line flags override recipe values, as with TRL's scripts. Returns the recipe path as well.
+    Command-line flags override recipe values, as with TRL's scripts. Returns the recipe path as well. The trainer
+    config is a `OneShotPPOConfig` when the recipe (or `--algorithm`) says `ppo`.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     recipe_path = None
@@ -328,8 +439,10 @@ def parse_recipe(
         argv = ["--config", recipe_path, *argv]
     elif "--config" in argv:
         recipe_path = argv[argv.index("--config") + 1]
+    algorithm = _flag_value(argv, "algorithm")
     if recipe_path is not None:
-        load_recipe(recipe_path)  # validate before TrlParser, which would accept wrong types silently
-    parser = TrlParser(RECIPE_DATACLASSES)
+        # validate before TrlParser, which would accept wrong types silently
+        algorithm = algorithm or load_recipe(recipe_path, algorithm).get("algorithm")
+    parser = TrlParser(recipe_dataclasses(algorithm or "grpo"))
     script_args, training_args, model_args = parser.parse_args_and_config(argv)
     return script_args, training_args, model_args, recipe_path

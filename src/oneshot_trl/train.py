@@ -5,8 +5,8 @@
     # any recipe, one process (CPU works: see recipes/lab.yaml):
     python -m oneshot_trl.train recipes/lab.yaml --max_steps 20      # flags override recipe keys
 
-Recipe keys are the fields of `OneShotArguments`, `OneShotGRPOConfig` (TRL's GRPOConfig) and TRL's
-`ModelConfig`; `python -m oneshot_trl.train --help` lists them all.
+Recipe keys are the fields of `OneShotArguments`, `OneShotGRPOConfig` (TRL's GRPOConfig; `OneShotPPOConfig`
+with `algorithm: ppo`) and TRL's `ModelConfig`; `python -m oneshot_trl.train --help` lists them all.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from oneshot_trl import __version__
 from oneshot_trl.callbacks import BenchmarkEvalCallback
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
+from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.rewards import get_reward_funcs
 from oneshot_trl.run import RECIPE_FILE, RUN_INFO_FILE
 from oneshot_trl.trainer import OneShotGRPOTrainer
@@ -124,6 +125,7 @@ def main(
         "base_model_revision": model_args.model_revision,
         "base_model_commit": base.commit_sha,
         "examples": examples_to_json(examples),
+        "algorithm": script_args.algorithm,
         "reward": script_args.reward,
         "grader": script_args.grader,
         "oneshot_trl_version": __version__,
@@ -149,7 +151,8 @@ def main(
         if recipe_path is not None:
             shutil.copyfile(recipe_path, output_dir / RECIPE_FILE)
 
-    trainer = OneShotGRPOTrainer(
+    trainer_class = OneShotPPOTrainer if script_args.algorithm == "ppo" else OneShotGRPOTrainer
+    trainer = trainer_class(
         model=base.path,
         reward_funcs=reward_funcs,
         args=training_args,
