@@ -334,8 +334,15 @@ def evaluate(
                 continue
             spec = proto.sampling_for(name)
             if generator is None:
+                # a quiet eval is quiet all the way down, unless the caller asks the generator otherwise
+                gen_kwargs = {} if progress or backend != "transformers" else {"progress": False}
                 generator = _make_generator(
-                    backend, model, model_path, tokenizer, trust_remote_code, dict(generator_kwargs or {})
+                    backend,
+                    model,
+                    model_path,
+                    tokenizer,
+                    trust_remote_code,
+                    gen_kwargs | dict(generator_kwargs or {}),
                 )
                 prompt_tokenizer = prompt_tokenizer or getattr(generator, "tokenizer", None)
                 if prompt_tokenizer is None and needs_tokenizer(proto.template):
