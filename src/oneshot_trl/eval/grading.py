@@ -170,14 +170,14 @@ def _gold_text(gold: str) -> str:
 
 
 @lru_cache(maxsize=8192)
-def _parsed_gold(gold: str, grader: str) -> tuple | str | None:
+def _parsed_gold(gold: str, grader: str, benchmark: str | None = None) -> tuple | str | None:
     """The gold parsed for `grader`, or None when it cannot be parsed (failures are cached too)."""
     text = _gold_text(gold)
     if not text:
         return None
     if grader == "official":
         # The harness never parses golds; reject only what cannot be compared to anything.
-        norm = official.strip_string(text)
+        norm = official.gold_answer(text, benchmark)
         balanced = norm.count("{") == norm.count("}")
         return norm if norm and balanced else None
     parsed = parse(f"\\boxed{{{text}}}", _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
@@ -191,10 +191,10 @@ def _check_grader(grader: str) -> None:
         raise ValueError(f"Unknown grader {grader!r}; choose one of {GRADERS}.")
 
 
-def check_gold(gold: str, grader: str = "math-verify") -> None:
-    """Raise `GoldParseError` if `grader` cannot parse the gold answer `gold`."""
+def check_gold(gold: str, grader: str = "math-verify", benchmark: str | None = None) -> None:
+    """Raise `GoldParseError` if `grader` cannot parse the gold answer `gold` (of `benchmark`)."""
     _check_grader(grader)
-    parse_gold = lambda: _parsed_gold(_text(gold), grader)  # noqa: E731
+    parse_gold = lambda: _parsed_gold(_text(gold), grader, benchmark)  # noqa: E731
     # Golds are trusted data, but a pathological one must not hang either (when signals are usable).
     parsed = _call_with_deadline(parse_gold, 30.0, None) if _can_use_signals() else parse_gold()
     if parsed is None:
@@ -292,24 +292,24 @@ def _compare_math_verify(gold: tuple, pred: list) -> tuple[bool, str | None]:
     return correct, "unparseable-response" if unparsed else None
 
 
-def _extract_official(response: str, boxed_only: bool, box: str | None) -> str | None:
+def _extract_official(response: str, boxed_only: bool, box: str | None, benchmark: str | None) -> str | None:
     if boxed_only:
-        return official.strip_string(official.clean_span(_unbox(box))) if box else None
-    return official.extract_answer(response)
+        return official.extract_answer(f"\\boxed{{{_unbox(box)}}}", benchmark) if box else None
+    return official.extract_answer(response, benchmark)
 
 
-def _grade_unbounded(response: str, gold: str, grader: str, boxed_only: bool) -> Grade:
+def _grade_unbounded(response: str, gold: str, grader: str, boxed_only: bool, benchmark: str | None) -> Grade:
     box = last_boxed(response)
     boxed, extracted = box is not None, box if boxed_only else None
     try:
-        parsed_gold = _parsed_gold(gold, grader)
+        parsed_gold = _parsed_gold(gold, grader, benchmark)
         if grader == "math-verify":
             pred, extracted = _extract_math_verify(response, boxed_only, box)
             if parsed_gold is None:
                 return Grade(False, extracted, boxed, "unparseable-gold")
             correct, error = _compare_math_verify(parsed_gold, pred)
         else:
-            extracted = _extract_official(response, boxed_only, box)
+            extracted = _extract_official(response, boxed_only, box, benchmark)
             if parsed_gold is None:
                 return Grade(False, extracted, boxed, "unparseable-gold")
             correct, error = official.math_equal(extracted, parsed_gold), None
@@ -324,28 +324,40 @@ def _timeout_grade(response: str, boxed_only: bool, error: str = "timeout") -> G
     return Grade(False, box if boxed_only else None, box is not None, error)
 
 
-def _grade_in_process(response: str, gold: str, grader: str, boxed_only: bool, timeout_s: float) -> Grade:
+def _grade_in_process(
+    response: str, gold: str, grader: str, boxed_only: bool, timeout_s: float, benchmark: str | None = None
+) -> Grade:
     response = _text(response)
     return _call_with_deadline(
-        lambda: _grade_unbounded(response, _text(gold), grader, boxed_only),
+        lambda: _grade_unbounded(response, _text(gold), grader, boxed_only, benchmark),
         timeout_s,
         _timeout_grade(response, boxed_only),
     )
 
 
 def grade(
-    response: str, gold: str, *, grader: str = "math-verify", boxed_only: bool = False, timeout_s: float = 3.0
+    response: str,
+    gold: str,
+    *,
+    grader: str = "math-verify",
+    boxed_only: bool = False,
+    timeout_s: float = 3.0,
+    benchmark: str | None = None,
 ) -> Grade:
     """Grade one response against its gold answer. Never raises on model text and never hangs.
 
     `boxed_only=True` is the training reward's semantics (only the last `\\boxed{}` counts, no box is
-    wrong); `boxed_only=False` is the chosen grader's eval semantics. Off the main thread (where signals
-    cannot interrupt) the answer is graded by a worker process under a hard time limit.
+    wrong); `boxed_only=False` is the chosen grader's eval semantics. `benchmark` (e.g. "minerva_math")
+    selects the official grader's per-benchmark rules (Minerva keeps units; MATH golds are normalised
+    twice); math-verify's rules do not depend on it. Off the main thread (where signals cannot interrupt)
+    the answer is graded by a worker process under a hard time limit.
     """
     _check_grader(grader)
     if not _can_use_signals():
-        return grade_batch([response], [gold], grader=grader, boxed_only=boxed_only, timeout_s=timeout_s)[0]
-    return _grade_in_process(response, gold, grader, boxed_only, timeout_s)
+        return grade_batch(
+            [response], [gold], grader=grader, boxed_only=boxed_only, timeout_s=timeout_s, benchmark=benchmark
+        )[0]
+    return _grade_in_process(response, gold, grader, boxed_only, timeout_s, benchmark)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -663,29 +675,34 @@ def grade_batch(
     timeout_s: float = 3.0,
     num_workers: int | None = None,
     progress: bool = False,
+    benchmark: str | Sequence[str | None] | None = None,
 ) -> list[Grade]:
     """Grade many responses in parallel worker processes (persistent, reused across calls).
 
     Each answer has `timeout_s` of soft budget; a worker still busy `_HARD_LIMIT_GRACE_S` later is killed
     and replaced, and that answer is graded wrong with `error="timeout"`. `num_workers=None` keeps the
     running pool's size (a new pool gets min(8, CPU count) workers); `num_workers=0` grades serially in
-    this process (signal time limit only; off the main thread it still uses the pool).
+    this process (signal time limit only; off the main thread it still uses the pool). `benchmark` is one
+    name for all answers or one per answer (see `grade`).
     """
     _check_grader(grader)
     _check_lengths(responses, golds)
     if not responses:
         return []
     responses, golds = [_text(r) for r in responses], [_text(g) for g in golds]
+    benchmarks = [benchmark] * len(responses) if benchmark is None or isinstance(benchmark, str) else benchmark
+    _check_lengths(responses, benchmarks)
+    args = [
+        (r, g, grader, boxed_only, timeout_s, b) for r, g, b in zip(responses, golds, benchmarks, strict=True)
+    ]
     if num_workers == 0 and _can_use_signals():
-        pairs = zip(responses, golds, strict=True)
         if progress:
             from tqdm.auto import tqdm
 
-            pairs = tqdm(pairs, total=len(responses), desc="grading", unit="answer")
-        return [_grade_in_process(r, g, grader, boxed_only, timeout_s) for r, g in pairs]
-    tasks = [("grade", (r, g, grader, boxed_only, timeout_s)) for r, g in zip(responses, golds, strict=True)]
+            args = tqdm(args, total=len(responses), desc="grading", unit="answer")
+        return [_grade_in_process(*a) for a in args]
     return _run_in_pool(
-        tasks,
+        [("grade", a) for a in args],
         num_workers,
         timeout_s + _HARD_LIMIT_GRACE_S,
         lambda i, error: _timeout_grade(responses[i], boxed_only, error),
