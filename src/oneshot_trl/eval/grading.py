@@ -162,11 +162,29 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
+# What may stand between the boxes of a gold that lists its answers ("\\boxed{1} and \\boxed{-2}").
+_BOX_LIST_GLUE = re.compile(r"(?:[\s,;$.]|\\quad|\\qquad|\\text\{\s*(?:and|or)?\s*\}|\b(?:and|or)\b)*")
+
+
 def _gold_text(gold: str) -> str:
+    """The answer a gold string states: a reference solution's last box; the boxes of a list of boxed
+    answers ("\\boxed{1} and \\boxed{-2}" -> "1, -2"); otherwise the gold itself."""
     gold = gold.strip()
-    if "\\boxed" in gold or "\\fbox" in gold:  # a reference solution: its last box is the answer
-        return last_boxed(gold) or ""
-    return gold
+    if "\\boxed" not in gold and "\\fbox" not in gold:
+        return gold
+    spans, pos = [], 0
+    for m in _BOX_COMMAND.finditer(gold):
+        if m.start() < pos:  # a box inside a box
+            continue
+        box = _boxed_at(gold, m.end())
+        if box is None:
+            return ""  # an unclosed box: unparseable
+        spans.append((m.start(), box[0], box[1] + 1))
+        pos = box[1] + 1
+    glue = [gold[: spans[0][0]]] + [gold[a[2] : b[0]] for a, b in zip(spans, spans[1:])] + [gold[spans[-1][2] :]]
+    if len(spans) > 1 and all(_BOX_LIST_GLUE.fullmatch(g) for g in glue):
+        return ", ".join(_unbox(content).strip() for _, content, _ in spans)
+    return last_boxed(gold) or ""  # a reference solution: its last box is the answer
 
 
 @lru_cache(maxsize=8192)
@@ -180,10 +198,17 @@ def _parsed_gold(gold: str, grader: str, benchmark: str | None = None) -> tuple 
         norm = official.gold_answer(text, benchmark)
         balanced = norm.count("{") == norm.count("}")
         return norm if norm and balanced else None
+    if letter := _gold_letter(text):  # multiple choice: compared as a letter
+        return (letter,)
+    text = _normalise(text)
     parsed = parse(f"\\boxed{{{text}}}", _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
     if not parsed:  # e.g. an unbalanced brace: let math-verify find an expression in the raw text
         parsed = parse(text, _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
     return tuple(parsed) if parsed else None
+
+
+def _is_letter_gold(parsed_gold: tuple | str | None) -> bool:
+    return isinstance(parsed_gold, tuple) and len(parsed_gold) == 1 and isinstance(parsed_gold[0], str)
 
 
 def _check_grader(grader: str) -> None:
@@ -257,6 +282,57 @@ def _percent_value(expr: object) -> object | None:
 
 # Digit-group separators math-verify does not read: "1\\,000\\,000", "1{,}000".
 _DIGIT_GROUP_SEPARATOR = re.compile(r"(?<=\d)(?:\\,|\\;|\\ |\{,\})(?=\d{3}(?!\d))")
+# A number in e-notation ("4.5e33", "1.6E-19"), not part of a word or a longer number.
+_E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])")
+# A repeating decimal: "0.(3)", "0.1(6)", "0.\\overline{3}", "1.\\dot{6}".
+_REPEATING_DECIMAL = re.compile(r"(?<![\w.])(\d+)\.(\d*)(?:\((\d+)\)|\\(?:overline|dot)\{(\d+)\}|\\(?:overline|dot)\s*(\d))")
+
+
+def _repeating_to_fraction(m: re.Match) -> str:
+    whole, fixed, repeat = m.group(1), m.group(2), next(g for g in m.groups()[2:] if g)
+    denominator = (10 ** len(repeat) - 1) * 10 ** len(fixed)
+    numerator = int(whole + fixed + repeat) - int(whole + fixed)
+    return f"\\frac{{{numerator}}}{{{denominator}}}"
+
+
+def _normalise(text: str) -> str:
+    """Rewrite number notations math-verify misreads into ones it reads, for golds and responses alike:
+    digit-group separators, e-notation (as `\\times 10^{}`), repeating decimals (as a fraction)."""
+    text = _DIGIT_GROUP_SEPARATOR.sub("", text)
+    if "e" in text or "E" in text:
+        text = _E_NOTATION.sub(r"\1 \\times 10^{\2}", text)
+    if "." in text:
+        text = _REPEATING_DECIMAL.sub(_repeating_to_fraction, text)
+    return text
+
+
+# A multiple-choice answer: a letter A-E alone, or as "(C)", "\\text{(C)}", "\\textbf{(C) }".
+_LETTER_ANSWER = re.compile(r"\s*(?:\\(?:text|textbf|mathrm)\{\s*)?\(?([A-E])\)?\s*\}?\s*")
+# A stated choice in a response: "(C)", "\\textbf{(C)}", or "answer is C".
+_STATED_LETTER = re.compile(r"\(([A-E])\)|\banswer(?: is|:)\s*\$?(?:\\text(?:bf)?\{)?\(?([A-E])\b")
+_ANSWER_ANCHOR = re.compile(r"answer(?: is|:)|final answer", flags=re.IGNORECASE)
+
+
+def _gold_letter(gold_text: str) -> str | None:
+    m = _LETTER_ANSWER.fullmatch(gold_text)
+    return m.group(1) if m else None
+
+
+def _response_letter(response: str, box: str | None) -> str | None:
+    """The choice a response states: its last box if that is a letter, else its last stated letter."""
+    if box is not None:
+        letter = _gold_letter(_unbox(box))
+        if letter or box.strip():
+            return letter
+    stated = [m.group(1) or m.group(2) for m in _STATED_LETTER.finditer(response)]
+    return stated[-1] if stated else None
+
+
+def _looks_truncated(response: str) -> bool:
+    """A response with no box and no "answer is"/"Final Answer" that stops mid-sentence (no final
+    punctuation or closing bracket): its last number is not a stated answer."""
+    tail = response.rstrip()
+    return bool(tail) and tail[-1] not in ".!?$)]}*" and not _ANSWER_ANCHOR.search(response)
 
 
 def _verify(gold: Sequence, pred: Sequence) -> bool:
@@ -269,10 +345,10 @@ def _extract_math_verify(response: str, boxed_only: bool, box: str | None) -> tu
     if boxed_only:
         if not box:
             return [], box
-        return parse(
-            f"\\boxed{{{_DIGIT_GROUP_SEPARATOR.sub('', _unbox(box))}}}", _EXTRACTION, parsing_timeout=None
-        ), box
-    pred = parse(_DIGIT_GROUP_SEPARATOR.sub("", response), _EXTRACTION, parsing_timeout=None)
+        return parse(f"\\boxed{{{_normalise(_unbox(box))}}}", _EXTRACTION, parsing_timeout=None), box
+    if box is None and _looks_truncated(response):
+        return [], None
+    pred = parse(_normalise(response), _EXTRACTION, parsing_timeout=None)
     # parse returns [sympy_expr, matched_string], or [matched_string] when the match did not parse.
     return pred, next((p for p in reversed(pred) if isinstance(p, str)), str(pred[0]) if pred else None)
 
@@ -303,7 +379,10 @@ def _grade_unbounded(response: str, gold: str, grader: str, boxed_only: bool, be
     boxed, extracted = box is not None, box if boxed_only else None
     try:
         parsed_gold = _parsed_gold(gold, grader, benchmark)
-        if grader == "math-verify":
+        if grader == "math-verify" and _is_letter_gold(parsed_gold):
+            extracted = _response_letter(response if not boxed_only else "", box)
+            correct, error = extracted == parsed_gold[0], None
+        elif grader == "math-verify":
             pred, extracted = _extract_math_verify(response, boxed_only, box)
             if parsed_gold is None:
                 return Grade(False, extracted, boxed, "unparseable-gold")

@@ -431,6 +431,8 @@ def _latex2sympy(text: str):
     import sympy
     from latex2sympy2_extended import latex2sympy
 
+    if not text.isascii():  # 1.9.0's lexer knows no unicode ("−5" fails there)
+        raise ValueError("not parsed by latex2sympy2 1.9.0")
     expr = latex2sympy(text, normalization_config=None)
     if isinstance(expr, sympy.Interval | sympy.FiniteSet | sympy.Tuple | sympy.Union | list | tuple | set):
         raise ValueError("not parsed by latex2sympy2 1.9.0")
