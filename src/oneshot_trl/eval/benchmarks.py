@@ -32,11 +32,10 @@ class Problem:
 
 
 def _answer_to_str(value: Any) -> str:
-    """Gold value -> string: AMC stores answers as floats (27.0 -> "27"), lists hold one answer."""
+    """Gold value -> string: AMC stores answers as floats (27.0 -> "27"); a list of several answers is the
+    comma-separated list it states (never only its first element)."""
     if isinstance(value, (list, tuple)):
-        if not value:
-            return ""
-        value = value[0]
+        return ", ".join(s for s in map(_answer_to_str, value) if s)
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float) and value.is_integer():
