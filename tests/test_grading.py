@@ -220,11 +220,16 @@ HARNESS_CASES = [json.loads(line) for line in HARNESS_PATH.read_text().splitline
 
 def test_official_grader_reproduces_the_harness():
     assert len(HARNESS_CASES) >= 300
-    assert sum(c["harness_verdict"] for c in HARNESS_CASES) > 100 and sum(not c["harness_verdict"] for c in HARNESS_CASES) > 100
+    assert (
+        sum(c["harness_verdict"] for c in HARNESS_CASES) > 100
+        and sum(not c["harness_verdict"] for c in HARNESS_CASES) > 100
+    )
     by_category: dict[str, list[bool]] = {}
     same_strings = 0
     for case in HARNESS_CASES:
-        g = grade(case["response"], case["gold"], grader="official", benchmark=case["benchmark"], timeout_s=5.0)
+        g = grade(
+            case["response"], case["gold"], grader="official", benchmark=case["benchmark"], timeout_s=5.0
+        )
         by_category.setdefault(case["category"], []).append(g.correct == case["harness_verdict"])
         same_strings += (g.extracted or "") == case["harness_pred"]
         same_strings += official.gold_answer(case["gold"], case["benchmark"]) == case["harness_gt"]
@@ -285,7 +290,6 @@ def test_list_golds_of_datasets_keep_every_answer():
     assert _answer_to_str(["1", "-2"]) == "1, -2"
     assert grade(r"The roots are $\boxed{-2, 1}$.", _answer_to_str(["1", "-2"])).correct
     assert not grade(r"The root is $\boxed{1}$.", _answer_to_str(["1", "-2"])).correct
-
 
 
 @pytest.mark.parametrize("grader", GRADERS)

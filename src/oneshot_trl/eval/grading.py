@@ -5,7 +5,16 @@ Two graders share one interface:
 - `"math-verify"`: Hugging Face math-verify (`parse` + `verify`). With `boxed_only=True` (training reward
   semantics) we extract the last `\\boxed{}` ourselves and parse only that; otherwise math-verify's own
   extraction runs on the whole response (a `\\boxed{}` first, then "final answer is", then any LaTeX or number).
-- `"official"`: the Qwen2.5-Math harness rules used by the paper's reported numbers (`official.py`).
+  Before parsing, golds and responses go through one normalisation (`_normalise`): digit-group separators
+  dropped, e-notation written as `\\times 10^{}`, repeating decimals (`0.(3)`, `0.\\overline{3}`) as
+  fractions. A multiple-choice gold (`C`, `(C)`, `\\text{(C)}`) is compared as a letter with the choice
+  the response states (its box, "the answer is (C)", "(C) 24"). A response with no box and no "answer
+  is"/"Final Answer" that stops mid-sentence is truncated: its last number is not an answer.
+- `"official"`: the Qwen2.5-Math harness's verdicts, mistakes included, for the paper's numbers
+  (`official.py`); its rules depend on the benchmark (`benchmark=`: Minerva keeps units).
+
+A gold string states its answer: a reference solution's last box, the boxes of a list of boxed answers
+(`\\boxed{1} and \\boxed{-2}` is `1, -2`), else the string itself.
 
 Safety and time bounds. Model text is never executed. Every answer gets a wall-clock budget (`timeout_s`):
 in-process, a SIGALRM timer interrupts the Python code (math-verify's own signal timeouts are replaced by
@@ -181,7 +190,11 @@ def _gold_text(gold: str) -> str:
             return ""  # an unclosed box: unparseable
         spans.append((m.start(), box[0], box[1] + 1))
         pos = box[1] + 1
-    glue = [gold[: spans[0][0]]] + [gold[a[2] : b[0]] for a, b in zip(spans, spans[1:])] + [gold[spans[-1][2] :]]
+    glue = (
+        [gold[: spans[0][0]]]
+        + [gold[a[2] : b[0]] for a, b in zip(spans, spans[1:], strict=False)]
+        + [gold[spans[-1][2] :]]
+    )
     if len(spans) > 1 and all(_BOX_LIST_GLUE.fullmatch(g) for g in glue):
         return ", ".join(_unbox(content).strip() for _, content, _ in spans)
     return last_boxed(gold) or ""  # a reference solution: its last box is the answer
@@ -285,7 +298,9 @@ _DIGIT_GROUP_SEPARATOR = re.compile(r"(?<=\d)(?:\\,|\\;|\\ |\{,\})(?=\d{3}(?!\d)
 # A number in e-notation ("4.5e33", "1.6E-19"), not part of a word or a longer number.
 _E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])")
 # A repeating decimal: "0.(3)", "0.1(6)", "0.\\overline{3}", "1.\\dot{6}".
-_REPEATING_DECIMAL = re.compile(r"(?<![\w.])(\d+)\.(\d*)(?:\((\d+)\)|\\(?:overline|dot)\{(\d+)\}|\\(?:overline|dot)\s*(\d))")
+_REPEATING_DECIMAL = re.compile(
+    r"(?<![\w.])(\d+)\.(\d*)(?:\((\d+)\)|\\(?:overline|dot)\{(\d+)\}|\\(?:overline|dot)\s*(\d))"
+)
 
 
 def _repeating_to_fraction(m: re.Match) -> str:
@@ -769,7 +784,9 @@ def grade_batch(
     if not responses:
         return []
     responses, golds = [_text(r) for r in responses], [_text(g) for g in golds]
-    benchmarks = [benchmark] * len(responses) if benchmark is None or isinstance(benchmark, str) else benchmark
+    benchmarks = (
+        [benchmark] * len(responses) if benchmark is None or isinstance(benchmark, str) else benchmark
+    )
     _check_lengths(responses, benchmarks)
     args = [
         (r, g, grader, boxed_only, timeout_s, b) for r, g, b in zip(responses, golds, benchmarks, strict=True)

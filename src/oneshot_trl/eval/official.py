@@ -155,7 +155,10 @@ _HARNESS_UNITS = (
     "loss", "yard", "pure", "year", "increase", "decrease", "d", "less", "Surface", "litre", "pi sq m", "s .", "metre",
     "meter", "inch",
 )  # fmt: skip
-_UNIT_PATTERNS = tuple(re.compile(r"(^|\W)" + u + r"($|\W)") for u in _HARNESS_UNITS + tuple(u + "s" for u in _HARNESS_UNITS))
+_UNITS_AND_PLURALS = _HARNESS_UNITS + tuple(u + "s" for u in _HARNESS_UNITS)
+_UNIT_PATTERNS = tuple(re.compile(r"(^|\W)" + u + r"($|\W)") for u in _UNITS_AND_PLURALS)
+# Matches where any one of the patterns does: a string it does not match is left unchanged by all of them.
+_ANY_UNIT = re.compile(r"(^|\W)(?:" + "|".join(_UNITS_AND_PLURALS) + r")($|\W)")
 
 
 def _word_to_number(text: str) -> str:
@@ -209,7 +212,7 @@ def strip_string(string: str, skip_unit: bool = False) -> str:
     without_text_unit = re.sub(r"\\text{.*?}$", "", s).strip()  # a trailing \text{...}: a unit
     if without_text_unit:
         s = without_text_unit
-    if not skip_unit:
+    if not skip_unit and _ANY_UNIT.search(s):
         for _ in range(2):
             for pattern in _UNIT_PATTERNS:
                 stripped = pattern.sub(r"\1\2", s)
@@ -281,12 +284,17 @@ def _to_pmatrix(s: str) -> str:
 
 
 _BRACKETED = re.compile(r"(\(|\[).+(\)|\])")
-_PMATRIX_BEGINS, _PMATRIX_ENDS = ("\\begin{pmatrix}", "\\begin{bmatrix}"), ("\\end{pmatrix}", "\\end{bmatrix}")
+_PMATRIX_BEGINS, _PMATRIX_ENDS = (
+    ("\\begin{pmatrix}", "\\begin{bmatrix}"),
+    ("\\end{pmatrix}", "\\end{bmatrix}"),
+)
 
 
 def _matrices_equal(pred: str, ref: str) -> bool:
     def rows(s: str) -> list[str]:
-        return [r.strip() for r in s[len("\\begin{pmatrix}") : -len("\\end{pmatrix}")].split("\\\\") if r.strip()]
+        return [
+            r.strip() for r in s[len("\\begin{pmatrix}") : -len("\\end{pmatrix}")].split("\\\\") if r.strip()
+        ]
 
     pred_rows, ref_rows = rows(pred), rows(ref)
     if len(pred_rows) != len(ref_rows):
@@ -439,6 +447,7 @@ def _latex2sympy(text: str):
     return expr
 
 
+@lru_cache(maxsize=4096)  # a gold is parsed again for every response; parsed values are only read
 def _parse(text: str):
     for parser in (_sympy_latex_parser(), _python_literal, _latex2sympy):
         for candidate in (text.replace("\\\\", "\\"), text):
@@ -474,7 +483,9 @@ def _symbolic_equal(a_text: str, b_text: str) -> bool:
     except Exception:
         pass
     try:
-        if a.shape == b.shape and a.applyfunc(lambda x: round(x, 3)).equals(b.applyfunc(lambda x: round(x, 3))):
+        if a.shape == b.shape and a.applyfunc(lambda x: round(x, 3)).equals(
+            b.applyfunc(lambda x: round(x, 3))
+        ):
             return True
     except Exception:
         pass

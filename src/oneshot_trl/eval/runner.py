@@ -192,7 +192,11 @@ def _warn_unparseable_golds(problem_sets: Mapping[str, Sequence[Problem]], grade
         if bad:
             logger.warning(
                 "%s: the %s grader cannot parse the gold answer of %d problem(s) (ids %s); they will be graded "
-                "wrong and listed under unparseable_golds.", name, grader, len(bad), ", ".join(bad[:20])
+                "wrong and listed under unparseable_golds.",
+                name,
+                grader,
+                len(bad),
+                ", ".join(bad[:20]),
             )
 
 
