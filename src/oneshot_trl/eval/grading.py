@@ -73,6 +73,9 @@ _WORKER_BOOT_TIMEOUT_S = 120.0
 # Address-space cap of a worker process: a pathological expression fails with MemoryError instead of
 # taking the machine's memory.
 _WORKER_MEMORY_LIMIT_BYTES = 4 * 1024**3
+# One-time set-up of the official grader in a process (sympy's LaTeX parser tables): done before the first
+# answer's time budget starts, and allowed this long on top of a worker's hard limit.
+_OFFICIAL_WARM_UP_S = 30.0
 # At most this many candidate spans are verified by `answer_anywhere`.
 _MAX_ANYWHERE_CANDIDATES = 48
 
@@ -422,6 +425,8 @@ def _grade_in_process(
     response: str, gold: str, grader: str, boxed_only: bool, timeout_s: float, benchmark: str | None = None
 ) -> Grade:
     response = _text(response)
+    if grader == "official":
+        official.warm_up()
     return _call_with_deadline(
         lambda: _grade_unbounded(response, _text(gold), grader, boxed_only, benchmark),
         timeout_s,
@@ -590,6 +595,7 @@ class _Worker:
         self.started = time.monotonic()
         self.task: int | None = None
         self.deadline = math.inf
+        self.official_warm = False
 
     def kill(self) -> None:
         for conn in (self.inbox, self.outbox):
@@ -664,7 +670,10 @@ class _Pool:
                             queue.appendleft(index)
                             self._replace(worker)
                             continue
-                        worker.task, worker.deadline = index, now + hard_limit_s
+                        kind, args = tasks[index]
+                        warm_up = kind == "grade" and args[2] == "official" and not worker.official_warm
+                        worker.official_warm |= warm_up
+                        worker.task, worker.deadline = index, now + hard_limit_s + warm_up * _OFFICIAL_WARM_UP_S
                 by_conn = {w.outbox: w for w in self.workers}
                 deadlines = [
                     w.deadline if w.ready else w.started + _WORKER_BOOT_TIMEOUT_S for w in self.workers

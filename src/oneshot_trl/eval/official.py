@@ -39,6 +39,7 @@ __all__ = [
     "matching_brace",
     "raw_answer",
     "strip_string",
+    "warm_up",
 ]
 
 # The harness keeps units (`skip_unit=True`) and does not re-normalise the gold for these data sets.
@@ -355,6 +356,11 @@ def math_equal(pred: str | None, ref: str | None) -> bool:
 # --------------------------------------------------------------------------------------------------
 # Symbolic equality (harness grader.symbolic_equal) and its three parsers
 # --------------------------------------------------------------------------------------------------
+
+
+def warm_up() -> None:
+    """Load the parsers' tables now (about a second), so that the first graded answer does not pay for it."""
+    _sympy_latex_parser()("1")
 
 
 @lru_cache(maxsize=1)
