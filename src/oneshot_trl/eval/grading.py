@@ -204,7 +204,7 @@ def _gold_text(gold: str) -> str:
 
 
 @lru_cache(maxsize=8192)
-def _parsed_gold(gold: str, grader: str, benchmark: str | None = None) -> tuple | str | None:
+def _parsed_gold(gold: str, grader: str, benchmark: str | None = None) -> tuple | _Literal | str | None:
     """The gold parsed for `grader`, or None when it cannot be parsed (failures are cached too)."""
     text = _gold_text(gold)
     if not text:
@@ -214,8 +214,8 @@ def _parsed_gold(gold: str, grader: str, benchmark: str | None = None) -> tuple 
         norm = official.gold_answer(text, benchmark)
         balanced = norm.count("{") == norm.count("}")
         return norm if norm and balanced else None
-    if letter := _gold_letter(text):  # multiple choice: compared as a letter
-        return (letter,)
+    if literal := _literal_gold(text):  # a choice letter or a clock time: compared as such
+        return literal
     text = _normalise(text)
     parsed = parse(f"\\boxed{{{text}}}", _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
     if not parsed:  # e.g. an unbalanced brace: let math-verify find an expression in the raw text
@@ -223,8 +223,20 @@ def _parsed_gold(gold: str, grader: str, benchmark: str | None = None) -> tuple 
     return tuple(parsed) if parsed else None
 
 
-def _is_letter_gold(parsed_gold: tuple | str | None) -> bool:
-    return isinstance(parsed_gold, tuple) and len(parsed_gold) == 1 and isinstance(parsed_gold[0], str)
+@dataclass(frozen=True)
+class _Literal:
+    """A gold math-verify cannot represent, compared by value: a choice letter or a clock time."""
+
+    kind: str  # "letter" or "time"
+    value: str
+
+
+def _literal_gold(text: str) -> _Literal | None:
+    if m := _LETTER_ANSWER.fullmatch(text):
+        return _Literal("letter", m.group(1))
+    if m := _TIME_ANSWER.fullmatch(text):
+        return _Literal("time", f"{int(m.group(1))}:{m.group(2)}")
+    return None
 
 
 def _check_grader(grader: str) -> None:
@@ -326,24 +338,27 @@ def _normalise(text: str) -> str:
 
 # A multiple-choice answer: a letter A-E alone, or as "(C)", "\\text{(C)}", "\\textbf{(C) }".
 _LETTER_ANSWER = re.compile(r"\s*(?:\\(?:text|textbf|mathrm)\{\s*)?\(?([A-E])\)?\s*\}?\s*")
-# A stated choice in a response: "(C)", "\\textbf{(C)}", or "answer is C".
-_STATED_LETTER = re.compile(r"\(([A-E])\)|\banswer(?: is|:)\s*\$?(?:\\text(?:bf)?\{)?\(?([A-E])\b")
+# A stated choice in a response: "(C)", "\\textbf{(C)}", or "answer is C" / "correct option is C".
+_STATED_LETTER = re.compile(
+    r"\(([A-E])\)|\b(?:answer|option|choice)(?: is|:)\s*\$?(?:\\text(?:bf)?\{)?\(?([A-E])\b"
+)
+# A clock time "9:30", "12:00" (two-digit minutes), maybe with a \text{} or a.m./p.m. after it.
+_TIME_ANSWER = re.compile(r"\s*(\d{1,2})\s*:\s*(\d{2})\s*(?:\\text\{[^{}]*\}|[ap]\.?\s*m\.?|[AP]M)?\s*")
+_TIME_IN_TEXT = re.compile(r"(?<![\d:])(\d{1,2})\s*:\s*(\d{2})(?![\d:])")
 _ANSWER_ANCHOR = re.compile(r"answer(?: is|:)|final answer", flags=re.IGNORECASE)
 
 
-def _gold_letter(gold_text: str) -> str | None:
-    m = _LETTER_ANSWER.fullmatch(gold_text)
-    return m.group(1) if m else None
-
-
-def _response_letter(response: str, box: str | None) -> str | None:
-    """The choice a response states: its last box if that is a letter, else its last stated letter."""
-    if box is not None:
-        letter = _gold_letter(_unbox(box))
-        if letter or box.strip():
-            return letter
-    stated = [m.group(1) or m.group(2) for m in _STATED_LETTER.finditer(response)]
-    return stated[-1] if stated else None
+def _literal_answer(kind: str, response: str, box: str | None) -> str | None:
+    """The letter (or time) a response states: its last box when it has one, else the last stated letter
+    ("(C)", "answer is C") or the last time in the text."""
+    if box is not None and box.strip():
+        literal = _literal_gold(_unbox(box))
+        return literal.value if literal is not None and literal.kind == kind else None
+    if kind == "letter":
+        stated = [m.group(1) or m.group(2) for m in _STATED_LETTER.finditer(response)]
+        return stated[-1] if stated else None
+    times = _TIME_IN_TEXT.findall(response)
+    return f"{int(times[-1][0])}:{times[-1][1]}" if times else None
 
 
 def _looks_truncated(response: str) -> bool:
@@ -397,9 +412,9 @@ def _grade_unbounded(response: str, gold: str, grader: str, boxed_only: bool, be
     boxed, extracted = box is not None, box if boxed_only else None
     try:
         parsed_gold = _parsed_gold(gold, grader, benchmark)
-        if grader == "math-verify" and _is_letter_gold(parsed_gold):
-            extracted = _response_letter(response if not boxed_only else "", box)
-            correct, error = extracted == parsed_gold[0], None
+        if isinstance(parsed_gold, _Literal):
+            extracted = _literal_answer(parsed_gold.kind, response if not boxed_only else "", box)
+            correct, error = extracted == parsed_gold.value, None
         elif grader == "math-verify":
             pred, extracted = _extract_math_verify(response, boxed_only, box)
             if parsed_gold is None:
@@ -673,7 +688,10 @@ class _Pool:
                         kind, args = tasks[index]
                         warm_up = kind == "grade" and args[2] == "official" and not worker.official_warm
                         worker.official_warm |= warm_up
-                        worker.task, worker.deadline = index, now + hard_limit_s + warm_up * _OFFICIAL_WARM_UP_S
+                        worker.task, worker.deadline = (
+                            index,
+                            now + hard_limit_s + warm_up * _OFFICIAL_WARM_UP_S,
+                        )
                 by_conn = {w.outbox: w for w in self.workers}
                 deadlines = [
                     w.deadline if w.ready else w.started + _WORKER_BOOT_TIMEOUT_S for w in self.workers
