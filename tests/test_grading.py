@@ -161,6 +161,24 @@ def test_last_boxed(text, expected):
     assert last_boxed(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text, normalised",
+    [
+        ("4.5e33", r"4.5 \times 10^{33}"),
+        ("1.6E-19 C", r"1.6 \times 10^{-19} C"),
+        ("2e^{x} + 3e", "2e^{x} + 3e"),  # Euler's e and variables stay
+        ("x_2e5", "x_2e5"),  # part of a longer token
+        ("0.(3)", r"\frac{3}{9}"),
+        (r"0.1\overline{6}", r"\frac{15}{90}"),
+        (r"1.\dot{6}", r"\frac{15}{9}"),
+        ("f(0.5)", "f(0.5)"),  # a decimal in parentheses is not a repetend
+        ("12{,}345", "12345"),
+    ],
+)
+def test_normalise(text, normalised):
+    assert grading._normalise(text) == normalised
+
+
 def test_grade_fields():
     g = grade(r"We find $\boxed{\dfrac{3}{4}}$.", "0.75")  # extracted: math-verify's normalised string
     assert g == Grade(correct=True, extracted=r"\frac{3}{4}", boxed=True, error=None)
