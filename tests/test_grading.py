@@ -304,12 +304,12 @@ def test_gold_text_is_the_answer_it_states(gold, stated):
 
 
 def test_list_golds_of_datasets_keep_every_answer():
-    from oneshot_trl.eval.benchmarks import _answer_to_str
+    from oneshot_trl.eval.benchmarks import gold_string
 
-    assert _answer_to_str([27.0]) == "27"
-    assert _answer_to_str(["1", "-2"]) == "1, -2"
-    assert grade(r"The roots are $\boxed{-2, 1}$.", _answer_to_str(["1", "-2"])).correct
-    assert not grade(r"The root is $\boxed{1}$.", _answer_to_str(["1", "-2"])).correct
+    assert gold_string([27.0]) == "27"
+    assert gold_string(["1", "-2"]) == "1, -2"
+    assert grade(r"The roots are $\boxed{-2, 1}$.", gold_string(["1", "-2"])).correct
+    assert not grade(r"The root is $\boxed{1}$.", gold_string(["1", "-2"])).correct
 
 
 @pytest.mark.parametrize("grader", GRADERS)
