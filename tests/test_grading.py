@@ -269,7 +269,7 @@ def test_official_rules_depend_on_the_benchmark():
     assert not grade(response, "10", grader="official", benchmark="minerva_math").correct
     assert grade_batch([response] * 2, ["10"] * 2, grader="official", benchmark=["aime24", "minerva_math"],
                        num_workers=0) == [Grade(True, "10", True), Grade(False, "10meters", True)]  # fmt: skip
-    with pytest.raises(ValueError, match="pair up"):
+    with pytest.raises(ValueError, match="2 benchmarks; they must pair up"):
         grade_batch([response], ["10"], grader="official", benchmark=["aime24", "math500"], num_workers=0)
 
 

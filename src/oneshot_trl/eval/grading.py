@@ -814,7 +814,10 @@ def grade_batch(
     benchmarks = (
         [benchmark] * len(responses) if benchmark is None or isinstance(benchmark, str) else benchmark
     )
-    _check_lengths(responses, benchmarks)
+    if len(benchmarks) != len(responses):
+        raise ValueError(
+            f"Got {len(responses)} responses but {len(benchmarks)} benchmarks; they must pair up."
+        )
     args = [
         (r, g, grader, boxed_only, timeout_s, b) for r, g, b in zip(responses, golds, benchmarks, strict=True)
     ]
