@@ -486,6 +486,10 @@ ANYWHERE = [
     ("We get \\boxed{\\frac{3}{4}}.", "0.7", False),
     ("", "1", False),
     ("So the answer is 5.", r"\frac{1}{", False),  # unparseable gold
+    ("Options (B) and (D) both look plausible; we pick \\boxed{D}.", "B", True),  # choice letters
+    ("Options (B) and (D) both look plausible; we pick \\boxed{D}.", r"\text{(A)}", False),
+    ("The bus leaves at 9:05 and arrives at 10:40.", "9:05", True),  # clock times
+    ("The bus leaves at 9:05 and arrives at 10:40.", "9:50", False),
 ]
 
 

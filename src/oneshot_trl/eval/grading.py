@@ -515,6 +515,13 @@ def _anywhere_unbounded(response: str, gold: str) -> bool:
     parsed_gold = _parsed_gold(gold, "math-verify")
     if parsed_gold is None:
         return False
+    if isinstance(parsed_gold, _Literal):  # a choice letter or a time: any box, stated choice or time
+        boxed = {_literal_gold(_unbox(box)) for box in _all_boxed(response)}
+        if parsed_gold.kind == "letter":
+            stated = {m.group(1) or m.group(2) for m in _STATED_LETTER.finditer(response)}
+        else:
+            stated = {f"{int(h)}:{m}" for h, m in _TIME_IN_TEXT.findall(response)}
+        return parsed_gold in boxed or parsed_gold.value in stated
     for candidate in _anywhere_candidates(response):
         try:
             pred = parse(candidate, _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
