@@ -362,10 +362,16 @@ def _literal_answer(kind: str, response: str, box: str | None) -> str | None:
 
 
 def _looks_truncated(response: str) -> bool:
-    """A response with no box and no "answer is"/"Final Answer" that stops mid-sentence (no final
-    punctuation or closing bracket): its last number is not a stated answer."""
+    """A response with no box and no "answer is"/"Final Answer" that stops mid-sentence (a last line of prose,
+    three words or more, without final punctuation or closing bracket): its last number is not a stated
+    answer. A last line that is only a result ("42", "#### 42", "x = 7") is one."""
     tail = response.rstrip()
-    return bool(tail) and tail[-1] not in ".!?$)]}*" and not _ANSWER_ANCHOR.search(response)
+    if not tail or tail[-1] in ".!?$)]}*>\"'" or _ANSWER_ANCHOR.search(response):
+        return False
+    return len(_WORD.findall(tail.rsplit("\n", 1)[-1])) >= 3
+
+
+_WORD = re.compile(r"\b[A-Za-z]{2,}\b")
 
 
 def _verify(gold: Sequence, pred: Sequence) -> bool:
