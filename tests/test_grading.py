@@ -161,6 +161,24 @@ def test_last_boxed(text, expected):
     assert last_boxed(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text, normalised",
+    [
+        ("4.5e33", r"4.5 \times 10^{33}"),
+        ("1.6E-19 C", r"1.6 \times 10^{-19} C"),
+        ("2e^{x} + 3e", "2e^{x} + 3e"),  # Euler's e and variables stay
+        ("x_2e5", "x_2e5"),  # part of a longer token
+        ("0.(3)", r"\frac{3}{9}"),
+        (r"0.1\overline{6}", r"\frac{15}{90}"),
+        (r"1.\dot{6}", r"\frac{15}{9}"),
+        ("f(0.5)", "f(0.5)"),  # a decimal in parentheses is not a repetend
+        ("12{,}345", "12345"),
+    ],
+)
+def test_normalise(text, normalised):
+    assert grading._normalise(text) == normalised
+
+
 def test_grade_fields():
     g = grade(r"We find $\boxed{\dfrac{3}{4}}$.", "0.75")  # extracted: math-verify's normalised string
     assert g == Grade(correct=True, extracted=r"\frac{3}{4}", boxed=True, error=None)
@@ -193,11 +211,13 @@ def test_official_extraction_fallbacks():
     "pred, ref, expected",
     [
         ("50", "0.5", True),  # percentage leniency of the harness
-        ("3.14159", r"\pi", True),  # numeric closeness after evaluation
+        ("3.14159", r"\pi", False),  # the harness' LaTeX parser reads \pi as a symbol, not as the number
         ("(1,2)", "(2,1)", False),
         (r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", r"\begin{pmatrix}1&2\\3&4.0\end{pmatrix}", True),
         ("y=2x+3", "2x-y+3=0", True),  # equations compared as lhs - rhs, either sign
         ("x^2-4", "(x-2)(x+2)", True),
+        ("3.1416", r"\frac{355}{113}", True),  # numeric closeness after evaluation (relative 1e-4)
+        ("n(n+1)", "n^2+n", False),  # the harness' LaTeX parser reads n(...) as a function call
         ("C", "C", True),
         ("(B)", "B", True),
         (None, "1", False),
@@ -208,8 +228,88 @@ def test_official_math_equal(pred, ref, expected):
 
 
 # --------------------------------------------------------------------------------------------------
+# The official grader against the real harness
+# --------------------------------------------------------------------------------------------------
+
+# (response, gold, benchmark) rows with the verdict of the real Qwen2.5-Math harness (One-Shot-RLVR's
+# Qwen2.5-Eval/evaluation, sympy 1.12, antlr4 4.11.1, its latex2sympy2 1.9.0), recorded by running it on
+# them (tests/data/official_harness/run_harness.py); harness_pred / harness_gt are its normalised strings.
+HARNESS_PATH = Path(__file__).parent / "data" / "official_harness_cases.jsonl"
+HARNESS_CASES = [json.loads(line) for line in HARNESS_PATH.read_text().splitlines() if line.strip()]
+
+
+def test_official_grader_reproduces_the_harness():
+    assert len(HARNESS_CASES) >= 300
+    assert (
+        sum(c["harness_verdict"] for c in HARNESS_CASES) > 100
+        and sum(not c["harness_verdict"] for c in HARNESS_CASES) > 100
+    )
+    by_category: dict[str, list[bool]] = {}
+    same_strings = 0
+    for case in HARNESS_CASES:
+        g = grade(
+            case["response"], case["gold"], grader="official", benchmark=case["benchmark"], timeout_s=5.0
+        )
+        by_category.setdefault(case["category"], []).append(g.correct == case["harness_verdict"])
+        same_strings += (g.extracted or "") == case["harness_pred"]
+        same_strings += official.gold_answer(case["gold"], case["benchmark"]) == case["harness_gt"]
+    agreement = sum(map(sum, by_category.values())) / len(HARNESS_CASES)
+    print(f"\nofficial vs harness verdict agreement: {agreement:.3f} on {len(HARNESS_CASES)} cases")
+    for category, hits in sorted(by_category.items()):
+        print(f"  {category:18s} {sum(hits)}/{len(hits)}")
+    assert agreement >= 0.97
+    assert all(sum(hits) / len(hits) >= 0.9 for hits in by_category.values()), by_category
+    assert same_strings / (2 * len(HARNESS_CASES)) >= 0.97  # the same extraction and normalisation too
+
+
+def test_official_rules_depend_on_the_benchmark():
+    # Minerva keeps units in the harness (skip_unit), MATH/AIME strip them.
+    response = r"So the length is $\boxed{10 meters}$."
+    assert grade(response, "10", grader="official", benchmark="math500").correct
+    assert not grade(response, "10", grader="official", benchmark="minerva_math").correct
+    assert grade_batch([response] * 2, ["10"] * 2, grader="official", benchmark=["aime24", "minerva_math"],
+                       num_workers=0) == [Grade(True, "10", True), Grade(False, "10meters", True)]  # fmt: skip
+    with pytest.raises(ValueError, match="2 benchmarks; they must pair up"):
+        grade_batch([response], ["10"], grader="official", benchmark=["aime24", "math500"], num_workers=0)
+
+
+def test_official_never_executes_model_text():
+    # parse_expr would eval these; our stand-in only builds sympy objects from the syntax tree.
+    for text in ["__import__('os').system('true')", "().__class__", "lambda: 1", "[x for x in 'ab']"]:
+        with pytest.raises(ValueError):
+            official._python_literal(text)
+    assert official._python_literal("(1, 0.5)") == (1, 0.5)
+    assert official._python_literal("{3, 2, 1}") == {1, 2, 3}
+    assert not grade(r"\boxed{__import__('os').system('true')}", "0", grader="official").correct
+
+
+# --------------------------------------------------------------------------------------------------
 # Gold answers
 # --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "gold, stated",
+    [
+        (r"\boxed{1} and \boxed{-2}", "1, -2"),
+        (r"$\boxed{2}$, $\boxed{3}$, $\boxed{5}$", "2, 3, 5"),
+        (r"\boxed{\frac{1}{2}}", r"\frac{1}{2}"),
+        (r"First $x = \boxed{3}$ is a guess; solving properly gives $x = \boxed{4}$.", "4"),  # a solution
+        (r"\boxed{1} and \boxed{-2", ""),  # an unclosed box: unparseable, never a partial answer
+        ("12:00", "12:00"),
+    ],
+)
+def test_gold_text_is_the_answer_it_states(gold, stated):
+    assert grading._gold_text(gold) == stated
+
+
+def test_list_golds_of_datasets_keep_every_answer():
+    from oneshot_trl.eval.benchmarks import gold_string
+
+    assert gold_string([27.0]) == "27"
+    assert gold_string(["1", "-2"]) == "1, -2"
+    assert grade(r"The roots are $\boxed{-2, 1}$.", gold_string(["1", "-2"])).correct
+    assert not grade(r"The root is $\boxed{1}$.", gold_string(["1", "-2"])).correct
 
 
 @pytest.mark.parametrize("grader", GRADERS)
@@ -386,6 +486,10 @@ ANYWHERE = [
     ("We get \\boxed{\\frac{3}{4}}.", "0.7", False),
     ("", "1", False),
     ("So the answer is 5.", r"\frac{1}{", False),  # unparseable gold
+    ("Options (B) and (D) both look plausible; we pick \\boxed{D}.", "B", True),  # choice letters
+    ("Options (B) and (D) both look plausible; we pick \\boxed{D}.", r"\text{(A)}", False),
+    ("The bus leaves at 9:05 and arrives at 10:40.", "9:05", True),  # clock times
+    ("The bus leaves at 9:05 and arrives at 10:40.", "9:50", False),
 ]
 
 

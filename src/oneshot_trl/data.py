@@ -18,6 +18,7 @@ from typing import Any
 from datasets import Dataset
 
 from oneshot_trl.config import OneShotArguments
+from oneshot_trl.eval.benchmarks import gold_string
 from oneshot_trl.eval.grading import GoldParseError, check_gold
 from oneshot_trl.files import read_jsonl, resource_path
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
@@ -145,7 +146,7 @@ def load_dataset_examples(args: OneShotArguments) -> list[Example]:
             examples.append(Example(example_id, ex.problem, ex.answer, ex.index))
         else:
             examples.append(
-                Example(f"{name}:{row_id}", str(row[args.problem_field]), str(row[args.answer_field]))
+                Example(f"{name}:{row_id}", str(row[args.problem_field]), gold_string(row[args.answer_field]))
             )
     return unique_in_order(examples)
 

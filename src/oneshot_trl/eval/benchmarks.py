@@ -31,12 +31,11 @@ class Problem:
     benchmark: str
 
 
-def _answer_to_str(value: Any) -> str:
-    """Gold value -> string: AMC stores answers as floats (27.0 -> "27"), lists hold one answer."""
+def gold_string(value: Any) -> str:
+    """Gold value -> string: AMC stores answers as floats (27.0 -> "27"); a list of several answers is the
+    comma-separated list it states (never only its first element)."""
     if isinstance(value, (list, tuple)):
-        if not value:
-            return ""
-        value = value[0]
+        return ", ".join(s for s in map(gold_string, value) if s)
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float) and value.is_integer():
@@ -55,7 +54,7 @@ def _olympiad_gold(row: dict) -> str:
 
 
 def _answer_field_gold(row: dict) -> str:
-    return _answer_to_str(row["answer"])
+    return gold_string(row["answer"])
 
 
 @dataclass(frozen=True)
@@ -172,7 +171,7 @@ def _default_answer(row: dict) -> str:
     """Gold of a row with no `--answer-field`: `answer`, else OlympiadBench's `final_answer`, else the last
     `\\boxed{}` of `solution` (the official harness' rules for its datasets)."""
     if row.get("answer") is not None:
-        return _answer_to_str(row["answer"])
+        return gold_string(row["answer"])
     if row.get("final_answer"):
         return _olympiad_gold(row)
     if isinstance(row.get("solution"), str):
@@ -229,7 +228,7 @@ def load_dataset_problems(
     if answer_field is not None and answer_field not in rows[0]:
         raise KeyError(f"Answer field {answer_field!r} not in dataset (fields: {', '.join(rows[0])}).")
     name = name or dataset_name(path_or_hub_id)
-    gold_fn = _default_answer if answer_field is None else (lambda row: _answer_to_str(row[answer_field]))
+    gold_fn = _default_answer if answer_field is None else (lambda row: gold_string(row[answer_field]))
     id_field = next((f for f in ("id", "unique_id", "idx") if f in rows[0]), None)
     return _rows_to_problems(rows, name, gold_fn, id_field, problem_field)
 

@@ -5,7 +5,16 @@ Two graders share one interface:
 - `"math-verify"`: Hugging Face math-verify (`parse` + `verify`). With `boxed_only=True` (training reward
   semantics) we extract the last `\\boxed{}` ourselves and parse only that; otherwise math-verify's own
   extraction runs on the whole response (a `\\boxed{}` first, then "final answer is", then any LaTeX or number).
-- `"official"`: the Qwen2.5-Math harness rules used by the paper's reported numbers (`official.py`).
+  Before parsing, golds and responses go through one normalisation (`_normalise`): digit-group separators
+  dropped, e-notation written as `\\times 10^{}`, repeating decimals (`0.(3)`, `0.\\overline{3}`) as
+  fractions. A multiple-choice gold (`C`, `(C)`, `\\text{(C)}`) is compared as a letter with the choice
+  the response states (its box, "the answer is (C)", "(C) 24"). A response with no box and no "answer
+  is"/"Final Answer" that stops mid-sentence is truncated: its last number is not an answer.
+- `"official"`: the Qwen2.5-Math harness's verdicts, mistakes included, for the paper's numbers
+  (`official.py`); its rules depend on the benchmark (`benchmark=`: Minerva keeps units).
+
+A gold string states its answer: a reference solution's last box, the boxes of a list of boxed answers
+(`\\boxed{1} and \\boxed{-2}` is `1, -2`), else the string itself.
 
 Safety and time bounds. Model text is never executed. Every answer gets a wall-clock budget (`timeout_s`):
 in-process, a SIGALRM timer interrupts the Python code (math-verify's own signal timeouts are replaced by
@@ -64,6 +73,9 @@ _WORKER_BOOT_TIMEOUT_S = 120.0
 # Address-space cap of a worker process: a pathological expression fails with MemoryError instead of
 # taking the machine's memory.
 _WORKER_MEMORY_LIMIT_BYTES = 4 * 1024**3
+# One-time set-up of the official grader in a process (sympy's LaTeX parser tables): done before the first
+# answer's time budget starts, and allowed this long on top of a worker's hard limit.
+_OFFICIAL_WARM_UP_S = 30.0
 # At most this many candidate spans are verified by `answer_anywhere`.
 _MAX_ANYWHERE_CANDIDATES = 48
 
@@ -162,28 +174,69 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
+# What may stand between the boxes of a gold that lists its answers ("\\boxed{1} and \\boxed{-2}").
+_BOX_LIST_GLUE = re.compile(r"(?:[\s,;$.]|\\quad|\\qquad|\\text\{\s*(?:and|or)?\s*\}|\b(?:and|or)\b)*")
+
+
 def _gold_text(gold: str) -> str:
+    """The answer a gold string states: a reference solution's last box; the boxes of a list of boxed
+    answers ("\\boxed{1} and \\boxed{-2}" -> "1, -2"); otherwise the gold itself."""
     gold = gold.strip()
-    if "\\boxed" in gold or "\\fbox" in gold:  # a reference solution: its last box is the answer
-        return last_boxed(gold) or ""
-    return gold
+    if "\\boxed" not in gold and "\\fbox" not in gold:
+        return gold
+    spans, pos = [], 0
+    for m in _BOX_COMMAND.finditer(gold):
+        if m.start() < pos:  # a box inside a box
+            continue
+        box = _boxed_at(gold, m.end())
+        if box is None:
+            return ""  # an unclosed box: unparseable
+        spans.append((m.start(), box[0], box[1] + 1))
+        pos = box[1] + 1
+    glue = (
+        [gold[: spans[0][0]]]
+        + [gold[a[2] : b[0]] for a, b in zip(spans, spans[1:], strict=False)]
+        + [gold[spans[-1][2] :]]
+    )
+    if len(spans) > 1 and all(_BOX_LIST_GLUE.fullmatch(g) for g in glue):
+        return ", ".join(_unbox(content).strip() for _, content, _ in spans)
+    return last_boxed(gold) or ""  # a reference solution: its last box is the answer
 
 
 @lru_cache(maxsize=8192)
-def _parsed_gold(gold: str, grader: str) -> tuple | str | None:
+def _parsed_gold(gold: str, grader: str, benchmark: str | None = None) -> tuple | _Literal | str | None:
     """The gold parsed for `grader`, or None when it cannot be parsed (failures are cached too)."""
     text = _gold_text(gold)
     if not text:
         return None
     if grader == "official":
         # The harness never parses golds; reject only what cannot be compared to anything.
-        norm = official.strip_string(text)
+        norm = official.gold_answer(text, benchmark)
         balanced = norm.count("{") == norm.count("}")
         return norm if norm and balanced else None
+    if literal := _literal_gold(text):  # a choice letter or a clock time: compared as such
+        return literal
+    text = _normalise(text)
     parsed = parse(f"\\boxed{{{text}}}", _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
     if not parsed:  # e.g. an unbalanced brace: let math-verify find an expression in the raw text
         parsed = parse(text, _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
     return tuple(parsed) if parsed else None
+
+
+@dataclass(frozen=True)
+class _Literal:
+    """A gold math-verify cannot represent, compared by value: a choice letter or a clock time."""
+
+    kind: str  # "letter" or "time"
+    value: str
+
+
+def _literal_gold(text: str) -> _Literal | None:
+    if m := _LETTER_ANSWER.fullmatch(text):
+        return _Literal("letter", m.group(1))
+    if m := _TIME_ANSWER.fullmatch(text):
+        return _Literal("time", f"{int(m.group(1))}:{m.group(2)}")
+    return None
 
 
 def _check_grader(grader: str) -> None:
@@ -191,10 +244,10 @@ def _check_grader(grader: str) -> None:
         raise ValueError(f"Unknown grader {grader!r}; choose one of {GRADERS}.")
 
 
-def check_gold(gold: str, grader: str = "math-verify") -> None:
-    """Raise `GoldParseError` if `grader` cannot parse the gold answer `gold`."""
+def check_gold(gold: str, grader: str = "math-verify", benchmark: str | None = None) -> None:
+    """Raise `GoldParseError` if `grader` cannot parse the gold answer `gold` (of `benchmark`)."""
     _check_grader(grader)
-    parse_gold = lambda: _parsed_gold(_text(gold), grader)  # noqa: E731
+    parse_gold = lambda: _parsed_gold(_text(gold), grader, benchmark)  # noqa: E731
     # Golds are trusted data, but a pathological one must not hang either (when signals are usable).
     parsed = _call_with_deadline(parse_gold, 30.0, None) if _can_use_signals() else parse_gold()
     if parsed is None:
@@ -257,6 +310,68 @@ def _percent_value(expr: object) -> object | None:
 
 # Digit-group separators math-verify does not read: "1\\,000\\,000", "1{,}000".
 _DIGIT_GROUP_SEPARATOR = re.compile(r"(?<=\d)(?:\\,|\\;|\\ |\{,\})(?=\d{3}(?!\d))")
+# A number in e-notation ("4.5e33", "1.6E-19"), not part of a word or a longer number.
+_E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])")
+# A repeating decimal: "0.(3)", "0.1(6)", "0.\\overline{3}", "1.\\dot{6}".
+_REPEATING_DECIMAL = re.compile(
+    r"(?<![\w.])(\d+)\.(\d*)(?:\((\d+)\)|\\(?:overline|dot)\{(\d+)\}|\\(?:overline|dot)\s*(\d))"
+)
+
+
+def _repeating_to_fraction(m: re.Match) -> str:
+    whole, fixed, repeat = m.group(1), m.group(2), next(g for g in m.groups()[2:] if g)
+    denominator = (10 ** len(repeat) - 1) * 10 ** len(fixed)
+    numerator = int(whole + fixed + repeat) - int(whole + fixed)
+    return f"\\frac{{{numerator}}}{{{denominator}}}"
+
+
+def _normalise(text: str) -> str:
+    """Rewrite number notations math-verify misreads into ones it reads, for golds and responses alike:
+    digit-group separators, e-notation (as `\\times 10^{}`), repeating decimals (as a fraction)."""
+    text = _DIGIT_GROUP_SEPARATOR.sub("", text)
+    if "e" in text or "E" in text:
+        text = _E_NOTATION.sub(r"\1 \\times 10^{\2}", text)
+    if "." in text:
+        text = _REPEATING_DECIMAL.sub(_repeating_to_fraction, text)
+    return text
+
+
+# A multiple-choice answer: a letter A-E alone, or as "(C)", "\\text{(C)}", "\\textbf{(C) }".
+_LETTER_ANSWER = re.compile(r"\s*(?:\\(?:text|textbf|mathrm)\{\s*)?\(?([A-E])\)?\s*\}?\s*")
+# A stated choice in a response: "(C)", "\\textbf{(C)}", or "answer is C" / "correct option is C".
+_STATED_LETTER = re.compile(
+    r"\(([A-E])\)|\b(?:answer|option|choice)(?: is|:)\s*\$?(?:\\text(?:bf)?\{)?\(?([A-E])\b"
+)
+# A clock time "9:30", "12:00" (two-digit minutes), maybe with a \text{} or a.m./p.m. after it.
+_TIME_ANSWER = re.compile(r"\s*(\d{1,2})\s*:\s*(\d{2})\s*(?:\\text\{[^{}]*\}|[ap]\.?\s*m\.?|[AP]M)?\s*")
+_TIME_IN_TEXT = re.compile(r"(?<![\d:])(\d{1,2})\s*:\s*(\d{2})(?![\d:])")
+_ANSWER_ANCHOR = re.compile(r"answer(?: is|:)|final answer", flags=re.IGNORECASE)
+
+
+def _literal_answer(kind: str, response: str, box: str | None) -> str | None:
+    """The letter (or time) a response states: its last box when it has one, else the last stated letter
+    ("(C)", "answer is C") or the last time in the text."""
+    if box is not None and box.strip():
+        literal = _literal_gold(_unbox(box))
+        return literal.value if literal is not None and literal.kind == kind else None
+    if kind == "letter":
+        stated = [m.group(1) or m.group(2) for m in _STATED_LETTER.finditer(response)]
+        return stated[-1] if stated else None
+    times = _TIME_IN_TEXT.findall(response)
+    return f"{int(times[-1][0])}:{times[-1][1]}" if times else None
+
+
+def _looks_truncated(response: str) -> bool:
+    """A response with no box and no "answer is"/"Final Answer" that stops mid-sentence (a last line of prose,
+    three words or more, without final punctuation or closing bracket): its last number is not a stated
+    answer. A last line that is only a result ("42", "#### 42", "x = 7") is one."""
+    tail = response.rstrip()
+    if not tail or tail[-1] in ".!?$)]}*>\"'" or _ANSWER_ANCHOR.search(response):
+        return False
+    return len(_WORD.findall(tail.rsplit("\n", 1)[-1])) >= 3
+
+
+_WORD = re.compile(r"\b[A-Za-z]{2,}\b")
 
 
 def _verify(gold: Sequence, pred: Sequence) -> bool:
@@ -269,10 +384,10 @@ def _extract_math_verify(response: str, boxed_only: bool, box: str | None) -> tu
     if boxed_only:
         if not box:
             return [], box
-        return parse(
-            f"\\boxed{{{_DIGIT_GROUP_SEPARATOR.sub('', _unbox(box))}}}", _EXTRACTION, parsing_timeout=None
-        ), box
-    pred = parse(_DIGIT_GROUP_SEPARATOR.sub("", response), _EXTRACTION, parsing_timeout=None)
+        return parse(f"\\boxed{{{_normalise(_unbox(box))}}}", _EXTRACTION, parsing_timeout=None), box
+    if box is None and _looks_truncated(response):
+        return [], None
+    pred = parse(_normalise(response), _EXTRACTION, parsing_timeout=None)
     # parse returns [sympy_expr, matched_string], or [matched_string] when the match did not parse.
     return pred, next((p for p in reversed(pred) if isinstance(p, str)), str(pred[0]) if pred else None)
 
@@ -292,24 +407,27 @@ def _compare_math_verify(gold: tuple, pred: list) -> tuple[bool, str | None]:
     return correct, "unparseable-response" if unparsed else None
 
 
-def _extract_official(response: str, boxed_only: bool, box: str | None) -> str | None:
+def _extract_official(response: str, boxed_only: bool, box: str | None, benchmark: str | None) -> str | None:
     if boxed_only:
-        return official.strip_string(official.clean_span(_unbox(box))) if box else None
-    return official.extract_answer(response)
+        return official.extract_answer(f"\\boxed{{{_unbox(box)}}}", benchmark) if box else None
+    return official.extract_answer(response, benchmark)
 
 
-def _grade_unbounded(response: str, gold: str, grader: str, boxed_only: bool) -> Grade:
+def _grade_unbounded(response: str, gold: str, grader: str, boxed_only: bool, benchmark: str | None) -> Grade:
     box = last_boxed(response)
     boxed, extracted = box is not None, box if boxed_only else None
     try:
-        parsed_gold = _parsed_gold(gold, grader)
-        if grader == "math-verify":
+        parsed_gold = _parsed_gold(gold, grader, benchmark)
+        if isinstance(parsed_gold, _Literal):
+            extracted = _literal_answer(parsed_gold.kind, response if not boxed_only else "", box)
+            correct, error = extracted == parsed_gold.value, None
+        elif grader == "math-verify":
             pred, extracted = _extract_math_verify(response, boxed_only, box)
             if parsed_gold is None:
                 return Grade(False, extracted, boxed, "unparseable-gold")
             correct, error = _compare_math_verify(parsed_gold, pred)
         else:
-            extracted = _extract_official(response, boxed_only, box)
+            extracted = _extract_official(response, boxed_only, box, benchmark)
             if parsed_gold is None:
                 return Grade(False, extracted, boxed, "unparseable-gold")
             correct, error = official.math_equal(extracted, parsed_gold), None
@@ -324,28 +442,42 @@ def _timeout_grade(response: str, boxed_only: bool, error: str = "timeout") -> G
     return Grade(False, box if boxed_only else None, box is not None, error)
 
 
-def _grade_in_process(response: str, gold: str, grader: str, boxed_only: bool, timeout_s: float) -> Grade:
+def _grade_in_process(
+    response: str, gold: str, grader: str, boxed_only: bool, timeout_s: float, benchmark: str | None = None
+) -> Grade:
     response = _text(response)
+    if grader == "official":
+        official.warm_up()
     return _call_with_deadline(
-        lambda: _grade_unbounded(response, _text(gold), grader, boxed_only),
+        lambda: _grade_unbounded(response, _text(gold), grader, boxed_only, benchmark),
         timeout_s,
         _timeout_grade(response, boxed_only),
     )
 
 
 def grade(
-    response: str, gold: str, *, grader: str = "math-verify", boxed_only: bool = False, timeout_s: float = 3.0
+    response: str,
+    gold: str,
+    *,
+    grader: str = "math-verify",
+    boxed_only: bool = False,
+    timeout_s: float = 3.0,
+    benchmark: str | None = None,
 ) -> Grade:
     """Grade one response against its gold answer. Never raises on model text and never hangs.
 
     `boxed_only=True` is the training reward's semantics (only the last `\\boxed{}` counts, no box is
-    wrong); `boxed_only=False` is the chosen grader's eval semantics. Off the main thread (where signals
-    cannot interrupt) the answer is graded by a worker process under a hard time limit.
+    wrong); `boxed_only=False` is the chosen grader's eval semantics. `benchmark` (e.g. "minerva_math")
+    selects the official grader's per-benchmark rules (Minerva keeps units; MATH golds are normalised
+    twice); math-verify's rules do not depend on it. Off the main thread (where signals cannot interrupt)
+    the answer is graded by a worker process under a hard time limit.
     """
     _check_grader(grader)
     if not _can_use_signals():
-        return grade_batch([response], [gold], grader=grader, boxed_only=boxed_only, timeout_s=timeout_s)[0]
-    return _grade_in_process(response, gold, grader, boxed_only, timeout_s)
+        return grade_batch(
+            [response], [gold], grader=grader, boxed_only=boxed_only, timeout_s=timeout_s, benchmark=benchmark
+        )[0]
+    return _grade_in_process(response, gold, grader, boxed_only, timeout_s, benchmark)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -389,6 +521,13 @@ def _anywhere_unbounded(response: str, gold: str) -> bool:
     parsed_gold = _parsed_gold(gold, "math-verify")
     if parsed_gold is None:
         return False
+    if isinstance(parsed_gold, _Literal):  # a choice letter or a time: any box, stated choice or time
+        boxed = {_literal_gold(_unbox(box)) for box in _all_boxed(response)}
+        if parsed_gold.kind == "letter":
+            stated = {m.group(1) or m.group(2) for m in _STATED_LETTER.finditer(response)}
+        else:
+            stated = {f"{int(h)}:{m}" for h, m in _TIME_IN_TEXT.findall(response)}
+        return parsed_gold in boxed or parsed_gold.value in stated
     for candidate in _anywhere_candidates(response):
         try:
             pred = parse(candidate, _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
@@ -484,6 +623,7 @@ class _Worker:
         self.started = time.monotonic()
         self.task: int | None = None
         self.deadline = math.inf
+        self.official_warm = False
 
     def kill(self) -> None:
         for conn in (self.inbox, self.outbox):
@@ -558,7 +698,13 @@ class _Pool:
                             queue.appendleft(index)
                             self._replace(worker)
                             continue
-                        worker.task, worker.deadline = index, now + hard_limit_s
+                        kind, args = tasks[index]
+                        warm_up = kind == "grade" and args[2] == "official" and not worker.official_warm
+                        worker.official_warm |= warm_up
+                        worker.task, worker.deadline = (
+                            index,
+                            now + hard_limit_s + warm_up * _OFFICIAL_WARM_UP_S,
+                        )
                 by_conn = {w.outbox: w for w in self.workers}
                 deadlines = [
                     w.deadline if w.ready else w.started + _WORKER_BOOT_TIMEOUT_S for w in self.workers
@@ -663,29 +809,39 @@ def grade_batch(
     timeout_s: float = 3.0,
     num_workers: int | None = None,
     progress: bool = False,
+    benchmark: str | Sequence[str | None] | None = None,
 ) -> list[Grade]:
     """Grade many responses in parallel worker processes (persistent, reused across calls).
 
     Each answer has `timeout_s` of soft budget; a worker still busy `_HARD_LIMIT_GRACE_S` later is killed
     and replaced, and that answer is graded wrong with `error="timeout"`. `num_workers=None` keeps the
     running pool's size (a new pool gets min(8, CPU count) workers); `num_workers=0` grades serially in
-    this process (signal time limit only; off the main thread it still uses the pool).
+    this process (signal time limit only; off the main thread it still uses the pool). `benchmark` is one
+    name for all answers or one per answer (see `grade`).
     """
     _check_grader(grader)
     _check_lengths(responses, golds)
     if not responses:
         return []
     responses, golds = [_text(r) for r in responses], [_text(g) for g in golds]
+    benchmarks = (
+        [benchmark] * len(responses) if benchmark is None or isinstance(benchmark, str) else benchmark
+    )
+    if len(benchmarks) != len(responses):
+        raise ValueError(
+            f"Got {len(responses)} responses but {len(benchmarks)} benchmarks; they must pair up."
+        )
+    args = [
+        (r, g, grader, boxed_only, timeout_s, b) for r, g, b in zip(responses, golds, benchmarks, strict=True)
+    ]
     if num_workers == 0 and _can_use_signals():
-        pairs = zip(responses, golds, strict=True)
         if progress:
             from tqdm.auto import tqdm
 
-            pairs = tqdm(pairs, total=len(responses), desc="grading", unit="answer")
-        return [_grade_in_process(r, g, grader, boxed_only, timeout_s) for r, g in pairs]
-    tasks = [("grade", (r, g, grader, boxed_only, timeout_s)) for r, g in zip(responses, golds, strict=True)]
+            args = tqdm(args, total=len(responses), desc="grading", unit="answer")
+        return [_grade_in_process(*a) for a in args]
     return _run_in_pool(
-        tasks,
+        [("grade", a) for a in args],
         num_workers,
         timeout_s + _HARD_LIMIT_GRACE_S,
         lambda i, error: _timeout_grade(responses[i], boxed_only, error),

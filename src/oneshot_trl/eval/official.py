@@ -1,22 +1,51 @@
-"""The "official" grader: answer extraction and equivalence rules of the Qwen2.5-Math evaluation harness.
+"""The "official" grader: the Qwen2.5-Math evaluation harness, verdict for verdict, mistakes included.
 
 One-Shot RLVR reports its benchmark numbers with a copy of the Qwen2.5-Math harness
-(`Qwen2.5-Eval/evaluation/{parser,grader}.py`). This module re-implements its behaviour from the
-description in `shared/paper/eval_protocol.md` (sections 5-7); no harness code is copied. Differences:
-symbolic equality goes through `latex2sympy2_extended` and sympy only (the harness also tries sympy's
-`parse_expr`, which `eval`s its input: model text is never executed here), and the Minerva-only
-"keep units" rule is available as `strip_string(..., skip_unit=True)` but not selected automatically.
+(`Qwen2.5-Eval/evaluation/{parser,grader}.py` of ypwang61/One-Shot-RLVR, run with sympy 1.12, antlr4 4.11.1
+and its bundled latex2sympy2 1.9.0). This module follows that code path step by step, so that a run can be
+compared with the paper's tables like with like:
+
+- extraction (`extract_answer`): Minerva's "final answer is $...$. I hope", else the text after the last
+  word "boxed", else "he answer is", else "final answer is", else the last number;
+- normalisation (`strip_string`), applied twice to a prediction as the harness does, with its unit word
+  list (including its mistakes: "a", "pm", "t" ... are removed as units, so `\\pm 2` becomes `\\2`);
+- equivalence (`math_equal`): string, then `float()` with percentage leniency, then bracket and matrix
+  rules, then `symbolic_equal`, which parses each side with the first parser that accepts it: sympy's
+  LaTeX parser (a prefix parser: `1, -2` reads as `1`), then `parse_expr`, then latex2sympy.
+
+Model text is never executed: `parse_expr` (which `eval`s) is replaced by `_python_literal`, which builds
+the same sympy objects from Python's syntax tree for the forms it accepts (numbers, names, arithmetic,
+calls, tuples, lists, sets) and rejects the rest; latex2sympy2 1.9.0 (which pins an antlr4 runtime that
+conflicts with math-verify's) is replaced by `latex2sympy2_extended` restricted to what 1.9.0 parses.
+`tests/data/official_harness_cases.jsonl` records the real harness's verdicts; the tests assert agreement.
 
 These are pure functions without time limits: call them through `oneshot_trl.eval.grading.grade(...,
-grader="official")`, which bounds their run time.
+grader="official")`, which bounds their run time (the harness gives each answer 3 s).
 """
 
 from __future__ import annotations
 
+import ast
 import math
 import re
+from functools import lru_cache
 
-__all__ = ["clean_span", "extract_answer", "math_equal", "matching_brace", "raw_answer", "strip_string"]
+__all__ = [
+    "UNIT_SKIPPING_BENCHMARKS",
+    "clean_span",
+    "extract_answer",
+    "gold_answer",
+    "math_equal",
+    "matching_brace",
+    "raw_answer",
+    "strip_string",
+    "warm_up",
+]
+
+# The harness keeps units (`skip_unit=True`) and does not re-normalise the gold for these data sets.
+UNIT_SKIPPING_BENCHMARKS = ("carp_en", "minerva_math")
+# Golds the harness extracts from a reference solution (`extract_answer(solution)`), then normalises again.
+_SOLUTION_GOLD_BENCHMARKS = ("math", "math500", "minerva_math")
 
 
 def matching_brace(text: str, open_index: int) -> int | None:
@@ -38,32 +67,41 @@ def matching_brace(text: str, open_index: int) -> int | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Extraction (harness `extract_answer`)
+# Extraction (harness parser.extract_answer, the math data sets' branch)
 # --------------------------------------------------------------------------------------------------
 
 _LAST_NUMBER = re.compile(r"-?\d*\.?\d+")
 
 
 def _after_last_boxed(text: str) -> str:
-    # The harness looks for the word "boxed" (so `\boxed` and a bare `boxed`), not for a LaTeX command.
+    # The harness looks for the word "boxed" (so `\boxed`, `\fboxed`, a bare "boxed") and counts every
+    # brace, escaped or not; an unclosed box (truncated response) keeps everything after its brace.
     rest = text.split("boxed")[-1]
-    if rest.startswith("{"):
-        end = matching_brace(rest, 0)
-        # An unclosed box (truncated response) keeps everything after the brace, as the harness does.
-        return rest[1:end] if end is not None else rest[1:]
-    return rest.split("$")[0].strip()
+    if not rest.startswith("{"):
+        return rest.split("$")[0].strip()
+    depth = 1
+    for i, char in enumerate(rest[1:], start=1):
+        depth += (char == "{") - (char == "}")
+        if depth == 0:
+            return rest[1:i]
+    return rest[1:]
 
 
 def raw_answer(text: str) -> str:
     """The answer span the harness extracts, before normalisation ("" when nothing is found)."""
+    text = text.replace("\u043a\u0438", "")
     if "final answer is $" in text and "$. I hope" in text:  # Minerva few-shot style
-        pred = text.split("final answer is $", 1)[1].split("$. I hope", 1)[0]
+        pred = text.split("final answer is $", 1)[1].split("$. I hope", 1)[0].strip()
     elif "boxed" in text:
+        if not text.split("boxed")[-1]:
+            return ""
         pred = _after_last_boxed(text)
     elif "he answer is" in text:
-        pred = text.split("he answer is")[-1]
+        pred = text.split("he answer is")[-1].strip()
     elif "final answer is" in text:
-        pred = text.split("final answer is")[-1]
+        pred = text.split("final answer is")[-1].strip()
+    elif "答案是" in text:
+        pred = text.split("答案是")[1].strip().split("\n\n")[0].strip()
     else:
         numbers = _LAST_NUMBER.findall(text.replace(",", ""))
         pred = numbers[-1] if numbers else ""
@@ -71,256 +109,390 @@ def raw_answer(text: str) -> str:
 
 
 def clean_span(pred: str) -> str:
-    """The harness' post-processing of an extracted span: join lines, drop a leading ':' and a trailing '.' or '/'."""
-    pred = re.sub(r"\n\s*", "", pred).strip()
+    """The harness' post-processing of an extracted span: join lines, drop one leading ':' and one trailing
+    '.' then '/'."""
+    pred = re.sub(r"\n\s*", "", pred)
     if pred.startswith(":"):
         pred = pred[1:]
     if pred.endswith("."):
         pred = pred[:-1]
     if pred.endswith("/"):
         pred = pred[:-1]
-    return pred.strip()
+    return pred
 
 
-def extract_answer(text: str, skip_unit: bool = False) -> str | None:
-    """Extracted and normalised answer of a response, or None when the harness would find nothing."""
-    pred = raw_answer(text)
-    return strip_string(pred, skip_unit=skip_unit) if pred else None
+def extract_answer(text: str, benchmark: str | None = None) -> str | None:
+    """The prediction the harness compares: extracted, normalised twice (None when it finds nothing)."""
+    skip_unit = benchmark in UNIT_SKIPPING_BENCHMARKS
+    pred = strip_string(strip_string(raw_answer(text), skip_unit), skip_unit)
+    return pred or None
+
+
+def gold_answer(gold: str, benchmark: str | None = None) -> str:
+    """The gold the harness compares (`parse_ground_truth`): `gold` is the answer string of the data set
+    (for MATH and Minerva the content of the solution's last box)."""
+    if benchmark in _SOLUTION_GOLD_BENCHMARKS:
+        gold = strip_string(clean_span(gold), benchmark in UNIT_SKIPPING_BENCHMARKS)
+    if benchmark in UNIT_SKIPPING_BENCHMARKS:
+        return gold.replace("\\neq", "\\ne").replace("\\leq", "\\le").replace("\\geq", "\\ge")
+    return strip_string(gold)
 
 
 # --------------------------------------------------------------------------------------------------
-# Normalisation (harness `strip_string`)
+# Normalisation (harness parser.strip_string)
 # --------------------------------------------------------------------------------------------------
 
-_UNIT_WORDS = (
-    "east", "west", "north", "south", "degree", "degrees", "radian", "radians", "mph", "kmph", "ft", "feet",
-    "foot", "inch", "inches", "yard", "yards", "mile", "miles", "meter", "meters", "metre", "centimeter",
-    "centimeters", "cm", "mm", "km", "kilometer", "kilometers", "kg", "gram", "grams", "pound", "pounds",
-    "ounce", "ounces", "liter", "liters", "litre", "gallon", "gallons", "second", "seconds", "minute",
-    "minutes", "hour", "hours", "day", "days", "week", "weeks", "month", "months", "year", "years",
-    "dollar", "dollars", "cent", "cents", "unit", "units", "square", "sq", "cubic", "cu", "points",
-    "students", "people", "ways", "sides", "inches^2", "cm^2", "m^2",
+# The harness' unit list ("mainly from MathQA"), used as regular expressions as it is ("." matches any
+# character), each also with an "s" appended. Standalone "a", "t", "pm", "c" ... are removed as units.
+_HARNESS_UNITS = (
+    "east", "degree", "mph", "kmph", "ft", "m sqaure", " m east", "sq m", "deg", "mile", "q .", "monkey", "prime",
+    "ratio", "profit of rs", "rd", "o", "gm", "p . m", "lb", "tile", "per", "dm", "lt", "gain", "ab", "way", "west",
+    "a .", "b .", "c .", "d .", "e .", "f .", "g .", "h .", "t", "a", "h", "no change", "men", "soldier", "pie", "bc",
+    "excess", "st", "inches", "noon", "percent", "by", "gal", "kmh", "c", "acre", "rise", "a . m", "th", "π r 2", "sq",
+    "mark", "l", "toy", "coin", "sq . m", "gallon", "° f", "profit", "minw", "yr", "women", "feet", "am", "pm", "hr",
+    "cu cm", "square", "v â € ™", "are", "rupee", "rounds", "cubic", "cc", "mtr", "s", "ohm", "number", "kmph", "day",
+    "hour", "minute", "min", "second", "man", "woman", "sec", "cube", "mt", "sq inch", "mp", "∏ cm ³", "hectare",
+    "more", "sec", "unit", "cu . m", "cm 2", "rs .", "rs", "kg", "g", "month", "km", "m", "cm", "mm", "apple", "liter",
+    "loss", "yard", "pure", "year", "increase", "decrease", "d", "less", "Surface", "litre", "pi sq m", "s .", "metre",
+    "meter", "inch",
 )  # fmt: skip
-# A unit word stands alone: not part of a longer word and not a LaTeX command (`\\sec`, `\\deg`).
-_UNIT_RE = re.compile(r"(^|[^\w\\])(?:" + "|".join(map(re.escape, _UNIT_WORDS)) + r")(?=$|\W)")
-
-_WORD_NUMBERS = {
-    w: i
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-        "sixteen seventeen eighteen nineteen twenty".split()
-    )
-}
-_WORD_NUMBERS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80})
-_WORD_NUMBERS.update({"ninety": 90, "hundred": 100, "thousand": 1000})
-
-_SUBSTITUTIONS = (
-    ("\\!", ""),
-    ("tfrac", "frac"),
-    ("dfrac", "frac"),
-    ("bmatrix", "pmatrix"),
-    ("\\neq", "\\ne"),
-    ("\\leq", "\\le"),
-    ("\\geq", "\\ge"),
-    ("\\left", ""),
-    ("\\right", ""),
-    ("\\{", "{"),
-    ("\\}", "}"),
-)
+_UNITS_AND_PLURALS = _HARNESS_UNITS + tuple(u + "s" for u in _HARNESS_UNITS)
+_UNIT_PATTERNS = tuple(re.compile(r"(^|\W)" + u + r"($|\W)") for u in _UNITS_AND_PLURALS)
+# Matches where any one of the patterns does: a string it does not match is left unchanged by all of them.
+_ANY_UNIT = re.compile(r"(^|\W)(?:" + "|".join(_UNITS_AND_PLURALS) + r")($|\W)")
 
 
-def _fix_sqrt(s: str) -> str:
-    return re.sub(r"\\sqrt(\w)", r"\\sqrt{\1}", s)
+def _word_to_number(text: str) -> str:
+    from word2number import w2n  # the harness' own converter ("five" -> "5", "0123" -> "123")
+
+    try:
+        return str(w2n.word_to_num(text))
+    except Exception:
+        return text
 
 
-def _fix_fracs(s: str) -> str:
-    # \frac12 -> \frac{1}{2}, \frac1{72} -> \frac{1}{72}, \frac{a}b -> \frac{a}{b}
-    s = re.sub(r"\\frac(\w)(\w)", r"\\frac{\1}{\2}", s)
-    s = re.sub(r"\\frac(\w)\{", r"\\frac{\1}{", s)
-    return re.sub(r"\\frac(\{[^{}]*\})(\w)", r"\\frac\1{\2}", s)
+def _fix_fracs(string: str) -> str:
+    # \frac12 -> \frac{1}{2}, \frac1{72} -> \frac{1}{72}; a \frac with fewer than two characters after it
+    # leaves the whole string unchanged (as the harness does).
+    parts = string.split("\\frac")
+    out = parts[0]
+    for part in parts[1:]:
+        out += "\\frac"
+        if part.startswith("{"):
+            out += part
+        elif len(part) < 2:
+            return string
+        elif part[1] != "{":
+            out += "{" + part[0] + "}{" + part[1] + "}" + part[2:]
+        else:
+            out += "{" + part[0] + "}" + part[1:]
+    return out
+
+
+def _fix_a_slash_b(string: str) -> str:
+    parts = string.split("/")
+    if len(parts) != 2:
+        return string
+    a, b = parts
+    try:
+        a = a if "sqrt" in a else int(a)
+        b = b if "sqrt" in b else int(b)
+    except ValueError:
+        return string
+    return f"\\frac{{{a}}}{{{b}}}" if string == f"{a}/{b}" else string
 
 
 def strip_string(string: str, skip_unit: bool = False) -> str:
-    """Normalise an answer string the way the harness does before comparing (see eval_protocol.md §5)."""
-    s = str(string).strip().replace("\n", "").rstrip(".")
-    s = re.sub(r"\\begin\{array\}\{[^}]*\}", r"\\begin{pmatrix}", s).replace("\\end{array}", "\\end{pmatrix}")
-    for old, new in _SUBSTITUTIONS:
-        s = s.replace(old, new)
-    # A trailing \text{...} is a unit ("5 \text{ cm}") unless it is the whole answer ("\text{(C)}").
-    without_text_unit = re.sub(r"\\text\{[^{}]*\}$", "", s).strip()
+    """Normalise an answer string exactly as the harness' `strip_string` does."""
+    s = str(string).strip().replace("\n", "").rstrip(".").replace("\\!", "")
+    s = re.sub(r"\\begin\{array\}\{.*?\}", r"\\begin{pmatrix}", s)
+    s = re.sub(r"\\end\{array\}", r"\\end{pmatrix}", s).replace("bmatrix", "pmatrix")
+    s = s.replace("tfrac", "frac").replace("dfrac", "frac")
+    s = s.replace("\\neq", "\\ne").replace("\\leq", "\\le").replace("\\geq", "\\ge")
+    s = s.replace("\\left", "").replace("\\right", "").replace("\\{", "{").replace("\\}", "}")
+    without_text_unit = re.sub(r"\\text{.*?}$", "", s).strip()  # a trailing \text{...}: a unit
     if without_text_unit:
         s = without_text_unit
-    if not skip_unit:
+    if not skip_unit and _ANY_UNIT.search(s):
         for _ in range(2):
-            stripped = _UNIT_RE.sub(r"\1", s).strip()
-            if re.sub(r"\\(?:text|mbox|mathrm)\{\s*\}", "", stripped).strip():  # keep "\text{east}" whole
-                s = stripped
-    for token in ("^{\\circ}", "^\\circ", "\\$", "$", "\\(", "\\)", "\\%", "%", "\\mathbf"):
-        s = s.replace(token, "")
-    s = re.sub(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}", r"\1", s).strip()
-    if s.lower() in _WORD_NUMBERS:
-        s = str(_WORD_NUMBERS[s.lower()])
-    for prefix in ("x=", "y=", "z=", "x\\in", "y\\in", "z\\in", "x\\to", "y\\to", "z\\to"):
-        s = s.replace(prefix, "")
-    s = s.replace("\\emptyset", "{}").replace(" .", " 0.").replace("{.", "{0.")
-    if re.fullmatch(r"[(\[{][A-Za-z0-9]+[)\]}]", s):  # "(C)" -> "C", "{5}" -> "5"
-        s = s[1:-1]
+            for pattern in _UNIT_PATTERNS:
+                stripped = pattern.sub(r"\1\2", s)
+                if stripped:
+                    s = stripped
+    s = s.replace("^{\\circ}", "").replace("^\\circ", "")
+    s = s.replace("\\$", "").replace("$", "").replace("\\(", "").replace("\\)", "")
+    s = _word_to_number(s)
+    s = re.sub(r"\\text\{(.*?)\}", r"\1", s)
+    for key in ("x=", "y=", "z=", "x\\in", "y\\in", "z\\in", "x\\to", "y\\to", "z\\to"):
+        s = s.replace(key, "")
+    s = s.replace("\\emptyset", "{}").replace("(-\\infty,\\infty)", "\\mathbb{R}")
+    s = s.replace("\\%", "").replace("%", "")
+    s = s.replace(" .", " 0.").replace("{.", "{0.")
     s = s.replace("infinity", "\\infty")
     if "\\infty" not in s:
         s = s.replace("inf", "\\infty")
-    s = s.replace("and", "")  # as the harness does, even inside words
-    s = re.sub(r"(\d+)\.0+(?=[^\d]|$)", r"\1", s)  # 1.000 -> 1, 2.0 cm -> 2 cm
-    if s.startswith("."):
+    s = s.replace("+\\inity", "\\infty")
+    s = s.replace("and", "").replace("\\mathbf", "")  # "and" even inside words, as the harness does
+    s = re.sub(r"\\mbox{.*?}", "", s)
+    if "j" in s and "i" not in s:
+        s = s.replace("j", "i")
+    s = re.sub(r"(\d+)\.0*([^\d])", r"\1\2", s)
+    s = re.sub(r"(\d+)\.0*$", r"\1", s)
+    if not s:
+        return s
+    if s[0] == ".":
         s = "0" + s
     parts = s.split("=")
-    if len(parts) == 2 and len(parts[0].strip()) <= 2:  # "k = 5" -> "5"
+    if len(parts) == 2 and len(parts[0]) <= 2:
         s = parts[1]
-    s = _fix_fracs(_fix_sqrt(s).replace(" ", ""))
-    if re.fullmatch(r"-?\d+/\d+", s):  # 3/4 -> \frac{3}{4}
-        num, den = s.split("/")
-        s = f"\\frac{{{num}}}{{{den}}}"
-    return s
+    s = re.sub(r"\\sqrt(\w+)", r"\\sqrt{\1}", s).replace(" ", "")
+    return _fix_a_slash_b(_fix_fracs(s))
 
 
 # --------------------------------------------------------------------------------------------------
-# Equivalence (harness `math_equal`)
+# Equivalence (harness grader.math_equal)
 # --------------------------------------------------------------------------------------------------
 
 
-def _to_number(s: str) -> float | None:
-    s = s.replace(",", "").strip()
-    scale = 1.0
-    if s.endswith("\\%") or s.endswith("%"):
-        s, scale = s.rstrip("%").rstrip("\\"), 0.01
+def _choice(pred: str) -> str:
+    pred = pred.strip("\n").rstrip(".").rstrip("/").strip(" ").lstrip(":")
+    letters = re.findall(r"\b(A|B|C|D|E)\b", pred.upper())
+    return (letters[-1] if letters else pred.strip().strip(".")).rstrip(".").rstrip("/")
+
+
+def _digits(num: str) -> float | None:
+    num = num.replace(",", "")
     try:
-        value = float(s) * scale
+        return float(num)  # like the harness: "4.5e33", "1_000", "inf" and "nan" are numbers too
     except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+        pass
+    if num.endswith("%"):
+        num = num[:-1].removesuffix("\\")
+        try:
+            return float(num) / 100
+        except ValueError:
+            pass
+    return None
 
 
-def _split_top_level(s: str, sep: str = ",") -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, char in enumerate(s):
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char == sep and depth == 0:
-            parts.append(s[start:i])
-            start = i + 1
-    return parts + [s[start:]]
+def _close(a: float, b: float) -> bool:
+    return math.isclose(b, a, rel_tol=1e-4)
 
 
-def _matrix_rows(s: str) -> list[list[str]] | None:
-    m = re.fullmatch(r"\\begin\{pmatrix\}(.*)\\end\{pmatrix\}", s.strip(), flags=re.DOTALL)
-    if m is None:
-        return None
-    return [row.split("&") for row in m.group(1).strip().split("\\\\") if row.strip()]
+def _to_pmatrix(s: str) -> str:
+    rows = [m.strip("{}") for m in re.findall(r"\{.*,.*\}", s.strip())]
+    return ", ".join(r"\begin{pmatrix}" + m.replace(",", "\\") + r"\end{pmatrix}" for m in rows)
 
 
-def math_equal(pred: str | None, ref: str, _depth: int = 0) -> bool:
-    """Whether normalised `pred` equals normalised `ref` under the harness' rules (see eval_protocol.md §7)."""
+_BRACKETED = re.compile(r"(\(|\[).+(\)|\])")
+_PMATRIX_BEGINS, _PMATRIX_ENDS = (
+    ("\\begin{pmatrix}", "\\begin{bmatrix}"),
+    ("\\end{pmatrix}", "\\end{bmatrix}"),
+)
+
+
+def _matrices_equal(pred: str, ref: str) -> bool:
+    def rows(s: str) -> list[str]:
+        return [
+            r.strip() for r in s[len("\\begin{pmatrix}") : -len("\\end{pmatrix}")].split("\\\\") if r.strip()
+        ]
+
+    pred_rows, ref_rows = rows(pred), rows(ref)
+    if len(pred_rows) != len(ref_rows):
+        return False
+    for p_row, r_row in zip(pred_rows, ref_rows, strict=True):
+        p_parts, r_parts = p_row.split("&"), r_row.split("&")
+        if len(p_parts) != len(r_parts) or not all(map(math_equal, p_parts, r_parts)):
+            return False
+    return True
+
+
+def math_equal(pred: str | None, ref: str | None) -> bool:
+    """The harness' `math_equal(prediction, reference)` on normalised strings."""
     if pred is None or ref is None:
         return False
-    pred, ref = str(pred).strip(), str(ref).strip()
-    if pred.lower() == ref.lower():
+    if pred.strip().lower() == ref.strip().lower():
         return True
-    if ref in ("A", "B", "C", "D", "E"):  # multiple choice: the last standalone letter of the prediction
-        letters = re.findall(r"\b([A-E])\b", pred)
-        return bool(letters) and letters[-1] == ref
-    p, r = _to_number(pred), _to_number(ref)
+    if ref in ("A", "B", "C", "D", "E") and _choice(pred) == ref:
+        return True
+    p, r = _digits(pred), _digits(ref)
     if p is not None and r is not None:
-        # Percentage leniency: 0.3 matches 30 and 30 matches 0.3.
-        return any(math.isclose(p, r * k, rel_tol=1e-4) for k in (0.01, 1.0, 100.0))
-    if not pred or _depth > 3:
+        return any(_close(p, item) for item in (r / 100, r, r * 100))
+    if not pred:
         return False
-
-    # Brackets: "(1,2)" vs "1,2"; the harness also strips them entirely before a string comparison, so it
-    # does not tell an open interval from a closed one.
+    ref, pred = ref.strip(), pred.strip()
+    if "pmatrix" in pred and "pmatrix" not in ref:
+        ref = _to_pmatrix(ref)
     pred_s, ref_s = pred, ref
-    if (pred[0] == "[" and pred[-1] == "]" and ref[0] != "(") or (
-        pred[0] == "(" and pred[-1] == ")" and ref[0] != "["
+    if (pred.startswith("[") and pred.endswith("]") and not ref.startswith("(")) or (
+        pred.startswith("(") and pred.endswith(")") and not ref.startswith("[")
     ):
         pred_s, ref_s = pred_s.strip("[]()"), ref_s.strip("[]()")
     drop = str.maketrans("", "", "{}()")
     if pred_s.translate(drop).lower() == ref_s.translate(drop).lower():
         return True
-
-    bracketed = re.compile(r"[(\[].+[)\]]", flags=re.DOTALL)
-    if bracketed.fullmatch(pred) and bracketed.fullmatch(ref):  # tuples and intervals, element-wise
-        pred_parts, ref_parts = _split_top_level(pred[1:-1]), _split_top_level(ref[1:-1])
-        if len(pred_parts) == len(ref_parts) and all(
-            math_equal(a, b, _depth + 1) for a, b in zip(pred_parts, ref_parts, strict=True)
-        ):
+    if _BRACKETED.match(pred) and _BRACKETED.match(ref):  # [a, b] vs [c, d], element-wise (naive split)
+        pred_parts, ref_parts = pred[1:-1].split(","), ref[1:-1].split(",")
+        if len(pred_parts) == len(ref_parts) and all(map(math_equal, pred_parts, ref_parts)):
             return True
-    pred_rows, ref_rows = _matrix_rows(pred), _matrix_rows(ref)
-    if pred_rows and ref_rows and [len(x) for x in pred_rows] == [len(x) for x in ref_rows]:
-        if all(
-            math_equal(a, b, _depth + 1)
-            for prow, rrow in zip(pred_rows, ref_rows, strict=True)
-            for a, b in zip(prow, rrow, strict=True)
-        ):
+    if pred.startswith(_PMATRIX_BEGINS) and pred.endswith(_PMATRIX_ENDS):
+        if ref.startswith(_PMATRIX_BEGINS) and ref.endswith(_PMATRIX_ENDS) and _matrices_equal(pred, ref):
             return True
-
-    if pred.count("=") == 1 and ref.count("=") == 1:  # equations: a=b vs c=d as a-(b) vs ±(c-(d))
+    if pred.count("=") == 1 and ref.count("=") == 1:
         pl, pr = pred.split("=")
         rl, rr = ref.split("=")
-        lhs, rhs = f"{pl}-({pr})", f"{rl}-({rr})"
+        lhs, rhs = f"{pl.strip()} - ({pr.strip()})", f"{rl.strip()} - ({rr.strip()})"
         if _symbolic_equal(lhs, rhs) or _symbolic_equal(f"-({lhs})", rhs):
             return True
     elif pred.count("=") == 1 and len(pred.split("=")[0].strip()) <= 2 and "=" not in ref:
-        if math_equal(pred.split("=")[1], ref, _depth + 1):
+        if math_equal(pred.split("=")[1], ref):
             return True
     elif ref.count("=") == 1 and len(ref.split("=")[0].strip()) <= 2 and "=" not in pred:
-        if math_equal(pred, ref.split("=")[1], _depth + 1):
+        if math_equal(pred, ref.split("=")[1]):
             return True
     return _symbolic_equal(pred, ref)
 
 
-def _to_sympy(s: str):
+# --------------------------------------------------------------------------------------------------
+# Symbolic equality (harness grader.symbolic_equal) and its three parsers
+# --------------------------------------------------------------------------------------------------
+
+
+def warm_up() -> None:
+    """Load the parsers' tables now (about a second), so that the first graded answer does not pay for it."""
+    _sympy_latex_parser()("1")
+
+
+@lru_cache(maxsize=1)
+def _sympy_latex_parser():
+    """sympy's ANTLR LaTeX parser as sympy 1.12 runs it (the harness' first parser): the longest parseable
+    prefix of the text, no strictness. sympy >= 1.13 refuses antlr runtimes other than 4.11 by a version
+    check only; its generated 4.11 tables load in math-verify's 4.13 runtime, so we drive them directly."""
+    import antlr4
+    from sympy.parsing.latex import _parse_latex_antlr as antlr_latex
+
+    class Lexer(antlr_latex.LaTeXLexer):
+        def checkVersion(self, version):  # the generated code prints a warning for every instance
+            pass
+
+    class Parser(antlr_latex.LaTeXParser):
+        def checkVersion(self, version):
+            pass
+
+    def parse(text: str):
+        errors = antlr_latex.MathErrorListener(text)
+        lexer = Lexer(antlr4.InputStream(text))
+        lexer.removeErrorListeners()
+        lexer.addErrorListener(errors)
+        parser = Parser(antlr4.CommonTokenStream(lexer))
+        parser.removeErrorListeners()
+        parser.addErrorListener(errors)
+        return antlr_latex.convert_relation(parser.math().relation())
+
+    return parse
+
+
+_PY_BINOPS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: a**b,
+}
+
+
+def _python_literal(text: str):
+    """What sympy's `parse_expr` (standard transformations) returns for `text`, built from Python's syntax
+    tree instead of `eval`: numbers, names (sympy's constants or new symbols), + - * / ** (and `^`, Python's
+    xor, on integers), calls of a name, tuples, lists and sets. Anything else raises ValueError, as a
+    failing `parse_expr` would make the harness move on to the next parser."""
+    import sympy
+
+    def build(node):
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return sympy.Integer(node.value) if isinstance(node.value, int) else sympy.Float(repr(node.value))
+        if isinstance(node, ast.Name):
+            known = {"pi": sympy.pi, "E": sympy.E, "I": sympy.I, "oo": sympy.oo}
+            return known.get(node.id, sympy.Symbol(node.id))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            value = build(node.operand)
+            return -value if isinstance(node.op, ast.USub) else value
+        if isinstance(node, ast.BinOp) and type(node.op) in _PY_BINOPS:
+            return _PY_BINOPS[type(node.op)](build(node.left), build(node.right))
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor):
+            left, right = build(node.left), build(node.right)
+            if isinstance(left, sympy.Integer) and isinstance(right, sympy.Integer):
+                return sympy.Integer(int(left) ^ int(right))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+            return sympy.Function(node.func.id)(*map(build, node.args))
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            items = [build(e) for e in node.elts]
+            return {ast.Tuple: tuple, ast.List: list, ast.Set: set}[type(node)](items)
+        raise ValueError("not a form parse_expr accepts here")
+
+    if len(text) > 2000:
+        raise ValueError("too long")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")  # parsing only: nothing is executed
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
+        raise ValueError(str(e)) from None
+    return build(tree.body)
+
+
+def _latex2sympy(text: str):
+    """latex2sympy2 1.9.0 as far as `latex2sympy2_extended` reproduces it: intervals and sets, which 1.9.0
+    does not parse, fail here too."""
     import sympy
     from latex2sympy2_extended import latex2sympy
 
-    if re.fullmatch(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", s.strip()):  # a numeric literal like 4.5e-7
-        return sympy.Float(s.strip())
-    try:
-        return latex2sympy(s)
-    except Exception:
-        return None
+    if not text.isascii():  # 1.9.0's lexer knows no unicode ("−5" fails there)
+        raise ValueError("not parsed by latex2sympy2 1.9.0")
+    expr = latex2sympy(text, normalization_config=None)
+    if isinstance(expr, sympy.Interval | sympy.FiniteSet | sympy.Tuple | sympy.Union | list | tuple | set):
+        raise ValueError("not parsed by latex2sympy2 1.9.0")
+    return expr
 
 
-def _symbolic_equal(a_str: str, b_str: str) -> bool:
-    import sympy
+@lru_cache(maxsize=4096)  # a gold is parsed again for every response; parsed values are only read
+def _parse(text: str):
+    for parser in (_sympy_latex_parser(), _python_literal, _latex2sympy):
+        for candidate in (text.replace("\\\\", "\\"), text):
+            try:
+                return parser(candidate)
+            except Exception:
+                continue
+    return text  # unparsed: compared as a string
 
-    a, b = _to_sympy(a_str), _to_sympy(b_str)
-    if a is None or b is None:
-        return False
+
+def _symbolic_equal(a_text: str, b_text: str) -> bool:
+    from sympy import N, simplify
+
+    a, b = _parse(a_text), _parse(b_text)
     try:
-        if a == b or str(a) == str(b):
-            return True
-    except Exception:
-        pass
-    if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
-        try:
-            return a.shape == b.shape and all(
-                math.isclose(float(x), float(y), rel_tol=1e-4, abs_tol=1e-3)
-                for x, y in zip(sympy.N(a), sympy.N(b), strict=True)
-            )
-        except Exception:
-            return False
-    try:
-        if isinstance(a, sympy.Eq) and isinstance(b, sympy.Eq):
-            a, b = a.lhs - a.rhs, b.lhs - b.rhs
-            if sympy.simplify(a - b) == 0 or sympy.simplify(a + b) == 0:
-                return True
-        if a.equals(b) or sympy.simplify(a - b) == 0:
+        if str(a) == str(b) or a == b:
             return True
     except Exception:
         pass
     try:
-        return math.isclose(
-            complex(sympy.N(a)).real, complex(sympy.N(b)).real, rel_tol=1e-4
-        ) and math.isclose(complex(sympy.N(a)).imag, complex(sympy.N(b)).imag, rel_tol=1e-4, abs_tol=1e-9)
+        if a.equals(b) or simplify(a - b) == 0:
+            return True
     except Exception:
-        return False
+        pass
+    try:
+        if (abs(a.lhs - a.rhs)).equals(abs(b.lhs - b.rhs)):
+            return True
+    except Exception:
+        pass
+    try:
+        if _close(float(N(a)), float(N(b))):
+            return True
+    except Exception:
+        pass
+    try:
+        if a.shape == b.shape and a.applyfunc(lambda x: round(x, 3)).equals(
+            b.applyfunc(lambda x: round(x, 3))
+        ):
+            return True
+    except Exception:
+        pass
+    return False

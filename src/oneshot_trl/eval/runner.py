@@ -178,6 +178,28 @@ def _make_generator(
     )
 
 
+def _warn_unparseable_golds(problem_sets: Mapping[str, Sequence[Problem]], grader: str) -> None:
+    """Report at load time (before any generation) the gold answers the grader cannot parse."""
+    from oneshot_trl.eval.grading import GoldParseError, check_gold
+
+    for name, plist in problem_sets.items():
+        bad = []
+        for p in plist:
+            try:
+                check_gold(p.gold, grader, p.benchmark)
+            except GoldParseError:
+                bad.append(p.id)
+        if bad:
+            logger.warning(
+                "%s: the %s grader cannot parse the gold answer of %d problem(s) (ids %s); they will be graded "
+                "wrong and listed under unparseable_golds.",
+                name,
+                grader,
+                len(bad),
+                ", ".join(bad[:20]),
+            )
+
+
 def _grade_rows(
     problems: Sequence[Problem],
     prompts: Sequence[str],
@@ -189,12 +211,14 @@ def _grade_rows(
 
     flat_responses = [r for rs in responses for r in rs]
     flat_golds = [p.gold for p, rs in zip(problems, responses, strict=True) for _ in rs]
+    flat_benchmarks = [p.benchmark for p, rs in zip(problems, responses, strict=True) for _ in rs]
     grades = grade_batch(
         flat_responses,
         flat_golds,
         grader=protocol.grader,
         boxed_only=protocol.boxed_only,
         timeout_s=protocol.grade_timeout_s,
+        benchmark=flat_benchmarks,
     )
     anywhere = answer_anywhere_batch(flat_responses, flat_golds, timeout_s=protocol.grade_timeout_s)
     rows, pos = [], 0
@@ -202,7 +226,7 @@ def _grade_rows(
         g, a = grades[pos : pos + len(rs)], anywhere[pos : pos + len(rs)]
         pos += len(rs)
         try:
-            check_gold(problem.gold, protocol.grader)
+            check_gold(problem.gold, protocol.grader, problem.benchmark)
             gold_error = None
         except GoldParseError as err:
             gold_error = str(err) or "unparseable gold"
@@ -231,9 +255,15 @@ def _audit(rows: Sequence[dict], protocol: Protocol, output_dir: Path | None) ->
 
     responses = [r for row in rows for r in row["responses"]]
     golds = [row["gold"] for row in rows for _ in row["responses"]]
+    benchmarks = [row["benchmark"] for row in rows for _ in row["responses"]]
     by_grader = {
         g: grade_batch(
-            responses, golds, grader=g, boxed_only=protocol.boxed_only, timeout_s=protocol.grade_timeout_s
+            responses,
+            golds,
+            grader=g,
+            boxed_only=protocol.boxed_only,
+            timeout_s=protocol.grade_timeout_s,
+            benchmark=benchmarks,
         )
         for g in GRADERS
     }
@@ -312,6 +342,7 @@ def evaluate(
         if problems is not None
         else (load_problem_sets(benchmarks, limit))
     )
+    _warn_unparseable_golds(problem_sets, proto.grader)
     model_name, model_path, revision, commit_sha = _model_identity(model, revision, isinstance(backend, str))
     backend_name = backend if isinstance(backend, str) else type(backend).__name__
     run_info = {
