@@ -71,7 +71,7 @@ class BaseModelConfig:
         },
     )
     check_every: int = field(default=50, metadata={"help": "Steps between val checks (after warmup)."})
-    batch_size: int = field(default=64, metadata={"help": "Sequences per pretraining step."})
+    batch_size: int = field(default=32, metadata={"help": "Sequences per pretraining step."})
     learning_rate: float = field(
         default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay to 10%)."}
     )

@@ -129,7 +129,7 @@ class RLRunConfig:
     entropy_coeff: float = field(default=0.001, metadata={"help": "The paper's entropy bonus coefficient."})
     steps: int = field(default=40, metadata={"help": "GRPO steps."})
     learning_rate: float = field(
-        default=2e-5, metadata={"help": "Constant LR (the paper: 1e-6 for a 1.5B model)."}
+        default=5e-5, metadata={"help": "Constant LR (the paper: 1e-6 for a 1.5B model)."}
     )
     num_generations: int = field(default=8, metadata={"help": "Rollouts per prompt (the paper: 8)."})
     prompts_per_step: int = field(default=2, metadata={"help": "Prompts per step (the paper: 128)."})
