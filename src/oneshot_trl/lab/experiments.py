@@ -246,6 +246,8 @@ def run_experiment(
             run_dir = output_dir / _slug(arm.name) / f"seed-{seed}"
             logger.info("experiment %s: arm %r, seed %d", name, arm.name, seed)
             config = arm.config.with_(seed=seed, eval_limit=eval_limit)
+            if not experiment.curves:  # bars need only the start and the end (and one point between)
+                config = config.with_(eval_every=max(config.eval_every, config.steps // 2))
             runs.setdefault(arm.name, []).append(run(config, base_model, run_dir, progress=progress))
     first = next(iter(runs.values()))[0]
     results = {

@@ -77,9 +77,9 @@ class BaseModelConfig:
     )
     warmup_steps: int = field(default=100, metadata={"help": "Linear warmup steps."})
     careful_fraction: float = field(
-        default=0.35, metadata={"help": "Share of answers taking the careful strategy (the rest: shortcut)."}
+        default=0.4, metadata={"help": "Share of answers taking the careful strategy (the rest: shortcut)."}
     )
-    boxed_fraction: float = field(default=0.35, metadata={"help": "Share of answers written as \\boxed{N}."})
+    boxed_fraction: float = field(default=0.5, metadata={"help": "Share of answers written as \\boxed{N}."})
     seed: int = field(default=0, metadata={"help": "Seed of the weights and the data stream."})
 
     def hash(self) -> str:
