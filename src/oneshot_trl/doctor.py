@@ -107,6 +107,11 @@ class BatchPlan:
         return self.per_device * self.world_size * self.grad_accum
 
     @property
+    def prompts_per_step(self) -> int | float:
+        prompts = self.completions_per_step / self.num_generations
+        return int(prompts) if prompts.is_integer() else prompts
+
+    @property
     def prompts_per_generation(self) -> int:
         return self.generation_batch_size // self.num_generations
 
@@ -119,7 +124,7 @@ class BatchPlan:
             f"micro-batch: {self.per_device} completions per device x {self.world_size} device(s) = "
             f"{self.per_device * self.world_size}",
             f"optimizer step: x {self.grad_accum} accumulation = {self.completions_per_step} completions "
-            f"= {self.completions_per_step / self.num_generations:g} prompts x {self.num_generations} generations",
+            f"= {self.prompts_per_step} prompts x {self.num_generations} generations",
             f"generation: {self.generation_batch_size} completions = {self.prompts_per_generation} prompts x "
             f"{self.num_generations} every {self.steps_per_generation} micro-step(s) -> "
             f"{self.updates_per_generation:g} optimizer step(s) per generation"
@@ -397,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         shape = [
             (
                 "prompts per optimizer step",
-                plan.completions_per_step / plan.num_generations,
+                plan.prompts_per_step,
                 OFFICIAL_PROMPTS_PER_STEP,
             ),
             ("optimizer steps per generation", plan.updates_per_generation, 1),

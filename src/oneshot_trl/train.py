@@ -27,6 +27,7 @@ from oneshot_trl import __version__
 from oneshot_trl.callbacks import BenchmarkEvalCallback
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
+from oneshot_trl.doctor import check_before_training
 from oneshot_trl.rewards import get_reward_funcs
 from oneshot_trl.trainer import OneShotGRPOTrainer
 
@@ -94,6 +95,9 @@ def main(
 
     # --- Data: the example(s), checked, repeated, as prompts ---
     examples = load_examples(script_args)
+    check_before_training(
+        script_args, training_args, model_args, len(examples)
+    )  # `oneshot-trl doctor`'s checks
     from oneshot_trl.hub import resolve_model  # Hub ids with revisions, or local paths
 
     base = resolve_model(model_args.model_name_or_path, revision=model_args.model_revision)
@@ -124,6 +128,7 @@ def main(
         "base_model_commit": base.commit_sha,
         "examples": examples_to_json(examples),
         "reward": script_args.reward,
+        "paper_setup": script_args.paper_setup,
         "grader": script_args.grader,
         "oneshot_trl_version": __version__,
     }
