@@ -37,12 +37,8 @@ from oneshot_trl.setups import (
 logger = logging.getLogger(__name__)
 
 ALIASES = {"entropy_coeff": "entropy_coef"}  # recipe key -> the field that holds its effective value
-NAMES = {
-    "model_name_or_path",
-    "output_dir",
-    "hub_model_id",
-    "run_name",
-}  # not settings: no "TRL default" diff
+# Names rather than settings: never listed as "differs from TRL's default".
+NAMES = {"model_name_or_path", "output_dir", "hub_model_id", "run_name"}
 
 
 class SetupError(ValueError):
