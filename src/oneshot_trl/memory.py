@@ -10,6 +10,7 @@ it leaves out. It is arithmetic, not a measurement.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,11 @@ class ModelInfo:
     name: str
     source: str  # where the architecture came from
     config: Any  # transformers.PretrainedConfig
-    params: int
+
+    @cached_property
+    def params(self) -> int:
+        # Counted on demand: `train` only needs the config, and under ZeRO-3 a meta-device model cannot be built.
+        return sum(p.numel() for p in meta_model(self.config).parameters())
 
     @property
     def max_positions(self) -> int | None:
@@ -72,8 +77,7 @@ def model_info(name_or_path: str | None) -> ModelInfo | None:
     if found is None:
         return None
     config, source = found
-    model = meta_model(config)
-    return ModelInfo(name_or_path, source, config, sum(p.numel() for p in model.parameters()))
+    return ModelInfo(name_or_path, source, config)
 
 
 def lora_params(info: ModelInfo, rank: int, targets: str | list[str] | None) -> int:
