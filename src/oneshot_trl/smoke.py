@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -104,34 +105,44 @@ def smoke_recipe(
     return recipe
 
 
+def gpu_info() -> tuple[str, float] | None:
+    """(name, memory in GiB) of GPU 0 from nvidia-smi; None without an NVIDIA GPU."""
+    query = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits", "--id=0"]
+    try:
+        name, total_mib = subprocess.run(query, capture_output=True, text=True, check=True).stdout.rsplit(
+            ",", 1
+        )
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return None
+    return name.strip(), int(total_mib) / 1024
+
+
 class GpuMemorySampler:
-    """Peak device memory (all processes, vLLM included) from `nvidia-smi` every 200 ms."""
+    """Peak memory used on GPU 0 (all processes, vLLM included) from `nvidia-smi` every 200 ms."""
 
     def __init__(self) -> None:
         self.peak_mib = 0
-        self.total_mib = 0
-        self._proc = subprocess.Popen(
-            [
-                "nvidia-smi",
-                "--query-gpu=memory.used,memory.total",
-                "--format=csv,noheader,nounits",
-                "-lms",
-                "200",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        cmd = [
+            "nvidia-smi",
+            "--query-gpu=memory.used",
+            "--format=csv,noheader,nounits",
+            "--id=0",
+            "-lms",
+            "200",
+        ]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
         for line in self._proc.stdout:  # type: ignore[union-attr]
-            used, total = (int(x) for x in line.split(",")[:2])
-            self.peak_mib, self.total_mib = max(self.peak_mib, used), total
+            if line.strip().isdigit():
+                self.peak_mib = max(self.peak_mib, int(line))
 
     def stop(self) -> None:
         self._proc.terminate()
         self._proc.wait()
+        self._thread.join(timeout=5)
 
 
 def run(cmd: list[str], log: Path) -> float:
@@ -155,36 +166,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--no-vllm", action="store_true", help="Generate with transformers even if vLLM is installed."
     )
-    p.add_argument("--work-dir", default="runs/gpu_smoke")
+    p.add_argument(
+        "--accelerate-config",
+        default="accelerate_configs/zero3.yaml",
+        help="Launch training with this accelerate config on 1 process (the recipes' ZeRO-3 path; needs "
+        "deepspeed). Empty: a plain single process.",
+    )
+    p.add_argument("--work-dir", default="runs/gpu_smoke", help="Scratch directory (emptied first).")
     p.add_argument("--output", default="bench/results/gpu_smoke.json")
+    p.add_argument("--build-model-into", help=argparse.SUPPRESS)  # internal: the child process that builds
     args = p.parse_args(argv)
+    if args.build_model_into:
+        build_smoke_model(args.model, Path(args.build_model_into))
+        return 0
 
-    import torch
-
-    if not torch.cuda.is_available():
-        print("gpu_smoke: no CUDA GPU visible; this check is for GPU machines.", file=sys.stderr)
+    gpu = gpu_info()
+    if gpu is None:
+        print(
+            "gpu_smoke: no NVIDIA GPU visible (nvidia-smi); this check is for GPU machines.", file=sys.stderr
+        )
         return 2
+    gpu_name, gpu_gib = gpu
     use_vllm = not args.no_vllm and find_spec("vllm") is not None
     work = Path(args.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    model_dir = build_smoke_model(args.model, work / "model")
-    build_s = time.perf_counter() - started
-    torch.cuda.empty_cache()
-
-    recipe_path = work / "recipe.yaml"
-    recipe = smoke_recipe(model_dir, work / "run", args.steps, args.max_completion_length, use_vllm)
-    recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    shutil.rmtree(work, ignore_errors=True)  # a fresh run: eval would otherwise resume stale samples
+    work.mkdir(parents=True)
     py = sys.executable
+    # Every GPU step runs in a child process, so this one holds no CUDA context and nvidia-smi's peak is the run's.
+    build = [py, "-m", "oneshot_trl.smoke", "--model", args.model, "--build-model-into", str(work / "model")]
+    build_s = run(build, work / "build.log")
+    recipe_path = work / "recipe.yaml"
+    recipe = smoke_recipe(work / "model", work / "run", args.steps, args.max_completion_length, use_vllm)
+    recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    accelerate = bool(args.accelerate_config) and find_spec("deepspeed") is not None
+    launcher = [py]
+    doctor = [py, "-m", "oneshot_trl.cli", "doctor", str(recipe_path), "--gpu-memory-gib", f"{gpu_gib:.0f}"]
+    if accelerate:
+        launcher = [py, "-m", "accelerate.commands.launch", "--config_file", args.accelerate_config]
+        launcher += ["--num_processes", "1"]
+        doctor += ["--accelerate-config", args.accelerate_config, "--num-processes", "1"]
+    run(doctor, work / "doctor.log")
     sampler = GpuMemorySampler()
     try:
-        gpu_gib = torch.cuda.get_device_properties(0).total_memory / 1024**3
-        run(
-            [py, "-m", "oneshot_trl.cli", "doctor", str(recipe_path), "--gpu-memory-gib", f"{gpu_gib:.0f}"],
-            work / "doctor.log",
-        )
-        train_s = run([py, "-m", "oneshot_trl.train", str(recipe_path)], work / "train.log")
-        train_peak = sampler.peak_mib
+        train_s = run([*launcher, "-m", "oneshot_trl.train", str(recipe_path)], work / "train.log")
+        train_peak, sampler.peak_mib = sampler.peak_mib, 0
         backend = "vllm" if use_vllm else "transformers"
         eval_s = run(
             [py, "-m", "oneshot_trl.cli", "eval", "--model", str(work / "run"), "--benchmarks", "math500",
@@ -203,17 +228,19 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "what": "random-init model with the real architecture; a few GRPO steps with the official values; measured",
         "model_architecture": args.model,
-        "parameters": model_info(str(model_dir)).params,
-        "gpu": torch.cuda.get_device_name(0),
-        "gpu_memory_total_gib": round(sampler.total_mib / 1024, 1),
+        "parameters": model_info(str(work / "model")).params,
+        "gpu": gpu_name,
+        "gpu_memory_total_gib": round(gpu_gib, 1),
         "generation": "vllm colocate" if use_vllm else "transformers",
+        "launch": f"accelerate {args.accelerate_config}, 1 process" if accelerate else "python, 1 process",
         "completions_per_step": 64,
         "max_completion_length": args.max_completion_length,
         "steps": len(steps),
         "step_time_s": [round(row["step_time"], 2) for row in steps],
         "train_wall_s": round(train_s, 1),
+        # nvidia-smi, used memory of the whole device (vLLM's share included), sampled every 200 ms
         "peak_gpu_memory_gib_training": round(train_peak / 1024, 1),
-        "peak_gpu_memory_gib_overall": round(sampler.peak_mib / 1024, 1),
+        "peak_gpu_memory_gib_eval": round(sampler.peak_mib / 1024, 1),
         "eval_problems": args.eval_problems,
         "eval_wall_s": round(eval_s, 1),
         "eval_accuracy_math500": eval_results["benchmarks"]["math500"]["accuracy"],
