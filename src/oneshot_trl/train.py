@@ -98,9 +98,8 @@ def main(
 
     # --- Data: the example(s), checked, repeated, as prompts ---
     examples = load_examples(script_args)
-    check_before_training(
-        script_args, training_args, model_args, len(examples)
-    )  # `oneshot-trl doctor`'s checks
+    # `oneshot-trl doctor`'s checks (batch arithmetic, dataset size, vLLM layout) with the real world size
+    check_before_training(script_args, training_args, model_args, len(examples))
     from oneshot_trl.hub import resolve_model  # Hub ids with revisions, or local paths
 
     base = resolve_model(model_args.model_name_or_path, revision=model_args.model_revision)
