@@ -140,3 +140,10 @@ def test_local_folder_sizes_and_lora_count_match_the_real_models(tiny_model_dir)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     assert lora_params(info, 4, "all-linear") == trainable
     assert model_info("no/such-model") is None
+
+
+def test_unparseable_gold_answers_are_refused(make_recipe, capsys):
+    recipe = make_recipe(train_examples="dsr_sub", dataset_repeat_to=None)  # 3 DSR-sub golds cannot be parsed
+    assert doctor([str(recipe)]) == 2
+    assert "3 gold answer(s) cannot be parsed" in capsys.readouterr().err
+    assert doctor([str(recipe), "--", "--skip_unparseable_golds", "true"]) == 0
