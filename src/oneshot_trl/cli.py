@@ -16,6 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "oneshot_trl.train:cli_main",
         "Train with a YAML recipe (same as `python -m oneshot_trl.train RECIPE`).",
     ),
+    "doctor": (
+        "oneshot_trl.doctor",
+        "Check a recipe offline: diffs from the paper and TRL, batch arithmetic, memory per GPU.",
+    ),
     "eval": ("oneshot_trl.eval.cli", "Evaluate a local or Hub model on the paper's benchmarks and protocol."),
     "grade": ("oneshot_trl.eval.grade_cli", "Grade a JSONL file of {response, gold} rows."),
     "lab": ("oneshot_trl.lab.cli", "CPU micro-lab: 1-shot RLVR on a tiny model in minutes (the demo)."),

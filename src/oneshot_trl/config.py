@@ -188,6 +188,16 @@ class OneShotArguments:
         metadata={"help": "Also evaluate the base model as step 0 (the official val_before_train)."},
     )
 
+    # --- Provenance ---
+    paper_setup: str | None = field(
+        default=None,
+        metadata={
+            "help": "The paper setup this recipe reproduces (a name in oneshot_trl.setups.PAPER_SETUPS, e.g. "
+            "qwen2.5-math-1.5b/pi1). `oneshot-trl doctor` lists every value that differs from that setup's official "
+            "values; training only records it."
+        },
+    )
+
     # --- Diagnostics written during training ---
     completions_per_step: int = field(
         default=16, metadata={"help": "Completions per step written to `completions.jsonl` (0: none)."}

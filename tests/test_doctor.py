@@ -1,0 +1,149 @@
+"""`oneshot-trl doctor`: every shipped recipe passes, bad batch arithmetic is refused, diffs and sizes are right."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from test_train import REPO, train_in_process
+
+from oneshot_trl.config import RECIPE_DATACLASSES, OneShotArguments
+from oneshot_trl.doctor import Launch, SetupError
+from oneshot_trl.doctor import main as doctor
+from oneshot_trl.memory import lora_params, model_info
+from oneshot_trl.setups import KNOWN_ARCHITECTURES, PAPER_SETUPS
+
+RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
+
+
+def launch_config(recipe: Path) -> list[str]:
+    """The accelerate config the recipe's own header launches it with (none for CPU recipes)."""
+    found = re.search(r"accelerate launch --config_file (\S+)", recipe.read_text())
+    return ["--accelerate-config", str(REPO / found.group(1))] if found else []
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_every_shipped_recipe_passes_doctor(recipe, capsys):
+    code = doctor([str(recipe), *launch_config(recipe)])
+    out = capsys.readouterr()
+    assert code == 0, out.out[-2000:] + out.err
+    assert "OK: no problem found." in out.out
+    setup = yaml.safe_load(recipe.read_text()).get("paper_setup")
+    if (
+        setup and "lora" not in recipe.name
+    ):  # the paper's recipes match their setup exactly, batch shape included
+        assert f"Differs from the official {setup} (0):" in out.out, out.out
+
+
+def test_every_recipe_names_a_known_setup_and_marks_trl_defaults():
+    trl_defaults = {}
+    for cls in RECIPE_DATACLASSES[1:]:  # TRL's GRPOConfig (+ entropy_coeff) and ModelConfig
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                trl_defaults[f.name] = getattr(f.default, "value", f.default)
+    ours = {f.name for f in dataclasses.fields(OneShotArguments)}
+    for recipe in RECIPES:
+        if recipe.name == "lab.yaml":
+            continue
+        assert yaml.safe_load(recipe.read_text())["paper_setup"] in PAPER_SETUPS, recipe.name
+        for line in recipe.read_text().splitlines():
+            match = re.match(r"^(\w+): (.*?)\s*(#.*)?$", line)
+            if not match or match[1] in ours | {"model_name_or_path", "output_dir", "entropy_coeff"}:
+                continue
+            key, value = match[1], yaml.safe_load(match[2])
+            if key in trl_defaults and value != trl_defaults[key] and str(value) != str(trl_defaults[key]):
+                assert "TRL default" in (match[3] or ""), f"{recipe.name}: {key} differs from TRL's default"
+
+
+def test_doctor_refuses_a_dataset_smaller_than_one_generation_batch(make_recipe, capsys):
+    recipe = make_recipe()  # 8 rows; 4 per device x 2 accumulation = 2 prompts x 4 generations per generation
+    assert doctor([str(recipe)]) == 0
+    capsys.readouterr()
+    assert (
+        doctor([str(recipe), "--num-processes", "8"]) == 2
+    )  # 8 processes: 16 prompts per generation > 8 rows
+    err = capsys.readouterr().err
+    assert "REFUSED" in err and "the dataset has 8 row(s) but one generation batch takes 16 prompts" in err
+    assert "dataset_repeat_to: 16" in err
+
+
+def test_doctor_refuses_a_generation_batch_that_splits_groups(make_recipe, capsys):
+    recipe = make_recipe(generation_batch_size=16, gradient_accumulation_steps=1)  # fine on 1 process
+    assert doctor([str(recipe), "--num-processes", "3"]) == 2  # 16 completions over 3 x 4 per micro-batch
+    assert (
+        "must be divisible by per_device_train_batch_size x world size (4 x 3 = 12)"
+        in capsys.readouterr().err
+    )
+
+
+def test_doctor_prints_diffs_from_the_official_setup_and_trl(capsys):
+    code = doctor(
+        [str(REPO / "recipes/qwen15b.yaml"), "--num-processes", "4", "--zero-stage", "2"]
+        + ["--", "--learning_rate", "1e-5"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "learning_rate: 1e-05   (official: 1e-06)" in out
+    assert "prompts per optimizer step: 64   (official: 128)" in out  # 16 x 4 GPUs x 8 / 8 generations
+    assert "GPUs: 4   (official: 8)" in out
+    assert "loss_type: bnpo   (TRL default: dapo)" in out
+    assert "16 x 3072 tokens x 151936 vocab" in out
+    assert "ZeRO-2 over 4 GPU(s)" in out
+
+
+def test_train_runs_the_doctor_checks_before_loading_the_model(make_recipe, tmp_path):
+    recipe = make_recipe(dataset_repeat_to=1)  # one row; a generation batch takes 2 prompts
+    with pytest.raises(SetupError, match="the dataset has 1 row"):
+        train_in_process(recipe)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_paper_setup_is_refused(make_recipe, capsys):
+    assert doctor([str(make_recipe(paper_setup="qwen2.5-math-1.5b/pi99"))]) == 2
+    assert "unknown paper_setup 'qwen2.5-math-1.5b/pi99'" in capsys.readouterr().err
+
+
+def test_accelerate_configs_are_read_for_world_size_and_zero_stage():
+    multinode = Launch.from_accelerate_config(REPO / "accelerate_configs/zero3_multinode.yaml")
+    assert (multinode.num_processes, multinode.num_machines, multinode.zero_stage) == (16, 2, 3)
+    offload = Launch.from_accelerate_config(REPO / "accelerate_configs/zero3_offload.yaml")
+    assert offload.offload_optimizer and offload.offload_params
+    assert Launch.from_accelerate_config(REPO / "accelerate_configs/ddp.yaml").zero_stage is None
+    assert Launch.from_accelerate_config(REPO / "accelerate_configs/single_gpu.yaml").num_processes == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "published"),  # the parameter counts on the models' Hub pages
+    [
+        ("Qwen/Qwen2.5-Math-1.5B", "1.54"),
+        ("Qwen/Qwen2.5-Math-7B", "7.62"),
+        ("meta-llama/Llama-3.2-3B-Instruct", "3.21"),
+        ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "1.78"),
+    ],
+)
+def test_known_architectures_have_the_published_parameter_counts(model, published):
+    assert f"{model_info(model).params / 1e9:.2f}" == published
+    assert model in KNOWN_ARCHITECTURES
+
+
+def test_local_folder_sizes_and_lora_count_match_the_real_models(tiny_model_dir):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    info = model_info(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert info.params == sum(p.numel() for p in model.parameters())
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear"))
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    assert lora_params(info, 4, "all-linear") == trainable
+    assert model_info("no/such-model") is None
+
+
+def test_unparseable_gold_answers_are_refused(make_recipe, capsys):
+    recipe = make_recipe(train_examples="dsr_sub", dataset_repeat_to=None)  # 3 DSR-sub golds cannot be parsed
+    assert doctor([str(recipe)]) == 2
+    assert "3 gold answer(s) cannot be parsed" in capsys.readouterr().err
+    assert doctor([str(recipe), "--", "--skip_unparseable_golds", "true"]) == 0
