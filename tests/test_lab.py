@@ -118,18 +118,18 @@ def test_cli_writes_test_set_and_rejects_a_missing_base_model(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_one_example_shifts_the_shared_strategy_on_held_out_problems(ci_base, tmp_path):
-    """The mechanism, through `oneshot-trl lab`: GRPO on one problem that only the careful strategy solves moves
+    """The mechanism, through the lab demo's code: GRPO on one problem that only the careful strategy solves moves
     the strategy choice that every problem shares, so held-out problems never trained on get the careful
     strategy, and their greedy accuracy rises. With the RL update off (learning rate 0) after == before and
     this test fails."""
     from transformers import AutoModelForCausalLM
 
     from oneshot_trl.analysis import cli as analyze_cli
-    from oneshot_trl.lab import cli
+    from oneshot_trl.lab.experiments import run_demo
 
     out = tmp_path / "demo"
-    argv = ["--base-model", str(ci_base), "--output-dir", str(out), "--steps", "20", "--eval-limit", "40"]
-    assert cli.main([*argv, "--quiet"]) == 0
+    # the demo's run, shortened: 20 steps at twice the demo's learning rate, 40 held-out problems
+    run_demo(str(ci_base), out, RLRunConfig(steps=20, learning_rate=1e-4, eval_limit=40), progress=False)
 
     results = json.loads((out / "results.json").read_text())
     before, after = results["before"], results["after"]

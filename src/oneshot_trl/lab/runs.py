@@ -173,6 +173,7 @@ def recipe_for(
         # several: each appears once per epoch, shuffled
         "dataset_repeat_to": rows if len(problems) == 1 else None,
         "prompt_format": "chat",
+        "max_prompt_length": 64,  # lab prompts are 34 tokens; the tiny model has 512 positions
         "reward": config.reward,
         "grader": "math-verify",
         "num_generations": config.num_generations,

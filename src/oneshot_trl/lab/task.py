@@ -84,7 +84,7 @@ def solution_text(problem: ArithmeticProblem, strategy: str) -> str:
     """The working of `strategy` ("careful" or "shortcut"), up to the final answer sentence."""
     a1, a0, b1, b0 = problem.a // 10, problem.a % 10, problem.b // 10, problem.b % 10
     if strategy == "shortcut":
-        return f"{STRATEGY_PREFIX['shortcut']} {a0}+{b0}={(a0 + b0) % 10}, {a1}+{b1}={a1 + b1}."
+        return f"{STRATEGY_PREFIX['shortcut']} {problem.a}+{problem.b}={problem.shortcut_answer}."
     if strategy != "careful":
         raise ValueError(f"Unknown strategy {strategy!r}; choose careful or shortcut.")
     units, total = a0 + b0, problem.a + problem.b
