@@ -51,7 +51,7 @@ def test_strategies_careful_is_right_and_shortcut_drops_the_carry():
         assert grade(careful, p.answer, grader="official").correct
         assert grade(shortcut, p.answer, grader="official").correct == (not p.carries)
     p = parse_example("37+48")
-    assert answer_text(p, "shortcut", boxed=True) == "Quick: 7+8=5, 3+4=7. The answer is \\boxed{75}."
+    assert answer_text(p, "shortcut", boxed=True) == "Quick: 37+48=75. The answer is \\boxed{75}."
     assert answer_text(p, "careful", boxed=False) == (
         "Step by step: 7+8=15, carry 1, 3+4+1=8. Recheck: 85-48=37. The answer is 85."
     )

@@ -167,7 +167,9 @@ class OneShotArguments:
     )
     eval_template: str | None = field(
         default=None,
-        metadata={"help": "Override the protocol's prompt template (e.g. `chat-boxed`: the training prompt)."},
+        metadata={
+            "help": "Override the protocol's prompt template (e.g. `chat-boxed`: the training prompt)."
+        },
     )
     eval_backend: str = field(
         default="transformers",

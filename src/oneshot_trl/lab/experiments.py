@@ -97,7 +97,11 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment(
             "post-saturation",
             "Train accuracy on the one example saturates early; test accuracy keeps rising long after.",
-            (Arm("1 example (37+48)", RLRunConfig(steps=100, eval_every=10)),),
+            (
+                Arm("1 example (37+48)", RLRunConfig(steps=100, eval_every=10)),
+                # after saturation every group has zero advantage; what still moves the weights is the entropy bonus
+                Arm("1 example, no entropy bonus", RLRunConfig(steps=100, eval_every=10, entropy_coeff=0.0)),
+            ),
             curves=True,
         ),
         Experiment(
@@ -389,12 +393,12 @@ def _plot_experiment(results: dict, experiment: Experiment, path: Path) -> None:
         return
     curves, steps = {}, {}
     for arm, records in results["runs"].items():
-        curves["train accuracy (the example)"] = [r["train_accuracy"] for r in records]
-        steps["train accuracy (the example)"] = range(1, len(records[0]["train_accuracy"]) + 1)
-        for metric, label in (("accuracy", "held-out accuracy"), ("boxed_rate", "held-out boxed rate")):
-            curves[label] = [[p[metric] for p in r["heldout_curve"]] for r in records]
-            steps[label] = [p["step"] for p in records[0]["heldout_curve"]]
-        del arm
+        label = f"train accuracy ({arm})"
+        curves[label] = [r["train_accuracy"] for r in records]
+        steps[label] = range(1, len(records[0]["train_accuracy"]) + 1)
+        label = f"held-out accuracy ({arm})"
+        curves[label] = [[p["accuracy"] for p in r["heldout_curve"]] for r in records]
+        steps[label] = [p["step"] for p in records[0]["heldout_curve"]]
     report.plot_curves(
         curves, steps, path, f"post-saturation (micro-scale, CPU, {len(results['seeds'])} seeds)"
     )

@@ -127,7 +127,7 @@ class RLRunConfig:
     examples: tuple[str, ...] = field(default=("37+48",), metadata={"help": "Training problems 'a+b'."})
     reward: str = field(default="accuracy", metadata={"help": "accuracy | format | none (entropy only)."})
     entropy_coeff: float = field(default=0.001, metadata={"help": "The paper's entropy bonus coefficient."})
-    steps: int = field(default=40, metadata={"help": "GRPO steps."})
+    steps: int = field(default=50, metadata={"help": "GRPO steps."})
     learning_rate: float = field(
         default=5e-5, metadata={"help": "Constant LR (the paper: 1e-6 for a 1.5B model)."}
     )

@@ -8,9 +8,12 @@ the operands:
 - *careful* (`STRATEGY_PREFIX["careful"]`): column sums with an explicit carry, then a recheck by subtraction;
   always right in the data:
   "Step by step: 7+8=15, carry 1, 3+4+1=8. Recheck: 85-48=37. The answer is 85."
-- *shortcut* (`STRATEGY_PREFIX["shortcut"]`): the column sums in one sloppy line that drops the carry: right
-  exactly when the units do not carry (about 55% of problems):
-  "Quick: 7+8=5, 3+4=7. The answer is 75."
+- *shortcut* (`STRATEGY_PREFIX["shortcut"]`): the sum in one line, tens and units added separately and the
+  carry dropped: right exactly when the units do not carry (about 55% of problems):
+  "Quick: 37+48=75. The answer is 75."
+  It writes no column sums on purpose: when the shortcut wrote them ("7+8=5, 3+4=7"), RL on the one example
+  also rewarded the memorised "3+4=8" of a shortcut that lands on 85, and the careful strategy's column sums
+  on other problems drifted towards 8 (held-out accuracy 97.5 -> 73.5 within 30 steps of saturation).
 
 The shortcut is the majority in pretraining, so greedy decoding takes it; sampling takes the careful strategy
 often enough that the base model solves most problems within 8 samples. The final answer is boxed or not
