@@ -80,12 +80,11 @@ def _write_recipe(tmp_path: Path, model_dir: Path, name: str, overrides: dict) -
 def ci_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The lab's base model for CI, pretrained once per session (the lab and PPO tests share it).
 
-    The demo's architecture and data, stopped as soon as both strategies reach 80% on val with their prefix
-    forced (the demo waits for 90%): a couple of minutes on one core.
+    The demo's own base model (same config, same stopping rule): a couple of minutes on one core.
     """
     from oneshot_trl.lab import pretrain
 
-    config = pretrain.BaseModelConfig(target_accuracy=0.8)
+    config = pretrain.BaseModelConfig()
     cache = tmp_path_factory.mktemp("lab-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(pretrain.CACHE_ENV, str(cache))

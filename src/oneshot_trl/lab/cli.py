@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING if args.quiet else logging.INFO
     )
     progress = not args.quiet
+    if args.quiet:  # transformers' own bars (loading, saving weights) too
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:

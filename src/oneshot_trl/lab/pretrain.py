@@ -8,8 +8,9 @@ takes the majority strategy and format, so the base model's greedy accuracy is a
 
 Pretraining runs until the model has learned *both* strategies, measured on the held-out `val` split with the
 strategy forced by its prefix: the careful strategy's accuracy and the shortcut's agreement with its own rule
-must both reach `target_accuracy` (checked every `check_every` steps, graded by the package's official
-grader). A plain next-token loop on the answer tokens: this is not the part of the project under study.
+must both reach `target_accuracy` (97%; a base stopped at 90% was weak enough that RL found a reward hack, a
+shortcut that miscopies 37 as 47 to land on 85), checked every `check_every` steps with the official grader.
+A plain next-token loop on the answer tokens: this is not the part of the project under study.
 
 Built deterministically from `BaseModelConfig` and cached under `cache_dir()/lab/base-<hash>`, so the second
 `oneshot-trl lab` starts in seconds; the folder is an ordinary model repo (push it with `hf upload` and pass
@@ -64,7 +65,7 @@ class BaseModelConfig:
         default=1500, metadata={"help": "Pretraining steps at most (the LR schedule's length)."}
     )
     target_accuracy: float = field(
-        default=0.9,
+        default=0.97,
         metadata={
             "help": "Stop once, on the val split with each strategy forced, the careful strategy's accuracy and "
             "the shortcut's agreement with its rule both reach this (1.0: never stop early)."
