@@ -70,6 +70,7 @@ CHECKPOINT_IGNORE_PATTERNS = (
     "latest",
     "zero_to_fp32.py",
     "README.md",  # replaced by our card
+    "critic/*",  # PPO's value model and its optimizer: resume state, not part of the released policy
 )
 
 
