@@ -4,7 +4,6 @@ forms x response wrappers x benchmarks. Prints JSON lines; see run_harness.py.""
 import json
 import random
 
-rng = random.Random(2025)
 forms = [  # (pred, gold)
     ("\\frac{{{a}}}{{{b}}}", "{a}/{b}"),
     ("{a}.{b}", "{a}.{b}0"),
@@ -57,22 +56,30 @@ wrappers = [
     "\\[\\boxed{{{x}}}\\]",
     "The final answer is \\(\\boxed{{{x}}}\\).",
 ]
-rows = []
-for _ in range(150):
-    f = rng.choice(forms)
-    w = rng.choice(wrappers)
-    a, b = rng.randint(1, 9), rng.randint(2, 12)
-    vals = dict(a=a, b=b, a2b=a * a * b, ab1=a * b + 1, a2p1=2 * a + 1)
-    pred, gold = f[0].format(**vals), f[1].format(**vals)
-    if rng.random() < 0.5:
-        pred, gold = gold, pred
-    bench = rng.choice(["math500", "math500", "minerva_math", "olympiadbench", "aime24", "amc23"])
-    rows.append(
-        {
-            "category": "heldout",
-            "benchmark": bench,
-            "response": "Solving step by step.\n\n" + w.format(x=pred),
-            "gold": gold,
-        }
-    )
-print("\n".join(json.dumps(r) for r in rows))
+
+
+def generate(rng: random.Random, n: int, forms: list, wrappers: list, category: str) -> list[dict]:
+    """`n` rows: a random answer form (either side as the prediction) in a random wrapper and benchmark."""
+    rows = []
+    for _ in range(n):
+        f = rng.choice(forms)
+        w = rng.choice(wrappers)
+        a, b = rng.randint(1, 9), rng.randint(2, 12)
+        vals = dict(a=a, b=b, a2b=a * a * b, ab1=a * b + 1, a2p1=2 * a + 1, ab=a * b)
+        pred, gold = f[0].format(**vals), f[1].format(**vals)
+        if rng.random() < 0.5:
+            pred, gold = gold, pred
+        bench = rng.choice(["math500", "math500", "minerva_math", "olympiadbench", "aime24", "amc23"])
+        rows.append(
+            {
+                "category": category,
+                "benchmark": bench,
+                "response": "Solving step by step.\n\n" + w.format(x=pred),
+                "gold": gold,
+            }
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    print("\n".join(json.dumps(r) for r in generate(random.Random(2025), 150, forms, wrappers, "heldout")))
