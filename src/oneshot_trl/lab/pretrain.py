@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from oneshot_trl.data import TRAIN_PROMPT_SUFFIX
 from oneshot_trl.lab.task import (
+    EVAL_MAX_NEW_TOKENS,
     EVAL_TEMPLATE,
     STRATEGY_PREFIX,
     ArithmeticProblem,
@@ -50,7 +51,6 @@ logger = logging.getLogger(__name__)
 # Bump when the pretraining code changes what it produces: cached models of other versions are rebuilt.
 PRETRAIN_VERSION = 5
 CACHE_ENV = "ONESHOT_TRL_CACHE"
-VAL_MAX_NEW_TOKENS = 64  # a careful answer is about 45 tokens
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def forced_strategy_accuracy(
         prompts = [render_prompt(p.problem, EVAL_TEMPLATE, tokenizer) + prefix for p in problems]
         enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.inference_mode():
-            ids = model.generate(**enc, max_new_tokens=VAL_MAX_NEW_TOKENS, do_sample=False)
+            ids = model.generate(**enc, max_new_tokens=EVAL_MAX_NEW_TOKENS, do_sample=False)
         texts = [
             prefix + t
             for t in tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from oneshot_trl.lab.task import (
+    EVAL_MAX_NEW_TOKENS,
     EVAL_TEMPLATE,
     REFLECTION_WORD,
     ArithmeticProblem,
@@ -31,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 LAB_BENCHMARK = "heldout"  # the held-out split's name in eval results (the stem of its file)
 METRICS = ("accuracy", "boxed_rate", "boxed_accuracy", "answer_anywhere_accuracy", "careful_rate")
-EVAL_MAX_NEW_TOKENS = 64  # a careful answer is about 45 tokens, a shortcut about 20
 
 
 def lab_protocol(n: int | None = None):

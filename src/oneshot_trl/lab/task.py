@@ -42,6 +42,7 @@ DEFAULT_EXAMPLE = (37, 48)  # the demo's one training example: the units carry, 
 # Held-out problems are asked as the training problem is: chat template on question + the paper's training
 # instruction (the paper's eval prompt asks for \\boxed{} too, through Qwen2.5-Math's system line).
 EVAL_TEMPLATE = "chat-boxed"
+EVAL_MAX_NEW_TOKENS = 64  # every lab eval's budget: a careful answer is about 45 tokens, a shortcut 20
 STRATEGY_PREFIX = {"careful": "Step by step:", "shortcut": "Quick:"}
 REFLECTION_WORD = "Recheck"  # the careful strategy's self-check, counted like the paper's reflection words
 
