@@ -18,20 +18,25 @@ from transformers import AutoModelForCausalLM
 deepspeed = pytest.importorskip("deepspeed")
 
 
-@pytest.mark.slow
-@pytest.mark.deepspeed
-def test_zero3_accelerate_launch_trains_and_saves(make_recipe, tmp_path, torch_extensions_dir):
-    recipe = make_recipe(bf16=True, gradient_accumulation_steps=1, max_steps=2, save_steps=2)
+def _launch(config: str, recipe: Path, tmp_path: Path, torch_extensions_dir: Path) -> Path:
+    """`accelerate launch` of the training entry point on 2 CPU processes; returns the run's output dir."""
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(REPO / "accelerate_configs/zero3.yaml"),
+        "--config_file", str(REPO / "accelerate_configs" / config),
         "--num_processes", "2",
         "-m", "oneshot_trl.train", str(recipe),
     ]  # fmt: skip
     env = {**ENV, "TORCH_EXTENSIONS_DIR": str(torch_extensions_dir)}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = tmp_path / "run"
+    return tmp_path / "run"
+
+
+@pytest.mark.slow
+@pytest.mark.deepspeed
+def test_zero3_accelerate_launch_trains_and_saves(make_recipe, tmp_path, torch_extensions_dir):
+    recipe = make_recipe(bf16=True, gradient_accumulation_steps=1, max_steps=2, save_steps=2)
+    out = _launch("zero3.yaml", recipe, tmp_path, torch_extensions_dir)
     checkpoint = out / "checkpoint-2"
     assert (checkpoint / "global_step2").is_dir(), "no DeepSpeed (ZeRO) checkpoint shards"
     state = json.loads((out / "trainer_state.json").read_text())
@@ -47,16 +52,7 @@ def test_zero3_accelerate_launch_trains_and_saves(make_recipe, tmp_path, torch_e
 @pytest.mark.deepspeed
 def test_zero2_accelerate_launch_trains(make_recipe, tmp_path, torch_extensions_dir):
     recipe = make_recipe(bf16=True, gradient_accumulation_steps=1, max_steps=1, save_steps=1)
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(REPO / "accelerate_configs/zero2.yaml"),
-        "--num_processes", "2",
-        "-m", "oneshot_trl.train", str(recipe),
-    ]  # fmt: skip
-    env = {**ENV, "TORCH_EXTENSIONS_DIR": str(torch_extensions_dir)}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = tmp_path / "run"
+    out = _launch("zero2.yaml", recipe, tmp_path, torch_extensions_dir)
     # ZeRO-2 partitions the optimizer states: one shard per process in the DeepSpeed checkpoint.
     shards = sorted(p.name for p in (out / "checkpoint-1" / "global_step1").glob("*optim_states.pt"))
     assert len(shards) == 2 and all("zero_pp_rank_" in name for name in shards), shards
