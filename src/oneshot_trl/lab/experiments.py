@@ -171,11 +171,11 @@ def base_profile(base_model: str, output_dir: Path, eval_limit: int | None, prog
     cache = Path(base_model) / "lab_profile.json"
     if eval_limit is None and cache.is_file():
         return json.loads(cache.read_text())
-    sampled = evaluate_lab(base_model, None, output_dir / "eval_base_sampled", eval_limit, progress, n=8)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(base_model)
     tokenizer = AutoTokenizer.from_pretrained(base_model)
+    sampled = evaluate_lab(model, tokenizer, output_dir / "eval_base_sampled", eval_limit, progress, n=8)
     forced = forced_strategy_accuracy(model, tokenizer, splits()["test"][:eval_limit])
     profile = {
         "pass@k": sampled["pass@k"],
