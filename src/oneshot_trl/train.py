@@ -16,10 +16,12 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import transformers
-from transformers import AutoTokenizer, set_seed
+from transformers import AutoTokenizer, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, get_peft_config
 
@@ -32,6 +34,9 @@ from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.rewards import get_reward_funcs
 from oneshot_trl.run import RECIPE_FILE, RUN_INFO_FILE
 from oneshot_trl.trainer import OneShotGRPOTrainer
+
+if TYPE_CHECKING:
+    from oneshot_trl.hub.push import HubPushCallback
 
 logger = logging.getLogger("oneshot_trl.train")
 
@@ -87,15 +92,18 @@ def check_vllm_training(training_args: OneShotGRPOConfig) -> None:
             raise ValueError("vllm_enable_sleep_mode: true needs a GPU; set it to false on CPU.")
 
 
-def main(
+def build_trainer(
     script_args: OneShotArguments,
     training_args: OneShotGRPOConfig,
     model_args: ModelConfig,
     recipe_path: str | None = None,
-) -> OneShotGRPOTrainer:
-    setup_logging(training_args)
-    set_seed(training_args.seed)
-    checkpoint = resolve_checkpoint(training_args)
+    extra_callbacks: Sequence[TrainerCallback] = (),
+) -> tuple[OneShotGRPOTrainer, HubPushCallback | None]:
+    """The trainer a recipe describes (data, rewards, model, eval and Hub callbacks), and its Hub callback.
+
+    Also writes the run record (run info, recipe copy) into output_dir. `extra_callbacks` come last (bench/
+    times steps with one).
+    """
     check_vllm_training(training_args)
 
     # --- Data: the example(s), checked, repeated, as prompts ---
@@ -166,24 +174,36 @@ def main(
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=callbacks,
+        callbacks=[*callbacks, *extra_callbacks],
         completions_per_step=script_args.completions_per_step,
     )
-
-    # --- Train ---
     logger.info(
         "Training %s on %d example(s) for %s steps.",
         model_args.model_name_or_path,
         len(examples),
         training_args.max_steps,
     )
+    return trainer, hub_callback
+
+
+def main(
+    script_args: OneShotArguments,
+    training_args: OneShotGRPOConfig,
+    model_args: ModelConfig,
+    recipe_path: str | None = None,
+) -> OneShotGRPOTrainer:
+    setup_logging(training_args)
+    set_seed(training_args.seed)
+    checkpoint = resolve_checkpoint(training_args)
+    trainer, hub_callback = build_trainer(script_args, training_args, model_args, recipe_path)
+
     result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:
-        tokenizer.save_pretrained(training_args.output_dir)
+        trainer.processing_class.save_pretrained(training_args.output_dir)
     logger.info("Model saved to %s", training_args.output_dir)
     if hub_callback is not None:
         hub_callback.push_final()  # final model + card to `main`; waits for checkpoint uploads, logs a summary

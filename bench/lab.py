@@ -1,7 +1,7 @@
 """The lab's default demo: its wall time cold and warm, and its lift over base-model seeds x RL seeds.
 
-    python bench/bench_lab.py                       # timing: bench/results/lab.json, lab.md, lab.png
-    python bench/bench_lab.py --grid 0,1,2 0,1,2    # + lift for pretraining seeds x RL seeds: lab-grid.{json,md}
+    python bench/lab.py                       # timing: bench/results/lab.json, lab.md, lab.png
+    python bench/lab.py --grid 0,1,2 0,1,2    # + lift for pretraining seeds x RL seeds: lab-grid.{json,md}
 
 Each run is the real command (`oneshot-trl lab --output-dir ...`) in a subprocess with a fresh cache dir for the
 cold run, so the numbers are what a user sees on a fresh clone. The issue's budget on 2 CPU cores: cold (with
@@ -10,10 +10,8 @@ pretraining) <= 5 minutes, warm <= 90 s; held-out greedy accuracy must rise by >
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -21,7 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Result, base_parser, figure  # noqa: E402
+
+COLD_BUDGET_S = 300
+WARM_BUDGET_S = 90
 LABEL = "micro-scale synthetic task (CPU), not the paper's setting"
 TARGET_LIFT = 0.15
 
@@ -38,10 +40,6 @@ def run_demo(output_dir: Path, cache: Path, extra: list[str]) -> tuple[float, di
     return seconds, json.loads((output_dir / "results.json").read_text())
 
 
-def machine() -> dict:
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
-
-
 def base_info(cache: Path, seed: int) -> dict:
     for path in (cache / "lab").glob("base-*/lab_base.json"):
         info = json.loads(path.read_text())
@@ -50,29 +48,38 @@ def base_info(cache: Path, seed: int) -> dict:
     raise FileNotFoundError(f"no cached base model of seed {seed} under {cache}")
 
 
-def timing(work: Path, results_dir: Path) -> dict:
+def timing(work: Path, results_dir: Path, extra: list[str]) -> dict:
+    """The default demo cold (empty cache: pretraining included) and warm; result `lab` (value: cold seconds)."""
     from oneshot_trl.lab.report import before_after_table
 
     cache = work / "cache"
-    cold_s, cold = run_demo(work / "cold", cache, [])
-    warm_s, warm = run_demo(work / "warm", cache, [])
+    cold_s, cold = run_demo(work / "cold", cache, extra)
+    warm_s, warm = run_demo(work / "warm", cache, extra)
     pre = base_info(cache, 0)
-    report = {
-        "label": LABEL,
-        "command": "oneshot-trl lab",
-        "cold_wall_seconds": round(cold_s, 1),
-        "warm_wall_seconds": round(warm_s, 1),
-        "budget_seconds": {"cold": 300, "warm": 90},
-        "pretrain": {k: pre[k] for k in ("steps", "forced_strategy_val_accuracy", "seconds")},
-        "base_profile": cold["base_profile"],
-        "before": cold["before"],
-        "after": cold["after"],
-        "heldout_curve": cold["heldout_curve"],
-        "train_reward_first_last": [cold["train_reward"][0], cold["train_reward"][-1]],
-        "warm_after_equals_cold_after": warm["after"] == cold["after"],
-        "machine": machine(),
-    }
-    (results_dir / "lab.json").write_text(json.dumps(report, indent=2) + "\n")
+    result = Result(
+        name="lab",
+        description="wall time of the default `oneshot-trl lab` on a fresh cache (pretraining included)",
+        command="python bench/lab.py",
+        figures={
+            "cold_seconds": figure([cold_s], "s", 1),
+            "warm_seconds": figure([warm_s], "s", 1),
+            "pretrain_seconds": figure([pre["seconds"]], "s", 1),
+        },
+        value=round(cold_s, 1),
+        target=COLD_BUDGET_S,
+        better="lower",
+        notes=[LABEL, f"warm run (cached base model) budget {WARM_BUDGET_S} s"],
+        details={
+            "pretrain": {k: pre[k] for k in ("steps", "forced_strategy_val_accuracy", "seconds")},
+            "base_profile": cold["base_profile"],
+            "before": cold["before"],
+            "after": cold["after"],
+            "heldout_curve": cold["heldout_curve"],
+            "train_reward_first_last": [cold["train_reward"][0], cold["train_reward"][-1]],
+            "warm_after_equals_cold_after": warm["after"] == cold["after"],
+        },
+    )
+    result.write(results_dir)
     shutil.copyfile(work / "cold" / "lab.png", results_dir / "lab.png")
     (results_dir / "lab.md").write_text(
         f"`oneshot-trl lab` ({LABEL}): cold {cold_s:.0f} s (incl. pretraining {pre['seconds']:.0f} s, "
@@ -80,10 +87,10 @@ def timing(work: Path, results_dir: Path) -> dict:
         + before_after_table(cold["before"], cold["after"], cold["base_profile"])
         + "\n"
     )
-    return report
+    return result.to_json()
 
 
-def grid(work: Path, results_dir: Path, base_seeds: list[int], rl_seeds: list[int]) -> dict:
+def grid(work: Path, results_dir: Path, base_seeds: list[int], rl_seeds: list[int]) -> None:
     from oneshot_trl.lab.report import mean_std, pct
 
     cache = work / "cache"
@@ -112,18 +119,19 @@ def grid(work: Path, results_dir: Path, base_seeds: list[int], rl_seeds: list[in
             )
     lifts = [c["lift"] for c in cells]
     mean, std = mean_std(lifts)
-    report = {
-        "label": LABEL,
-        "command": "oneshot-trl lab --base-seed B --seed S",
-        "target_min_lift": TARGET_LIFT,
-        "lift_mean": mean,
-        "lift_std": std,
-        "lift_min": min(lifts),
-        "all_cells_meet_target": min(lifts) >= TARGET_LIFT,
-        "cells": cells,
-        "machine": machine(),
-    }
-    (results_dir / "lab-grid.json").write_text(json.dumps(report, indent=2) + "\n")
+    result = Result(
+        name="lab-grid",
+        description="held-out accuracy lift of `oneshot-trl lab` over pretraining seeds x RL seeds (minimum)",
+        command=f"python bench/lab.py --no-timing --grid {','.join(map(str, base_seeds))} "
+        f"{','.join(map(str, rl_seeds))}",
+        figures={"lift": figure(lifts, "fraction", 4)},
+        value=min(lifts),
+        target=TARGET_LIFT,
+        better="higher",
+        notes=[LABEL, f"lift mean {mean:.3f} ± {std:.3f}"],
+        details={"cells": cells},
+    )
+    result.write(results_dir)
     lines = [
         f"`oneshot-trl lab` over pretraining seeds x RL seeds ({LABEL}); held-out 200 problems, greedy, official "
         "grader; %.",
@@ -141,14 +149,10 @@ def grid(work: Path, results_dir: Path, base_seeds: list[int], rl_seeds: list[in
         )
     lines += ["", f"Lift: mean {pct(mean)} ± {pct(std)}, minimum {pct(min(lifts))} (target >= 15.0)."]
     (results_dir / "lab-grid.md").write_text("\n".join(lines) + "\n")
-    return report
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser = base_parser(__doc__)
     parser.add_argument(
         "--keep", type=Path, default=None, help="Keep the outputs here (default: a temp dir)."
     )
@@ -160,12 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-lab-"))
     args.results_dir.mkdir(parents=True, exist_ok=True)
     if not args.no_timing:
-        print(json.dumps(timing(work, args.results_dir), indent=2))
+        # --quick: a few pretraining and RL steps, to check the script, not the lab
+        quick = ["--pretrain-steps", "20", "--steps", "2", "--eval-limit", "8"] if args.quick else []
+        print(json.dumps(timing(work, args.results_dir, quick), indent=2))
     if args.grid:
         base_seeds, rl_seeds = ([int(x) for x in v.split(",")] for v in args.grid)
-        report = grid(work, args.results_dir, base_seeds, rl_seeds)
+        grid(work, args.results_dir, base_seeds, rl_seeds)
         print((args.results_dir / "lab-grid.md").read_text())
-        del report
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -1,0 +1,179 @@
+"""Trainer overhead: `OneShotGRPOTrainer` as `oneshot_trl.train` builds it vs TRL's own `GRPOTrainer`.
+
+    python bench/trainer_overhead.py        # -> bench/results/trainer-overhead-time.json, trainer-overhead-rss.json
+
+Both arms train the same tiny random Qwen2 (lab tokenizer) on the same one-example dataset, rewards (our
+accuracy reward, grading pool included) and seed, with the lab demo's GRPO settings (recipes/lab.yaml: 2 prompts
+x 8 rollouts, 64 tokens, transformers generation) for 20 steps. The only difference is what we add: the
+trainer subclass (metrics, accuracy history and completion files, vLLM-CPU guard), the doctor's checks and the
+run record. Each run is its own process (peak RSS is per process); runs alternate TRL, ours, TRL, ... so
+both arms see the same machine. Step time = median over steps after the first two (warm-up) of every run;
+peak RSS = the training process's `ru_maxrss` (grading workers are separate processes, the same in both arms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, Result, base_parser, figure  # noqa: E402
+
+STEPS = 20
+WARMUP_STEPS = 2
+ARMS = ("trl", "ours")
+
+
+def write_model(path: Path) -> None:
+    from oneshot_trl.lab.tiny import build_random_model, build_tokenizer
+
+    tokenizer = build_tokenizer()
+    build_random_model(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+
+
+def recipe_argv(model_dir: Path, output_dir: Path, steps: int) -> list[str]:
+    """recipes/lab.yaml with the bench's model, no held-out eval, no checkpoints."""
+    return [
+        str(ROOT / "recipes" / "lab.yaml"),
+        "--model_name_or_path", str(model_dir),
+        "--output_dir", str(output_dir),
+        "--max_steps", str(steps),
+        "--dataset_repeat_to", str(2 * steps),
+        "--eval_dataset", "",
+        "--save_strategy", "no",
+    ]  # fmt: skip
+
+
+def child(arm: str, model_dir: Path, output_dir: Path, steps: int, out_file: Path) -> None:
+    """One training run in this process; step times and peak RSS to `out_file`."""
+    import resource
+
+    from transformers import AutoTokenizer, TrainerCallback, set_seed
+    from trl import GRPOConfig, GRPOTrainer
+
+    from oneshot_trl.config import parse_recipe
+    from oneshot_trl.data import build_train_dataset, load_examples
+    from oneshot_trl.rewards import get_reward_funcs
+    from oneshot_trl.train import build_trainer
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    timer = StepTimer()
+    script_args, training_args, model_args, recipe = parse_recipe(recipe_argv(model_dir, output_dir, steps))
+    set_seed(training_args.seed)
+    if arm == "ours":
+        trainer, _ = build_trainer(script_args, training_args, model_args, recipe, extra_callbacks=[timer])
+    else:
+        # Vanilla TRL: GRPOConfig with the same values (our config is a GRPOConfig subclass; entropy_coeff has
+        # already been copied into TRL's entropy_coef), the same dataset and reward functions.
+        # generation_batch_size is derived from steps_per_generation in __post_init__: pass only the latter.
+        fields = GRPOConfig.__dataclass_fields__
+        names = {f for f in fields if fields[f].init} - {"generation_batch_size"}
+        args = GRPOConfig(**{k: v for k, v in vars(training_args).items() if k in names})
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        dataset = build_train_dataset(load_examples(script_args), script_args, tokenizer)
+        reward_funcs, args.reward_weights = get_reward_funcs(script_args.reward, script_args.grader)
+        trainer = GRPOTrainer(
+            model=str(model_dir),
+            reward_funcs=reward_funcs,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=[timer],
+        )
+    trainer.train()
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    out_file.write_text(json.dumps({"step_seconds": timer.seconds, "peak_rss_mib": peak_kib / 1024}))
+
+
+def main() -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--runs", type=int, default=3, help="Runs per arm (alternating).")
+    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument(
+        "--child", nargs=4, metavar=("ARM", "MODEL", "OUTPUT", "RESULT"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.child:
+        arm, model, output, result = args.child
+        child(arm, Path(model), Path(output), args.steps, Path(result))
+        return
+    runs = 1 if args.quick else args.runs
+    steps = 4 if args.quick else args.steps
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1"}
+    measured: dict[str, list[dict]] = {arm: [] for arm in ARMS}
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / "model"
+        write_model(model_dir)
+        for i in range(runs):
+            for arm in ARMS:
+                out = Path(tmp) / f"{arm}-{i}.json"
+                cmd = [sys.executable, __file__, "--steps", str(steps), "--child", arm, str(model_dir),
+                       str(Path(tmp) / f"run-{arm}-{i}"), str(out)]  # fmt: skip
+                subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+                measured[arm].append(json.loads(out.read_text()))
+                print(f"  {arm} run {i}: done", file=sys.stderr, flush=True)
+
+    def step_times(arm: str) -> list[float]:  # per-run medians, warm-up steps dropped
+        return [
+            statistics.median(m["step_seconds"][WARMUP_STEPS:] or m["step_seconds"]) for m in measured[arm]
+        ]
+
+    all_steps = {arm: [s for m in measured[arm] for s in m["step_seconds"][WARMUP_STEPS:]] for arm in ARMS}
+    common = {
+        "command": "python bench/trainer_overhead.py",
+        "notes": [f"{runs} runs per arm, alternating, {steps} steps each, first {WARMUP_STEPS} steps dropped"],
+        "details": {"settings": "recipes/lab.yaml on a random tiny Qwen2 (128 hidden, 4 layers), transformers "
+                    "generation, 16 completions x 64 tokens per step", "threads": os.environ.get("OMP_NUM_THREADS")},
+    }  # fmt: skip
+    time_result = Result(
+        name="trainer-overhead-time",
+        description="GRPO step time, OneShotGRPOTrainer (as oneshot_trl.train builds it) / TRL GRPOTrainer",
+        figures={f"step_seconds_{arm}": figure(step_times(arm), "s") for arm in ARMS}
+        | {f"all_steps_seconds_{arm}": figure(all_steps[arm], "s") for arm in ARMS},
+        target=1.03,
+        better="lower",
+        **common,
+    )
+    time_result.ratio = round(
+        time_result.figures["all_steps_seconds_ours"]["median"]
+        / time_result.figures["all_steps_seconds_trl"]["median"],
+        3,
+    )
+    time_result.write(args.results_dir)
+    rss_result = Result(
+        name="trainer-overhead-rss",
+        description="peak RSS of the training process, OneShotGRPOTrainer / TRL GRPOTrainer",
+        figures={
+            f"peak_rss_mib_{arm}": figure([m["peak_rss_mib"] for m in measured[arm]], "MiB") for arm in ARMS
+        },
+        target=1.05,
+        better="lower",
+        **common,
+    )
+    rss_result.ratio = round(
+        rss_result.figures["peak_rss_mib_ours"]["median"] / rss_result.figures["peak_rss_mib_trl"]["median"],
+        3,
+    )
+    rss_result.write(args.results_dir)
+
+
+if __name__ == "__main__":
+    main()
