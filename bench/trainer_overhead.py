@@ -52,12 +52,22 @@ def recipe_argv(model_dir: Path, output_dir: Path, steps: int) -> list[str]:
     ]  # fmt: skip
 
 
+def vanilla_config(training_args):
+    """TRL's own GRPOConfig with the values of our OneShotGRPOConfig (a subclass; entropy_coeff is already
+    in TRL's entropy_coef). generation_batch_size is derived from steps_per_generation: pass only the latter."""
+    from trl import GRPOConfig
+
+    fields = GRPOConfig.__dataclass_fields__
+    names = {f for f in fields if fields[f].init} - {"generation_batch_size"}
+    return GRPOConfig(**{k: v for k, v in vars(training_args).items() if k in names})
+
+
 def child(arm: str, model_dir: Path, output_dir: Path, steps: int, out_file: Path) -> None:
     """One training run in this process; step times and peak RSS to `out_file`."""
     import resource
 
     from transformers import AutoTokenizer, TrainerCallback, set_seed
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     from oneshot_trl.config import parse_recipe
     from oneshot_trl.data import build_train_dataset, load_examples
@@ -80,12 +90,8 @@ def child(arm: str, model_dir: Path, output_dir: Path, steps: int, out_file: Pat
     if arm == "ours":
         trainer, _ = build_trainer(script_args, training_args, model_args, recipe, extra_callbacks=[timer])
     else:
-        # Vanilla TRL: GRPOConfig with the same values (our config is a GRPOConfig subclass; entropy_coeff has
-        # already been copied into TRL's entropy_coef), the same dataset and reward functions.
-        # generation_batch_size is derived from steps_per_generation in __post_init__: pass only the latter.
-        fields = GRPOConfig.__dataclass_fields__
-        names = {f for f in fields if fields[f].init} - {"generation_batch_size"}
-        args = GRPOConfig(**{k: v for k, v in vars(training_args).items() if k in names})
+        # Vanilla TRL with the same config values, dataset and reward functions.
+        args = vanilla_config(training_args)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         dataset = build_train_dataset(load_examples(script_args), script_args, tokenizer)
         reward_funcs, args.reward_weights = get_reward_funcs(script_args.reward, script_args.grader)
