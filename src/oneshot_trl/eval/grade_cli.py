@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from oneshot_trl.eval.benchmarks import gold_string
 from oneshot_trl.eval.grading import GRADERS, grade_batch
 
 
@@ -43,6 +44,18 @@ def make_parser() -> argparse.ArgumentParser:
         help="Field holding the gold answer (numbers are converted to strings). Default: gold.",
     )
     parser.add_argument(
+        "--benchmark",
+        default=None,
+        help="Benchmark the rows come from (e.g. minerva_math, math500): the official grader's per-benchmark "
+        "rules (Minerva keeps units, MATH golds are normalised as the harness does). Default: none.",
+    )
+    parser.add_argument(
+        "--benchmark-field",
+        default=None,
+        help="Field naming each row's benchmark instead (e.g. 'benchmark' in `oneshot-trl eval`'s "
+        "samples.jsonl); rows without it fall back to --benchmark.",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         default=None,
@@ -69,13 +82,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _gold_string(gold: object) -> str:
-    if gold is None:
-        return ""  # graded wrong with error=unparseable-gold
-    if isinstance(gold, list) and len(gold) == 1:  # e.g. OlympiadBench's final_answer
-        gold = gold[0]
-    if isinstance(gold, float) and gold.is_integer():  # AMC23's 27.0
-        return str(int(gold))
-    return str(gold)
+    # None is graded wrong with error=unparseable-gold; lists and AMC's 27.0 as the benchmarks read them
+    return "" if gold is None else gold_string(gold)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"oneshot-trl grade: cannot read {args.file}: {e}", file=sys.stderr)
         return 2
 
-    rows, responses, golds, owners = [], [], [], []
+    rows, responses, golds, benchmarks, owners = [], [], [], [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -110,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         samples = row[args.response_field]
+        row_benchmark = (row.get(args.benchmark_field) if args.benchmark_field else None) or args.benchmark
         for response in samples if isinstance(samples, list) else [samples]:
             responses.append("" if response is None else str(response))
             golds.append(_gold_string(row[args.gold_field]))
+            benchmarks.append(row_benchmark)
             owners.append(len(rows))
         rows.append(row)
 
@@ -124,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout_s=args.timeout,
         num_workers=args.workers,
         progress=True,
+        benchmark=benchmarks,
     )
     per_row: list[list] = [[] for _ in rows]
     for owner, g in zip(owners, grades, strict=True):
@@ -149,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     no_answer = sum(g.extracted is None for g in grades)
     boxed = sum(g.boxed for g in grades)
     accuracy = correct / n if n else 0.0
-    print(f"grader: {args.grader}{' (boxed only)' if args.boxed_only else ''}")
+    named = sorted({b for b in benchmarks if b})
+    print(
+        f"grader: {args.grader}{' (boxed only)' if args.boxed_only else ''}"
+        + (f"  benchmark rules: {', '.join(named)}" if named else "")
+    )
     print(f"rows: {len(rows)}  responses: {n}")
     print(f"accuracy: {accuracy:.4f} ({correct}/{n})")
     print(f"boxed: {boxed}  no answer extracted: {no_answer}")
