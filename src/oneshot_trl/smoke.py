@@ -4,7 +4,7 @@ Builds a random-init model with the real architecture of a paper model (`setups.
 download) and a byte-level tokenizer padded to the model's full vocabulary (so every sampled id decodes),
 trains a few GRPO steps with the official values (`setups.MAIN_RUN`; vLLM colocate when vLLM is installed),
 evaluates on a few MATH500 problems with `oneshot-trl eval`, and writes step times and peak GPU memory to
-bench/results/gpu_smoke.json. A random model scores 0: the check is that the GPU path runs, and what it costs.
+bench/results/gpu-smoke.json. A random model scores 0: the check is that the GPU path runs, and what it costs.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "deepspeed). Empty: a plain single process.",
     )
     p.add_argument("--work-dir", default="runs/gpu_smoke", help="Scratch directory (emptied first).")
-    p.add_argument("--output", default="bench/results/gpu_smoke.json")
+    p.add_argument("--output", default="bench/results/gpu-smoke.json")
     p.add_argument("--build-model-into", help=argparse.SUPPRESS)  # internal: the child process that builds
     args = p.parse_args(argv)
     if args.build_model_into:
