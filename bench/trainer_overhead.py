@@ -6,8 +6,9 @@ Both arms train the same tiny random Qwen2 (lab tokenizer) on the same one-examp
 accuracy reward, grading pool included) and seed, with the lab demo's GRPO settings (recipes/lab.yaml: 2 prompts
 x 8 rollouts, 64 tokens, transformers generation) for 20 steps. The only difference is what we add: the
 trainer subclass (metrics, accuracy history and completion files, vLLM-CPU guard), the doctor's checks and the
-run record. Each run is its own process (peak RSS is per process); runs alternate TRL, ours, TRL, ... so
-both arms see the same machine. Step time = median over steps after the first two (warm-up) of every run;
+run record. Each run is its own process (peak RSS is per process), with one torch thread; runs alternate
+TRL, ours, ours, TRL, ... so both arms see the same machine. The ours arm also times its one hook
+(`_calculate_rewards` minus TRL's) directly: the overhead free of run-to-run noise. Step time = median over steps after the first two (warm-up) of every run;
 peak RSS = the training process's `ru_maxrss` (grading workers are separate processes, the same in both arms).
 """
 
@@ -87,7 +88,23 @@ def child(arm: str, model_dir: Path, output_dir: Path, steps: int, out_file: Pat
     timer = StepTimer()
     script_args, training_args, model_args, recipe = parse_recipe(recipe_argv(model_dir, output_dir, steps))
     set_seed(training_args.seed)
+    hook_seconds = [0.0]
     if arm == "ours":
+        # Our one hook's own time: OneShotGRPOTrainer._calculate_rewards minus the TRL method it calls.
+        from oneshot_trl.trainer import OneShotGRPOTrainer
+
+        def timed(method, sign: int):
+            def wrapper(self, *a, **k):
+                start = time.perf_counter()
+                try:
+                    return method(self, *a, **k)
+                finally:
+                    hook_seconds[0] += sign * (time.perf_counter() - start)
+
+            return wrapper
+
+        GRPOTrainer._calculate_rewards = timed(GRPOTrainer._calculate_rewards, -1)
+        OneShotGRPOTrainer._calculate_rewards = timed(OneShotGRPOTrainer._calculate_rewards, +1)
         trainer, _ = build_trainer(script_args, training_args, model_args, recipe, extra_callbacks=[timer])
     else:
         # Vanilla TRL with the same config values, dataset and reward functions.
@@ -105,12 +122,16 @@ def child(arm: str, model_dir: Path, output_dir: Path, steps: int, out_file: Pat
         )
     trainer.train()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    out_file.write_text(json.dumps({"step_seconds": timer.seconds, "peak_rss_mib": peak_kib / 1024}))
+    out_file.write_text(
+        json.dumps(
+            {"step_seconds": timer.seconds, "peak_rss_mib": peak_kib / 1024, "hook_seconds": hook_seconds[0]}
+        )
+    )
 
 
 def main() -> None:
     parser = base_parser(__doc__)
-    parser.add_argument("--runs", type=int, default=3, help="Runs per arm (alternating).")
+    parser.add_argument("--runs", type=int, default=4, help="Runs per arm (alternating).")
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument(
         "--child", nargs=4, metavar=("ARM", "MODEL", "OUTPUT", "RESULT"), help=argparse.SUPPRESS
@@ -123,13 +144,16 @@ def main() -> None:
     runs = 1 if args.quick else args.runs
     steps = 4 if args.quick else args.steps
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1"}
+    # One torch thread: with two, a step slows 10-30x whenever anything else wants a core (OpenMP threads
+    # spin-wait for each other; measured here: 0.27 s steps became 2-10 s), which would swamp a 3% target.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1",
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
     measured: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         write_model(model_dir)
         for i in range(runs):
-            for arm in ARMS:
+            for arm in ARMS if i % 2 == 0 else ARMS[::-1]:  # ABBA: drift in machine speed cancels out
                 out = Path(tmp) / f"{arm}-{i}.json"
                 cmd = [sys.executable, __file__, "--steps", str(steps), "--child", arm, str(model_dir),
                        str(Path(tmp) / f"run-{arm}-{i}"), str(out)]  # fmt: skip
@@ -145,15 +169,20 @@ def main() -> None:
     all_steps = {arm: [s for m in measured[arm] for s in m["step_seconds"][WARMUP_STEPS:]] for arm in ARMS}
     common = {
         "command": "python bench/trainer_overhead.py",
-        "notes": [f"{runs} runs per arm, alternating, {steps} steps each, first {WARMUP_STEPS} steps dropped"],
+        "notes": [f"{runs} runs per arm, order ABBA, {steps} steps each, first {WARMUP_STEPS} steps dropped"],
         "details": {"settings": "recipes/lab.yaml on a random tiny Qwen2 (128 hidden, 4 layers), transformers "
-                    "generation, 16 completions x 64 tokens per step", "threads": os.environ.get("OMP_NUM_THREADS")},
+                    "generation, 16 completions x 64 tokens per step", "torch_threads": 1},
     }  # fmt: skip
     time_result = Result(
         name="trainer-overhead-time",
         description="GRPO step time, OneShotGRPOTrainer (as oneshot_trl.train builds it) / TRL GRPOTrainer",
         figures={f"step_seconds_{arm}": figure(step_times(arm), "s") for arm in ARMS}
-        | {f"all_steps_seconds_{arm}": figure(all_steps[arm], "s") for arm in ARMS},
+        | {f"all_steps_seconds_{arm}": figure(all_steps[arm], "s") for arm in ARMS}
+        | {
+            "hook_ms_per_step_ours": figure(
+                [1000 * m["hook_seconds"] / steps for m in measured["ours"]], "ms"
+            )
+        },
         target=1.03,
         better="lower",
         **common,
