@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from oneshot_trl.eval import grade_cli, grading, official
+from oneshot_trl.eval import grade_cli, grading, grading_pool, official
 from oneshot_trl.eval.grading import (
     GRADERS,
     GoldParseError,
@@ -431,6 +431,117 @@ def test_worker_killed_mid_answer_is_replaced_and_the_answer_retried():
     assert tower.correct is False and tower.error == "timeout"  # retried on a fresh worker, then timed out
     assert five.correct
     assert killed not in [w.process.pid for w in grading._POOL.workers]
+
+
+# A batch in which answer `STUCK` (the tower) sits in the middle of the first chunk of a single worker
+# (40 answers, 1 worker: a first chunk of 10), the others answered right (`\boxed{i}` for gold i).
+CHUNKED = [TOWER if i == 5 else rf"\boxed{{{i}}}" for i in range(40)]
+CHUNKED_GOLDS = [str(i) for i in range(40)]
+STUCK = 5
+
+
+def _assert_only_stuck_failed(grades: list[Grade], error: str) -> None:
+    assert grades[STUCK] == Grade(False, None, True, error)
+    others = [g for i, g in enumerate(grades) if i != STUCK]
+    assert others == [Grade(True, str(i), True) for i in range(40) if i != STUCK]  # graded, in order
+
+
+def _record_chunks(monkeypatch) -> list[list[int]]:
+    chunks: list[list[int]] = []
+    assign = grading_pool._Worker.assign
+
+    def recording_assign(self, indices, chunk):
+        chunks.append(list(indices))
+        return assign(self, indices, chunk)
+
+    monkeypatch.setattr(grading_pool._Worker, "assign", recording_assign)
+    return chunks
+
+
+class _CountingConnection:
+    def __init__(self, conn) -> None:
+        self.conn, self.sends = conn, 0
+
+    def send(self, obj) -> None:
+        self.sends += 1
+        self.conn.send(obj)
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
+def test_grade_batch_sends_answers_to_a_worker_in_chunks():
+    grade_batch([r"\boxed{1}"], ["1"], num_workers=1)
+    worker = grading._POOL.workers[0]
+    worker.inbox = counting = _CountingConnection(worker.inbox)
+    responses = [rf"\boxed{{{i}}}" for i in range(200)]
+    golds = [str(i if i % 3 else i + 1) for i in range(200)]
+    grades = grade_batch(responses, golds, num_workers=1, progress=True)
+    assert grades == [Grade(i % 3 != 0, str(i), True) for i in range(200)]
+    assert grading._POOL.workers[0] is worker  # no restart
+    # One message per chunk, not per answer (guided chunks: 50, 37, 28, ..., then single answers).
+    assert counting.sends < 40
+
+
+def test_hard_limit_mid_chunk_times_out_that_answer_and_requeues_the_rest(monkeypatch):
+    grade_batch([r"\boxed{1}"], ["1"], num_workers=1)  # warm worker
+    old_pid = grading._POOL.workers[0].process.pid
+    chunks = _record_chunks(monkeypatch)
+    # Hard limit (6 - 4 = 2 s) before the soft one (6 s): the signal cannot save the worker, the kill must.
+    monkeypatch.setattr(grading, "_HARD_LIMIT_GRACE_S", -4.0)
+    start = time.monotonic()
+    grades = grade_batch(CHUNKED, CHUNKED_GOLDS, timeout_s=6.0, num_workers=1)
+    assert time.monotonic() - start < 6.0
+    _assert_only_stuck_failed(grades, "timeout")
+    assert grading._POOL.workers[0].process.pid != old_pid
+    # The answers behind the stuck one in its chunk were sent again (to the new worker), it was not.
+    first = next(c for c in chunks if STUCK in c)
+    behind = first[first.index(STUCK) + 1 :]
+    assert behind and sum(STUCK in c for c in chunks) == 1
+    assert all(sum(i in c for c in chunks) == 2 for i in behind)
+
+
+def test_worker_crashes_mid_chunk_fail_only_that_answer(monkeypatch):
+    grade_batch([r"\boxed{1}"], ["1"], num_workers=1)
+    chunks = _record_chunks(monkeypatch)
+    out: dict = {}
+    thread = threading.Thread(
+        target=lambda: out.update(grades=grade_batch(CHUNKED, CHUNKED_GOLDS, timeout_s=30.0, num_workers=1))
+    )
+    thread.start()
+    killed: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(killed) < 2 and time.monotonic() < deadline:  # kill the worker on the tower, twice
+        worker = grading._POOL.workers[0]
+        if worker.task == STUCK and worker.process.pid not in killed:
+            killed.append(worker.process.pid)
+            os.kill(worker.process.pid, signal.SIGKILL)
+        time.sleep(0.01)
+    thread.join(60)
+    assert not thread.is_alive() and len(killed) == 2
+    # Retried once, then failed; the answers queued behind it were not charged for the crashes.
+    _assert_only_stuck_failed(out["grades"], "worker-crashed")
+    assert sum(STUCK in c for c in chunks) == 2
+    assert not set(killed) & {w.process.pid for w in grading._POOL.workers}
+
+
+def test_interrupted_batch_leaves_no_stale_results():
+    grade_batch([r"\boxed{1}"], ["1"], num_workers=1)
+    old_pid = grading._POOL.workers[0].process.pid
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):  # Ctrl-C while the worker is on the tower
+            grade_batch(CHUNKED, ["-1"] * 40, timeout_s=30.0, num_workers=1)
+    finally:
+        timer.cancel()
+    # The worker that held the rest of the interrupted chunk is gone: its results cannot leak into the
+    # next batch, which is graded right.
+    assert grading._POOL.workers[0].process.pid != old_pid
+    assert grade_batch([r"\boxed{7}", r"\boxed{8}"], ["7", "8"], num_workers=1) == [
+        Grade(True, "7", True),
+        Grade(True, "8", True),
+    ]
 
 
 def test_grade_off_the_main_thread_uses_the_pool():

@@ -18,10 +18,11 @@ A gold string states its answer: a reference solution's last box, the boxes of a
 
 Safety and time bounds. Model text is never executed. Every answer gets a wall-clock budget (`timeout_s`):
 in-process, a SIGALRM timer interrupts the Python code (math-verify's own signal timeouts are replaced by
-ours, so one budget covers parse and verify); `grade_batch` runs in persistent worker processes and kills
-and replaces a worker that overruns its answer by `_HARD_LIMIT_GRACE_S` (e.g. stuck in C code), grading
-that answer wrong with `error="timeout"`. Signals only work in the main thread, so `grade` called from
-another thread is routed to the worker pool.
+ours, so one budget covers parse and verify); `grade_batch` runs in persistent worker processes
+(`grading_pool`: answers sent in chunks, results streamed back one by one) and kills and replaces a worker
+that overruns its answer by `_HARD_LIMIT_GRACE_S` (e.g. stuck in C code), grading that answer wrong with
+`error="timeout"` and handing the rest of its chunk to a worker again. Signals only work in the main
+thread, so `grade` called from another thread is routed to the worker pool.
 
 Gold answers are parsed once (cached per process); a gold the grader cannot parse raises `GoldParseError`
 from `check_gold` and gives `Grade(correct=False, error="unparseable-gold")` in `grade`/`grade_batch`.
@@ -31,23 +32,19 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from multiprocessing.connection import Connection, wait
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-from oneshot_trl.eval import official
+from oneshot_trl.eval import grading_pool, official
+from oneshot_trl.eval.grading_pool import Task, _Pool
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +65,6 @@ GRADERS = ("math-verify", "official")
 
 # A worker gets this long beyond `timeout_s` to unwind from the soft (signal) deadline before it is killed.
 _HARD_LIMIT_GRACE_S = 2.0
-# A worker must import sympy/math-verify and report ready within this time.
-_WORKER_BOOT_TIMEOUT_S = 120.0
-# Address-space cap of a worker process: a pathological expression fails with MemoryError instead of
-# taking the machine's memory.
-_WORKER_MEMORY_LIMIT_BYTES = 4 * 1024**3
 # One-time set-up of the official grader in a process (sympy's LaTeX parser tables): done before the first
 # answer's time budget starts, and allowed this long on top of a worker's hard limit.
 _OFFICIAL_WARM_UP_S = 30.0
@@ -556,210 +548,16 @@ def answer_anywhere(response: str, gold: str, *, timeout_s: float = 3.0) -> bool
 
 
 # --------------------------------------------------------------------------------------------------
-# Worker pool
+# Worker pool (the processes and their scheduling: `grading_pool`)
 # --------------------------------------------------------------------------------------------------
 
+# What a worker can run: `grading_pool.worker_main` looks the task kind up here.
 _TASKS: dict[str, Callable] = {"grade": _grade_in_process, "anywhere": _anywhere_in_process}
-
-# Workers are fresh interpreters (`python -c`), not multiprocessing children: spawn/forkserver children
-# re-import the parent's `__main__` module, which for the trainer means torch + transformers in every
-# worker (seconds and hundreds of MB each, again after every kill). Plain fork is unsafe in a process
-# with torch threads.
-_WORKER_BOOT = "import sys; from oneshot_trl.eval.grading import _worker_main; _worker_main(int(sys.argv[1]), int(sys.argv[2]))"
 
 
 def _worker_main(read_fd: int, write_fd: int) -> None:
-    """Entry point of a grading worker: run tasks from the parent until the pipe closes."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = (
-            _WORKER_MEMORY_LIMIT_BYTES
-            if hard == resource.RLIM_INFINITY
-            else min(hard, _WORKER_MEMORY_LIMIT_BYTES)
-        )
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    except (ImportError, ValueError, OSError):
-        pass
-    # Ctrl-C reaches the whole process group: the parent handles it (and stops us), a worker must not die
-    # mid-answer with a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
-    outbox.send("ready")
-    while True:
-        try:
-            kind, args = inbox.recv()
-        except (EOFError, OSError):
-            return
-        outbox.send(_TASKS[kind](*args))
-
-
-class _Worker:
-    def __init__(self) -> None:
-        task_r, task_w = os.pipe()
-        result_r, result_w = os.pipe()
-        env = dict(os.environ)
-        # The parent's import path (e.g. a source checkout, pytest's rootdir) so the worker finds the package.
-        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
-        env.setdefault("OMP_NUM_THREADS", "1")
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", _WORKER_BOOT, str(task_r), str(result_w)],
-                pass_fds=(task_r, result_w),
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
-        except BaseException:
-            os.close(task_w)
-            os.close(result_r)
-            raise
-        finally:
-            os.close(task_r)
-            os.close(result_w)
-        self.inbox = Connection(task_w, readable=False)  # parent -> worker
-        self.outbox = Connection(result_r, writable=False)  # worker -> parent
-        self.ready = False
-        self.started = time.monotonic()
-        self.task: int | None = None
-        self.deadline = math.inf
-        self.official_warm = False
-
-    def kill(self) -> None:
-        for conn in (self.inbox, self.outbox):
-            conn.close()
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-
-    def stop(self) -> None:
-        self.inbox.close()  # the worker exits on EOF
-        try:
-            self.process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.outbox.close()
-
-
-class _Pool:
-    """Persistent grading workers with a hard per-task wall-clock limit."""
-
-    def __init__(self, num_workers: int) -> None:
-        self.pid = os.getpid()
-        self.workers = [_Worker() for _ in range(num_workers)]
-
-    def resize(self, num_workers: int) -> None:
-        while len(self.workers) < num_workers:
-            self.workers.append(_Worker())
-        while len(self.workers) > num_workers:
-            self.workers.pop().stop()
-
-    def shutdown(self) -> None:
-        for worker in self.workers:
-            worker.stop()
-        self.workers = []
-
-    def _replace(self, worker: _Worker) -> None:
-        worker.kill()
-        self.workers[self.workers.index(worker)] = _Worker()
-
-    def run(
-        self,
-        tasks: Sequence[tuple[str, tuple]],
-        hard_limit_s: float,
-        on_failure: Callable[[int, str], object],
-        progress: bool = False,
-    ) -> list:
-        results: list = [None] * len(tasks)
-        queue, attempts, remaining = deque(range(len(tasks))), [0] * len(tasks), len(tasks)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(tasks), desc="grading", unit="answer")
-
-        def finish(index: int, result: object) -> None:
-            nonlocal remaining
-            results[index] = result
-            remaining -= 1
-            if bar is not None:
-                bar.update(1)
-
-        try:
-            while remaining:
-                now = time.monotonic()
-                for worker in list(self.workers):
-                    if worker.ready and worker.task is None and queue:
-                        index = queue.popleft()
-                        try:
-                            worker.inbox.send(tasks[index])
-                        except OSError:  # died while idle: replace it and retry the task
-                            queue.appendleft(index)
-                            self._replace(worker)
-                            continue
-                        kind, args = tasks[index]
-                        warm_up = kind == "grade" and args[2] == "official" and not worker.official_warm
-                        worker.official_warm |= warm_up
-                        worker.task, worker.deadline = (
-                            index,
-                            now + hard_limit_s + warm_up * _OFFICIAL_WARM_UP_S,
-                        )
-                by_conn = {w.outbox: w for w in self.workers}
-                deadlines = [
-                    w.deadline if w.ready else w.started + _WORKER_BOOT_TIMEOUT_S for w in self.workers
-                ]
-                timeout = max(0.0, min(deadlines, default=now + 1.0) - now) if deadlines else 1.0
-                for conn in wait(list(by_conn), timeout=min(timeout, 1.0)):
-                    worker = by_conn[conn]
-                    try:
-                        message = conn.recv()
-                    except (EOFError, OSError):  # the worker died (crash, OOM kill, ...)
-                        if not worker.ready:
-                            code = worker.process.wait()
-                            self._replace(worker)
-                            raise RuntimeError(
-                                f"A grading worker failed to start (exit code {code})."
-                            ) from None
-                        index = worker.task
-                        self._replace(worker)
-                        if index is not None:
-                            attempts[index] += 1
-                            if attempts[index] < 2:  # one retry: the crash may not be this answer's fault
-                                queue.appendleft(index)
-                            else:
-                                finish(index, on_failure(index, "worker-crashed"))
-                        continue
-                    if not worker.ready:
-                        worker.ready = message == "ready"
-                        continue
-                    index, worker.task, worker.deadline = worker.task, None, math.inf
-                    finish(index, message)
-                now = time.monotonic()
-                for worker in list(self.workers):
-                    if worker.task is not None and now > worker.deadline:
-                        index = worker.task
-                        logger.warning(
-                            "Grading task %d overran its %.1f s hard limit; restarting its worker.",
-                            index,
-                            hard_limit_s,
-                        )
-                        self._replace(worker)
-                        finish(index, on_failure(index, "timeout"))
-                    elif not worker.ready and now > worker.started + _WORKER_BOOT_TIMEOUT_S:
-                        raise RuntimeError(
-                            f"A grading worker did not start within {_WORKER_BOOT_TIMEOUT_S:.0f} s."
-                        )
-        except BaseException:
-            # Interrupted mid-batch (error, KeyboardInterrupt): busy workers hold stale tasks, drop them.
-            for worker in list(self.workers):
-                if worker.task is not None:
-                    self._replace(worker)
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-        return results
+    """Entry point of a grading worker process (see `grading_pool._WORKER_BOOT`)."""
+    grading_pool.worker_main(_TASKS, read_fd, write_fd)
 
 
 _POOL: _Pool | None = None
@@ -770,7 +568,14 @@ def _default_num_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def _run_in_pool(tasks, num_workers: int | None, hard_limit_s, on_failure, progress) -> list:
+def _run_in_pool(
+    tasks: Sequence[Task],
+    num_workers: int | None,
+    hard_limit_s: float,
+    on_failure: Callable[[int, str], object],
+    progress: bool,
+    set_up: Callable[[Task], tuple[str, float] | None] | None = None,
+) -> list:
     """Run tasks in the shared pool; `num_workers=None` keeps the pool's current size (default if new)."""
     global _POOL
     with _POOL_LOCK:
@@ -780,7 +585,7 @@ def _run_in_pool(tasks, num_workers: int | None, hard_limit_s, on_failure, progr
             _POOL = _Pool(num_workers or _default_num_workers())
         elif num_workers:
             _POOL.resize(num_workers)
-        return _POOL.run(tasks, hard_limit_s, on_failure, progress)
+        return _POOL.run(tasks, hard_limit_s, on_failure, progress, set_up)
 
 
 def shutdown_workers() -> None:
@@ -846,6 +651,7 @@ def grade_batch(
         timeout_s + _HARD_LIMIT_GRACE_S,
         lambda i, error: _timeout_grade(responses[i], boxed_only, error),
         progress,
+        (lambda task: ("official", _OFFICIAL_WARM_UP_S)) if grader == "official" else None,
     )
 
 
