@@ -123,7 +123,7 @@ def main() -> None:
     verdicts = {}
     for i in range(repeats):
         for name, fn in (("baseline", raw), ("ours", ours), ("ours_serial", serial)):
-            grading._parsed_gold.cache_clear()
+            grading._parse_gold.cache_clear()
             cpu = time.process_time() + children_cpu()
             start = time.perf_counter()
             out = fn()

@@ -337,11 +337,15 @@ def test_unparseable_gold_is_reported_never_correct(grader):
 
 def test_gold_is_parsed_once():
     gold = r"\frac{123}{457}"
-    before = grading._parsed_gold.cache_info()
+    before = grading._parse_gold.cache_info()
     for response in [r"\boxed{\frac{123}{457}}", r"\boxed{1}", r"\boxed{\frac{246}{914}}"]:
         grade(response, gold)
-    after = grading._parsed_gold.cache_info()
+    after = grading._parse_gold.cache_info()
     assert after.misses - before.misses == 1 and after.hits - before.hits == 2
+    # an eval grades with its benchmark's name, then looks for the answer anywhere: still the same entry
+    grade(r"\boxed{1}", gold, benchmark="math500")
+    answer_anywhere(r"so 123/457", gold)
+    assert grading._parse_gold.cache_info().misses == after.misses
 
 
 # --------------------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ __all__ = [
     "answer_anywhere",
     "answer_anywhere_batch",
     "shutdown_workers",
+    "start_workers",
 ]
 
 GRADERS = ("math-verify", "official")
@@ -195,9 +196,17 @@ def _gold_text(gold: str) -> str:
     return last_boxed(gold) or ""  # a reference solution: its last box is the answer
 
 
-@lru_cache(maxsize=8192)
 def _parsed_gold(gold: str, grader: str, benchmark: str | None = None) -> tuple | _Literal | str | None:
-    """The gold parsed for `grader`, or None when it cannot be parsed (failures are cached too)."""
+    """The gold parsed for `grader`, or None when it cannot be parsed (failures are cached too).
+
+    Only the official grader's rules depend on the benchmark: math-verify golds are cached once whatever the
+    benchmark, so `grade(..., benchmark=b)` and `answer_anywhere` share the entry.
+    """
+    return _parse_gold(gold, grader, benchmark if grader == "official" else None)
+
+
+@lru_cache(maxsize=8192)
+def _parse_gold(gold: str, grader: str, benchmark: str | None) -> tuple | _Literal | str | None:
     text = _gold_text(gold)
     if not text:
         return None
@@ -557,7 +566,16 @@ _TASKS: dict[str, Callable] = {"grade": _grade_in_process, "anywhere": _anywhere
 
 def _worker_main(read_fd: int, write_fd: int) -> None:
     """Entry point of a grading worker process (see `grading_pool._WORKER_BOOT`)."""
-    grading_pool.worker_main(_TASKS, read_fd, write_fd)
+    grading_pool.worker_main(_TASKS, read_fd, write_fd, warm_up=_warm_up)
+
+
+def _warm_up() -> None:
+    """Pay the graders' one-time costs while the worker boots, before it reports ready: lazy imports and the
+    official grader's LaTeX parser tables (about 0.5 s). With `start_workers` called early (an eval starts
+    the workers before generating), this overlaps generation instead of delaying the first answers."""
+    for grader, benchmark in (("official", "math500"), ("math-verify", None)):
+        _grade_in_process(r"so $\boxed{\frac{1}{2}}$", r"\frac{1}{2}", grader, False, 30.0, benchmark)
+    _anywhere_in_process(r"so x = 1/2", r"\frac{1}{2}", 30.0)
 
 
 _POOL: _Pool | None = None
@@ -577,15 +595,28 @@ def _run_in_pool(
     set_up: Callable[[Task], tuple[str, float] | None] | None = None,
 ) -> list:
     """Run tasks in the shared pool; `num_workers=None` keeps the pool's current size (default if new)."""
-    global _POOL
     with _POOL_LOCK:
-        if _POOL is not None and _POOL.pid != os.getpid():
-            _POOL = None  # inherited through fork: the workers belong to the parent
-        if _POOL is None:
-            _POOL = _Pool(num_workers or _default_num_workers())
-        elif num_workers:
-            _POOL.resize(num_workers)
-        return _POOL.run(tasks, hard_limit_s, on_failure, progress, set_up)
+        return _pool(num_workers).run(tasks, hard_limit_s, on_failure, progress, set_up)
+
+
+def _pool(num_workers: int | None) -> _Pool:
+    # Callers hold _POOL_LOCK.
+    global _POOL
+    if _POOL is not None and _POOL.pid != os.getpid():
+        _POOL = None  # inherited through fork: the workers belong to the parent
+    if _POOL is None:
+        _POOL = _Pool(num_workers or _default_num_workers())
+    elif num_workers:
+        _POOL.resize(num_workers)
+    return _POOL
+
+
+def start_workers(num_workers: int | None = None) -> None:
+    """Start the grading workers now, without waiting for them: their start-up (a Python interpreter
+    importing sympy and math-verify, about a second each) then overlaps other work, e.g. an eval's first
+    generation, instead of delaying the first `grade_batch`."""
+    with _POOL_LOCK:
+        _pool(num_workers)
 
 
 def shutdown_workers() -> None:

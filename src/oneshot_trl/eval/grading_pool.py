@@ -61,9 +61,11 @@ MAX_CHUNK = 64
 _WORKER_BOOT = "import sys; from oneshot_trl.eval.grading import _worker_main; _worker_main(int(sys.argv[1]), int(sys.argv[2]))"
 
 
-def worker_main(tasks: Mapping[str, Callable], read_fd: int, write_fd: int) -> None:
+def worker_main(
+    tasks: Mapping[str, Callable], read_fd: int, write_fd: int, warm_up: Callable[[], None] | None = None
+) -> None:
     """Entry point of a grading worker: run chunks of tasks from the parent until the pipe closes, sending
-    back each task's result as soon as it is done (in order)."""
+    back each task's result as soon as it is done (in order). `warm_up` runs before the worker reports ready."""
     try:
         import resource
 
@@ -80,6 +82,8 @@ def worker_main(tasks: Mapping[str, Callable], read_fd: int, write_fd: int) -> N
     # mid-answer with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    if warm_up is not None:
+        warm_up()
     outbox.send("ready")
     while True:
         try:

@@ -365,6 +365,9 @@ def evaluate(
                 continue
             spec = proto.sampling_for(name)
             if generator is None:
+                from oneshot_trl.eval.grading import start_workers
+
+                start_workers()  # the grading workers boot while the engine loads and generates the first chunk
                 # a quiet eval is quiet all the way down, unless the caller asks the generator otherwise
                 gen_kwargs = {} if progress or backend != "transformers" else {"progress": False}
                 generator = _make_generator(
