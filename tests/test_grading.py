@@ -709,3 +709,14 @@ def test_grade_cli_subprocess(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows[1]["correct"] == [True, True, False]
     assert rows[1]["extracted"][0] == r"\frac{1}{2}"
+
+
+def test_start_workers_starts_the_pool_that_grade_batch_then_uses():
+    grading.shutdown_workers()
+    grading.start_workers(2)  # returns at once; the workers boot (and warm up) in the background
+    pool = grading._POOL
+    assert pool is not None and len(pool.workers) == 2
+    grades = grade_batch([r"\boxed{\frac{1}{2}}", "so it is 3"], ["0.5", "3"], grader="official")
+    assert [g.correct for g in grades] == [True, True]
+    assert grading._POOL is pool and len(pool.workers) == 2  # the same workers, not a new pool
+    grading.shutdown_workers()
