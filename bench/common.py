@@ -19,7 +19,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -98,7 +97,6 @@ class Result:
     better: str | None = None  # "lower" | "higher"
     notes: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
-    started: float = field(default_factory=time.time)
     machine: dict[str, Any] = field(default_factory=machine_info)
 
     @property
@@ -126,7 +124,6 @@ class Result:
             "figures": self.figures,
             "notes": self.notes,
             "details": self.details,
-            "bench_seconds": round(time.time() - self.started, 1),
             "machine": machine,
             "versions": versions(),
         }

@@ -106,19 +106,32 @@ def run_one(name: str, results_dir: Path, quick: bool) -> tuple[int, float]:
     return code, time.time() - start
 
 
+def record_wall_time(results_dir: Path, names: tuple[str, ...], seconds: float) -> None:
+    """Write the benchmark process's wall time into the result files it just wrote."""
+    for name in names:
+        path = results_dir / f"{name}.json"
+        if path.exists() and time.time() - path.stat().st_mtime < seconds + 5:  # written by this run
+            result = json.loads(path.read_text())
+            result["benchmark_wall_seconds"] = round(seconds, 1)
+            path.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def summary_row(name: str, result: dict) -> str:
     if name == "gpu-smoke":  # the smoke script's own format
         steps = result.get("step_time_s") or [0]
         return (
             f"| gpu-smoke | {result.get('gpu')}: {result.get('model_architecture')}, "
             f"step {sorted(steps)[len(steps) // 2]} s, peak {result.get('peak_gpu_memory_gib_training')} GiB "
-            "| | | |"
+            "| | | | |"
         )
+    if "description" not in result:  # a file from before this runner: not comparable, say so
+        return f"| {name} | (older result format: re-run `python bench/run.py {name}`) | | | | |"
     figures = result.get("figures", {})
     medians = ", ".join(f"{k} {v['median']:g} {v['unit']}" for k, v in list(figures.items())[:4])
     headline = describe(result)
     met = {True: "yes", False: "**no**", None: ""}[result.get("met")]
-    return f"| {name} | {result['description']} | {headline} | {met} | {medians} |"
+    wall = result.get("benchmark_wall_seconds")
+    return f"| {name} | {result['description']} | {headline} | {met} | {medians} | {wall if wall else ''} |"
 
 
 def write_summary(results_dir: Path, timings: dict[str, float]) -> Path:
@@ -131,8 +144,8 @@ def write_summary(results_dir: Path, timings: dict[str, float]) -> Path:
         f"Machine: {json.dumps(machine_info())}  ",
         f"Versions: {json.dumps(versions())}",
         "",
-        "| result | what | headline | target met | figures (medians) |",
-        "|---|---|---|---|---|",
+        "| result | what | headline | target met | figures (medians) | benchmark wall s |",
+        "|---|---|---|---|---|---|",
     ]
     for spec in BENCHMARKS.values():
         for name in spec.produces:
@@ -140,9 +153,10 @@ def write_summary(results_dir: Path, timings: dict[str, float]) -> Path:
             if path.exists():
                 lines.append(summary_row(name, json.loads(path.read_text())))
             elif spec.needs_gpu and gpu_name() is None:
-                lines.append(f"| {name} | {spec.what} | not run: no GPU on this machine | | |")
+                lines.append(f"| {name} | {spec.what} | not run: no GPU on this machine | | | |")
     if timings:
-        lines += ["", "Wall time of this run: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())]
+        lines += ["", "Wall time of the last `bench/run.py` call: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+                  + f"; total {sum(timings.values()) / 60:.1f} min."]  # fmt: skip
     path = results_dir / "SUMMARY.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -174,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}: {BENCHMARKS[name].what}", file=sys.stderr, flush=True)
         code, seconds = run_one(name, args.results_dir, args.quick)
         timings[name] = seconds
+        record_wall_time(args.results_dir, BENCHMARKS[name].produces, seconds)
         if code != 0:
             failed.append(name)
             print(f"== {name} failed (exit code {code})", file=sys.stderr)
