@@ -99,6 +99,10 @@ class Result:
     details: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=machine_info)
 
+    def set_ratio(self, ours: str, baseline: str, digits: int = 3) -> None:
+        """`ratio` = median of figure `ours` / median of figure `baseline`."""
+        self.ratio = round(self.figures[ours]["median"] / self.figures[baseline]["median"], digits)
+
     @property
     def headline(self) -> float | None:
         return self.ratio if self.ratio is not None else self.value

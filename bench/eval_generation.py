@@ -116,10 +116,7 @@ def main() -> None:
             "torch_threads": torch.get_num_threads(),
         },
     )
-    result.ratio = round(
-        result.figures["tokens_per_s_vllm"]["median"] / result.figures["tokens_per_s_transformers"]["median"],
-        3,
-    )
+    result.set_ratio("tokens_per_s_vllm", "tokens_per_s_transformers")
     result.write(args.results_dir)
 
 

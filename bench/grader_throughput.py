@@ -178,9 +178,7 @@ def main() -> None:
             ),
         },
     )
-    result.ratio = round(
-        result.figures["answers_per_s_ours"]["median"] / result.figures["answers_per_s_baseline"]["median"], 3
-    )
+    result.set_ratio("answers_per_s_ours", "answers_per_s_baseline")
     result.write(args.results_dir)
 
 

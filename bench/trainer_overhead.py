@@ -187,11 +187,7 @@ def main() -> None:
         better="lower",
         **common,
     )
-    time_result.ratio = round(
-        time_result.figures["all_steps_seconds_ours"]["median"]
-        / time_result.figures["all_steps_seconds_trl"]["median"],
-        3,
-    )
+    time_result.set_ratio("all_steps_seconds_ours", "all_steps_seconds_trl")
     time_result.write(args.results_dir)
     rss_result = Result(
         name="trainer-overhead-rss",
@@ -203,10 +199,7 @@ def main() -> None:
         better="lower",
         **common,
     )
-    rss_result.ratio = round(
-        rss_result.figures["peak_rss_mib_ours"]["median"] / rss_result.figures["peak_rss_mib_trl"]["median"],
-        3,
-    )
+    rss_result.set_ratio("peak_rss_mib_ours", "peak_rss_mib_trl")
     rss_result.write(args.results_dir)
 
 

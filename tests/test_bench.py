@@ -46,6 +46,17 @@ def test_result_judges_its_target(common, ratio, target, better, met):
     assert common.Result("x", "d", "c", value=None, target=target, better=better).met is None
 
 
+def test_ratio_is_of_the_medians(common):
+    result = common.Result(
+        "x",
+        "d",
+        "c",
+        figures={"ours": common.figure([3.0, 9.0, 6.0], "s"), "base": common.figure([4.0, 5.0, 100.0], "s")},
+    )
+    result.set_ratio("ours", "base")
+    assert result.ratio == 1.2 and result.headline == 1.2
+
+
 def test_result_file_has_the_schema(common, tmp_path):
     result = common.Result(
         "grader-throughput",
