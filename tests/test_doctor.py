@@ -10,8 +10,8 @@ import pytest
 import yaml
 from test_train import REPO, train_in_process
 
+from oneshot_trl.checks import Launch, SetupError
 from oneshot_trl.config import RECIPE_DATACLASSES, OneShotArguments
-from oneshot_trl.doctor import Launch, SetupError
 from oneshot_trl.doctor import main as doctor
 from oneshot_trl.memory import lora_params, model_info
 from oneshot_trl.setups import KNOWN_ARCHITECTURES, PAPER_SETUPS

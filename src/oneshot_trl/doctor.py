@@ -8,7 +8,8 @@ of the recipe's `paper_setup` (oneshot_trl.setups) and from TRL's defaults, the 
 world size, and a memory estimate per GPU. Exits with 2 and the reasons when the run cannot work: a generation
 batch that does not hold whole groups of `num_generations`, a dataset too small for one generation batch (the
 sampler would yield nothing), a vLLM tensor-parallel size that does not divide the world size, an unknown setup.
-`python -m oneshot_trl.train` runs the same checks (`check_before_training`) with the real world size.
+The checks live in `oneshot_trl.checks`; `python -m oneshot_trl.train` runs them (`check_before_training`) with
+the real world size.
 Flags after `--` override recipe keys, as for `train`.
 """
 
@@ -17,171 +18,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
-import logging
-import os
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from oneshot_trl.memory import ModelInfo, estimate_memory, model_info
-from oneshot_trl.setups import (
-    OFFICIAL_GPUS,
-    OFFICIAL_PROMPTS_PER_STEP,
-    PAPER_SETUPS,
-    known_setup_names,
-)
-
-logger = logging.getLogger(__name__)
+from oneshot_trl.checks import Launch, batch_plan, count_rows, find_problems
+from oneshot_trl.memory import estimate_memory, model_info
+from oneshot_trl.setups import OFFICIAL_GPUS, OFFICIAL_PROMPTS_PER_STEP, PAPER_SETUPS
 
 ALIASES = {"entropy_coeff": "entropy_coef"}  # recipe key -> the field that holds its effective value
 # Names rather than settings: never listed as "differs from TRL's default".
 NAMES = {"model_name_or_path", "output_dir", "hub_model_id", "run_name"}
-
-
-class SetupError(ValueError):
-    """A recipe + launch combination that cannot train as intended."""
-
-
-@dataclass
-class Launch:
-    """How many processes train and how DeepSpeed shards them (what `accelerate launch` is given)."""
-
-    num_processes: int = 1  # total over all machines, as accelerate's --num_processes
-    num_machines: int = 1
-    zero_stage: int | None = None  # None: no DeepSpeed
-    offload_optimizer: bool = False
-    offload_params: bool = False
-    source: str = "default: 1 process, no DeepSpeed"
-
-    @classmethod
-    def from_accelerate_config(cls, path: str | Path) -> Launch:
-        cfg = yaml.safe_load(Path(path).read_text()) or {}
-        ds = cfg.get("deepspeed_config") or {}
-        stage = ds.get("zero_stage") if cfg.get("distributed_type") == "DEEPSPEED" else None
-        if stage is None and ds.get("deepspeed_config_file"):
-            import json
-
-            stage = json.loads(Path(ds["deepspeed_config_file"]).read_text())["zero_optimization"]["stage"]
-        return cls(
-            num_processes=int(cfg.get("num_processes", 1)),
-            num_machines=int(cfg.get("num_machines", 1)),
-            zero_stage=stage,
-            offload_optimizer=ds.get("offload_optimizer_device", "none") not in ("none", None),
-            offload_params=ds.get("offload_param_device", "none") not in ("none", None),
-            source=str(path),
-        )
-
-    def describe(self) -> str:
-        ds = "no DeepSpeed" if self.zero_stage is None else f"DeepSpeed ZeRO-{self.zero_stage}"
-        offload = [
-            n for n, on in (("optimizer", self.offload_optimizer), ("params", self.offload_params)) if on
-        ]
-        ds += f", {' + '.join(offload)} offloaded to CPU" if offload else ""
-        return f"{self.num_processes} process(es) on {self.num_machines} machine(s), {ds} ({self.source})"
-
-
-@dataclass
-class BatchPlan:
-    """TRL's batch arithmetic (GRPOConfig.__post_init__ + RepeatSampler) for a given world size."""
-
-    world_size: int
-    per_device: int
-    grad_accum: int
-    num_generations: int
-    steps_per_generation: int
-    generation_batch_size: int  # completions generated at once, over all processes
-    num_iterations: int
-    dataset_rows: int | None
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def completions_per_step(self) -> int:  # per optimizer step
-        return self.per_device * self.world_size * self.grad_accum
-
-    @property
-    def prompts_per_step(self) -> int | float:
-        prompts = self.completions_per_step / self.num_generations
-        return int(prompts) if prompts.is_integer() else prompts
-
-    @property
-    def prompts_per_generation(self) -> int:
-        return self.generation_batch_size // self.num_generations
-
-    @property
-    def updates_per_generation(self) -> float:
-        return self.num_iterations * self.steps_per_generation / self.grad_accum
-
-    def lines(self) -> list[str]:
-        out = [
-            f"micro-batch: {self.per_device} completions per device x {self.world_size} device(s) = "
-            f"{self.per_device * self.world_size}",
-            f"optimizer step: x {self.grad_accum} accumulation = {self.completions_per_step} completions "
-            f"= {self.prompts_per_step} prompts x {self.num_generations} generations",
-            f"generation: {self.generation_batch_size} completions = {self.prompts_per_generation} prompts x "
-            f"{self.num_generations} every {self.steps_per_generation} micro-step(s) -> "
-            f"{self.updates_per_generation:g} optimizer step(s) per generation"
-            + (" (on-policy)" if self.updates_per_generation == 1 else ""),
-        ]
-        if self.dataset_rows is not None:
-            per_epoch = self.dataset_rows // max(self.prompts_per_generation, 1)
-            out.append(f"dataset: {self.dataset_rows} rows -> {per_epoch} generation batch(es) per epoch")
-        return out
-
-
-def batch_plan(
-    training_args: Any, world_size: int, user_keys: set[str], dataset_rows: int | None
-) -> BatchPlan:
-    """Redo TRL's arithmetic for `world_size` processes, from the values the user set (not the ones TRL derived
-    for the doctor's own single process)."""
-    a = training_args
-    per_device, accum, n_gen = a.per_device_train_batch_size, a.gradient_accumulation_steps, a.num_generations
-    errors: list[str] = []
-    global_micro = per_device * world_size
-    if "generation_batch_size" in user_keys and a.generation_batch_size is not None:
-        gen_batch = a.generation_batch_size
-        if gen_batch % global_micro:
-            errors.append(
-                f"generation_batch_size ({gen_batch}) must be divisible by per_device_train_batch_size x world size "
-                f"({per_device} x {world_size} = {global_micro})."
-            )
-        steps = max(gen_batch // global_micro, 1)
-    else:
-        steps = a.steps_per_generation if "steps_per_generation" in user_keys else accum
-        steps = steps or accum
-        gen_batch = global_micro * steps
-    plan = BatchPlan(
-        world_size, per_device, accum, n_gen, steps, gen_batch, a.num_iterations, dataset_rows, errors
-    )
-    if n_gen < 2:
-        errors.append(f"num_generations is {n_gen}: GRPO needs at least 2 completions per prompt.")
-    if gen_batch % n_gen:
-        errors.append(
-            f"the generation batch ({per_device} per device x {world_size} process(es) x {steps} "
-            f"steps_per_generation = {gen_batch} completions) is not a multiple of num_generations ({n_gen}): "
-            "groups would be split. Change per_device_train_batch_size, gradient_accumulation_steps/"
-            "steps_per_generation or the number of processes."
-        )
-    elif dataset_rows is not None and dataset_rows < plan.prompts_per_generation:
-        errors.append(
-            f"the dataset has {dataset_rows} row(s) but one generation batch takes {plan.prompts_per_generation} "
-            f"prompts ({gen_batch} completions / {n_gen} generations); TRL's sampler drops incomplete batches, so "
-            f"training would see no data. Set dataset_repeat_to: {plan.prompts_per_generation} (or a multiple)."
-        )
-    elif dataset_rows is not None and dataset_rows % plan.prompts_per_generation:
-        plan.warnings.append(
-            f"{dataset_rows % plan.prompts_per_generation} of {dataset_rows} rows are left out of each epoch "
-            f"(batches of {plan.prompts_per_generation} prompts; verl's drop_last does the same)."
-        )
-    if steps % accum and (steps > accum or accum % steps):
-        plan.warnings.append(
-            f"steps_per_generation ({steps}) is not a multiple of gradient_accumulation_steps ({accum}): an "
-            "optimizer step mixes completions of two generations."
-        )
-    return plan
 
 
 def plain(value: Any) -> Any:
@@ -219,85 +65,6 @@ def declared_defaults(configs: tuple[Any, ...]) -> dict[str, Any]:
             elif f.default_factory is not dataclasses.MISSING:
                 out[f.name] = plain(f.default_factory())
     return out
-
-
-def count_rows(script_args: Any) -> tuple[int | None, str | None]:
-    """Rows of the training set (None when it cannot be known offline) and a load error, if any."""
-    from oneshot_trl.data import load_examples
-
-    if script_args.dataset_name and not Path(script_args.dataset_name).exists():
-        return script_args.dataset_repeat_to, None  # a Hub dataset: not loaded offline
-    try:
-        examples = load_examples(script_args)
-    except (ValueError, FileNotFoundError) as err:
-        return None, str(err)
-    if not examples:
-        return 0, "the example source selects no rows"
-    return script_args.dataset_repeat_to or len(examples), None
-
-
-def find_problems(
-    script_args: Any,
-    training_args: Any,
-    model_args: Any,
-    plan: BatchPlan,
-    info: ModelInfo | None,
-    zero_stage: int | None,
-) -> tuple[list[str], list[str]]:
-    """(errors, warnings) for a recipe under a launch: what cannot work, and what probably is not meant."""
-    errors, warnings = list(plan.errors), list(plan.warnings)
-    a = training_args
-    if script_args.paper_setup and script_args.paper_setup not in PAPER_SETUPS:
-        errors.append(f"unknown paper_setup {script_args.paper_setup!r}; known: {known_setup_names()}.")
-    if a.use_vllm and a.vllm_mode == "colocate" and plan.world_size % a.vllm_tensor_parallel_size:
-        errors.append(
-            f"vllm_tensor_parallel_size ({a.vllm_tensor_parallel_size}) must divide the number of training "
-            f"processes ({plan.world_size}) in colocate mode."
-        )
-    if a.use_vllm and a.use_cpu and (a.vllm_mode != "colocate" or a.vllm_enable_sleep_mode):
-        errors.append(
-            "use_vllm on CPU (use_cpu: true) needs vllm_mode: colocate and vllm_enable_sleep_mode: false "
-            "(a vllm-serve server on CPU prepacks its weights; sleep mode needs a GPU)."
-        )
-    if info is not None and info.max_positions:
-        total = (script_args.max_prompt_length or 0) + a.max_completion_length
-        if total > info.max_positions:
-            warnings.append(
-                f"max_prompt_length + max_completion_length = {total} > the model's max_position_embeddings "
-                f"({info.max_positions})."
-            )
-    if (
-        not a.use_cpu
-        and model_args.dtype in ("bfloat16", "float16")
-        and not model_args.use_peft
-        and zero_stage is None
-        and a.learning_rate < 1e-5
-    ):
-        warnings.append(
-            f"dtype {model_args.dtype} without DeepSpeed trains the {model_args.dtype} weights directly (no fp32 master "
-            f"copy): Adam steps of ~learning_rate ({a.learning_rate:g}) are below bf16 resolution (~1e-4 for weights of "
-            "size 0.02) and mostly round to zero. Use a DeepSpeed config (fp32 master weights, as verl) or dtype: "
-            "float32 with bf16: true."
-        )
-    return errors, warnings
-
-
-def check_before_training(script_args: Any, training_args: Any, model_args: Any, num_examples: int) -> None:
-    """The doctor's checks with the real world size, run by `train` before the model is loaded."""
-    rows = script_args.dataset_repeat_to or num_examples
-    # TRL has derived steps_per_generation for the real world size already: take it as set.
-    plan = batch_plan(training_args, training_args.world_size, {"steps_per_generation"}, rows)
-    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
-    zero_stage = int(os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", 0)) if deepspeed else None
-    info = model_info(model_args.model_name_or_path)
-    errors, warnings = find_problems(script_args, training_args, model_args, plan, info, zero_stage)
-    for w in warnings:
-        logger.warning("%s", w)
-    if errors:
-        raise SetupError("The recipe cannot train as set up:\n- " + "\n- ".join(errors))
-
-
-# --- the command ------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,9 +27,9 @@ from trl import ModelConfig, get_peft_config
 
 from oneshot_trl import __version__
 from oneshot_trl.callbacks import BenchmarkEvalCallback
+from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
-from oneshot_trl.doctor import check_before_training
 from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.rewards import get_reward_funcs
 from oneshot_trl.run import RECIPE_FILE, RUN_INFO_FILE
