@@ -47,6 +47,9 @@ DEEP_BRACES = r"\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}"
 PATHOLOGICAL = [TOWER, LONG_EXPRESSION, DEEP_BRACES]
 # Soft per-answer budget for the case set: pathological cases only need to prove they stop.
 FAST_TIMEOUT_S, CASE_TIMEOUT_S = 1.0, 3.0
+# Slack on "it stopped" bounds: generous, so the suite passes on a busy machine (a worker boot alone can
+# take seconds there); what a bound tells apart (stopped vs. hung, killed vs. soft-timed-out) is far away.
+BUSY_SLACK_S = 10.0
 
 
 def _applies(case: dict, grader: str) -> bool:
@@ -358,7 +361,7 @@ def test_gold_is_parsed_once():
 def test_pathological_response_returns_in_bounded_time(grader, response):
     start = time.monotonic()
     g = grade(response, "2", grader=grader, timeout_s=FAST_TIMEOUT_S)  # none of them equals 2
-    assert time.monotonic() - start < FAST_TIMEOUT_S + 1.5
+    assert time.monotonic() - start < FAST_TIMEOUT_S + BUSY_SLACK_S
     assert g.correct is False
     assert g.error in (None, "timeout", "unparseable-response") or g.error.startswith("error: ")
 
@@ -385,7 +388,7 @@ def test_grade_batch_time_limit_and_order():
     start = time.monotonic()
     grades = grade_batch(responses, golds, timeout_s=FAST_TIMEOUT_S, num_workers=2, progress=True)
     # 3 pathological answers over 2 workers: at most 2 rounds of the hard limit, plus scheduling slack.
-    assert time.monotonic() - start < 2 * (FAST_TIMEOUT_S + grading._HARD_LIMIT_GRACE_S) + 3
+    assert time.monotonic() - start < 2 * (FAST_TIMEOUT_S + grading._HARD_LIMIT_GRACE_S) + BUSY_SLACK_S
     assert [g.correct for g in grades] == [False, True, False, True, False]
     assert grades[0].error == "timeout" and grades[0].boxed
 
@@ -395,11 +398,10 @@ def test_hard_limit_kills_and_replaces_a_stuck_worker(monkeypatch):
     old_pid = grading._POOL.workers[0].process.pid
     # Hard limit (6 - 4 = 2 s) before the soft one (6 s): the signal cannot save the worker, the kill must.
     monkeypatch.setattr(grading, "_HARD_LIMIT_GRACE_S", -4.0)
-    start = time.monotonic()
     grades = grade_batch([TOWER, r"\boxed{5}"], ["1", "5"], timeout_s=6.0, num_workers=1)
-    assert time.monotonic() - start < 5.0
     assert grades[0] == Grade(False, None, True, "timeout")
     assert grades[1].correct
+    # A new worker: the kill did it (the soft limit leaves the worker alive), whatever the machine's load.
     assert grading._POOL.workers[0].process.pid != old_pid
 
 
@@ -493,11 +495,9 @@ def test_hard_limit_mid_chunk_times_out_that_answer_and_requeues_the_rest(monkey
     chunks = _record_chunks(monkeypatch)
     # Hard limit (6 - 4 = 2 s) before the soft one (6 s): the signal cannot save the worker, the kill must.
     monkeypatch.setattr(grading, "_HARD_LIMIT_GRACE_S", -4.0)
-    start = time.monotonic()
     grades = grade_batch(CHUNKED, CHUNKED_GOLDS, timeout_s=6.0, num_workers=1)
-    assert time.monotonic() - start < 6.0
     _assert_only_stuck_failed(grades, "timeout")
-    assert grading._POOL.workers[0].process.pid != old_pid
+    assert grading._POOL.workers[0].process.pid != old_pid  # killed (see above), not soft-timed-out
     # The answers behind the stuck one in its chunk were sent again (to the new worker), it was not.
     first = next(c for c in chunks if STUCK in c)
     behind = first[first.index(STUCK) + 1 :]
@@ -529,16 +529,30 @@ def test_worker_crashes_mid_chunk_fail_only_that_answer(monkeypatch):
     assert not set(killed) & {w.process.pid for w in grading._POOL.workers}
 
 
+class _InterruptingConnection(_CountingConnection):
+    """A worker's result pipe that raises KeyboardInterrupt (as Ctrl-C would) in the parent right after the
+    result of answer `after`: the worker is then on the next answer, with the rest of its chunk queued."""
+
+    def __init__(self, conn, after: int) -> None:
+        super().__init__(conn)
+        self.received, self.after = 0, after
+
+    def recv(self):
+        message = self.conn.recv()
+        self.received += 1
+        if self.received == self.after + 1:
+            raise KeyboardInterrupt
+        return message
+
+
 def test_interrupted_batch_leaves_no_stale_results():
     grade_batch([r"\boxed{1}"], ["1"], num_workers=1)
     old_pid = grading._POOL.workers[0].process.pid
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):  # Ctrl-C while the worker is on the tower
-            grade_batch(CHUNKED, ["-1"] * 40, timeout_s=30.0, num_workers=1)
-    finally:
-        timer.cancel()
+    # Interrupted from inside the batch, not by a timer: deterministic on a busy machine.
+    worker = grading._POOL.workers[0]
+    worker.outbox = _InterruptingConnection(worker.outbox, after=STUCK - 1)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C while the worker is on the tower
+        grade_batch(CHUNKED, ["-1"] * 40, timeout_s=30.0, num_workers=1)
     # The worker that held the rest of the interrupted chunk is gone: its results cannot leak into the
     # next batch, which is graded right.
     assert grading._POOL.workers[0].process.pid != old_pid
@@ -563,7 +577,8 @@ def test_grade_off_the_main_thread_uses_the_pool():
     thread.join(60)
     assert out["ok"].correct and out["anywhere"]
     assert (
-        out["tower"].error == "timeout" and out["elapsed"] < FAST_TIMEOUT_S + grading._HARD_LIMIT_GRACE_S + 2
+        out["tower"].error == "timeout"
+        and out["elapsed"] < FAST_TIMEOUT_S + grading._HARD_LIMIT_GRACE_S + BUSY_SLACK_S
     )
 
 
@@ -614,7 +629,7 @@ def test_answer_anywhere():
     assert not grade(ANYWHERE[0][0], "42").correct  # the format/reasoning split this measures
     start = time.monotonic()
     assert answer_anywhere(TOWER + "\n" + LONG_EXPRESSION, "2", timeout_s=FAST_TIMEOUT_S) is False
-    assert time.monotonic() - start < FAST_TIMEOUT_S + 1.5
+    assert time.monotonic() - start < FAST_TIMEOUT_S + BUSY_SLACK_S
 
 
 def test_answer_anywhere_batch_equals_serial():
