@@ -7,13 +7,22 @@ where the rewards are known.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from oneshot_trl.config import OneShotArguments
+from oneshot_trl.eval.generate import TransformersGenerator, VLLMGenerator
+from oneshot_trl.eval.sharding import Shard
 from oneshot_trl.run import Run
+
+if TYPE_CHECKING:
+    from trl import GRPOTrainer
+
+    from oneshot_trl.eval.benchmarks import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -23,60 +32,142 @@ def eval_dir(output_dir: str | Path, step: int) -> Path:
     return Run(output_dir).eval_dir(step)
 
 
-class BenchmarkEvalCallback(TrainerCallback):
-    """Evaluate each saved checkpoint (and the base model as step 0) with `oneshot_trl.eval.runner.evaluate`.
+class TrainerEngineGenerator(VLLMGenerator):
+    """The eval generator on TRL's colocated vLLM engine (`trainer.vllm_generation.llm`), never a second one."""
 
-    Runs on the main process from the checkpoint on disk, so it works the same under DeepSpeed ZeRO-3 (whose
-    checkpoints hold the gathered 16-bit model). Must come before `HubPushCallback` so that a checkpoint's
-    branch carries its eval results. Accuracies are appended to the log history as `eval/<benchmark>`.
+    name = "trainer-vllm"
+
+
+class TrainerPolicyGenerator(TransformersGenerator):
+    """The eval generator on the policy being trained (transformers `generate`)."""
+
+    name = "trainer-policy"
+
+
+@contextmanager
+def training_generator(trainer: GRPOTrainer) -> Iterator[tuple[VLLMGenerator | TransformersGenerator, Shard]]:
+    """The training's own generator holding the current weights, and this process's shard of an eval.
+
+    - `use_vllm` + colocate: TRL's engine, the policy synced into it first (as TRL does before a generation; the
+      sync then counts for the next rollout too), woken up for the eval and put back to sleep in sleep mode.
+      The processes of one tensor-parallel engine share a shard.
+    - otherwise: the policy with transformers, unwrapped as TRL's GRPOTrainer generates (DDP module, ZeRO-3 params
+      gathered once for the whole eval, gradient checkpointing off meanwhile). In `vllm_mode: server` the server
+      serves the trainer's rollouts only, so the evals use this path too.
+    Every process must enter this together (the sync and the ZeRO-3 gather are collectives).
+    """
+    from trl.distributed import DistributedBackend
+    from trl.models import unwrap_model_for_generation
+
+    args = trainer.args
+    vllm_generation = getattr(trainer, "vllm_generation", None) if trainer.use_vllm else None
+    if vllm_generation is not None and vllm_generation.mode == "colocate":
+        sleeping = getattr(vllm_generation, "_llm_weights_sleeping", False)
+        if sleeping or trainer.state.global_step != trainer._last_loaded_step:
+            vllm_generation.sync_weights()  # wakes the weights up first in sleep mode
+            trainer._last_loaded_step = trainer.state.global_step
+        if vllm_generation.enable_sleep_mode:
+            vllm_generation.llm.wake_up(tags=["kv_cache"])
+        try:
+            shard = Shard.from_accelerator(trainer.accelerator, vllm_generation.tensor_parallel_size)
+            yield TrainerEngineGenerator(vllm_generation.llm), shard
+        finally:
+            if vllm_generation.enable_sleep_mode:  # as after TRL's own generation; weights resynced next time
+                vllm_generation.llm.sleep(level=2)
+                vllm_generation._llm_weights_sleeping = True
+        return
+    if DistributedBackend(trainer.accelerator).is_zero3 and not args.ds3_gather_for_generation:
+        raise ValueError(
+            "In-training evals under ZeRO-3 generate with the gathered policy; ds3_gather_for_generation: false "
+            "(shards kept apart, ranks in lockstep) is not supported. Set it to true or use_vllm: true."
+        )
+    with unwrap_model_for_generation(
+        trainer.model_wrapped,
+        trainer.accelerator,
+        gather_deepspeed3_params=True,
+        gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs,
+    ) as model:
+        generator = TrainerPolicyGenerator(model, trainer.processing_class, progress=False)
+        yield generator, Shard.from_accelerator(trainer.accelerator)
+
+
+class BenchmarkEvalCallback(TrainerCallback):
+    """Evaluate each saved checkpoint (and the base model as step 0) with the training's own generator.
+
+    Same code, files and metrics as `oneshot-trl eval` (`oneshot_trl.eval.runner.evaluate`, into
+    `output_dir/eval/step-NNNNNN/`), with only the generation step swapped for `training_generator`: TRL's colocated
+    vLLM engine, or the policy with transformers. Every rank evaluates its share of the problems and the rows are
+    gathered, so no rank idles at a collective while another evaluates, and no second engine (and no reload from
+    disk) competes with the trainer for memory. Why a callback bound to the trainer rather than a separate eval
+    process: the engine and the policy already hold the checkpoint's weights in memory and every rank is idle at a
+    save anyway; a separate process would need its own copy of the model (memory the trainer uses) or would queue
+    behind training for a GPU. Must come before `HubPushCallback` so that a checkpoint's branch carries its eval
+    results. Accuracies are appended to the log history as `eval/<benchmark>`. Call `bind(trainer)` before
+    training.
     """
 
-    def __init__(
-        self, script_args: OneShotArguments, base_model_path: str, trust_remote_code: bool = False
-    ) -> None:
+    def __init__(self, script_args: OneShotArguments, base_model_path: str) -> None:
         self.args = script_args
         self.base_model_path = base_model_path
-        self.trust_remote_code = trust_remote_code
+        self.trainer: GRPOTrainer | None = None
+        self._problems: dict[str, list[Problem]] | None = None
 
-    def _evaluate(self, model_path: str, args: TrainingArguments, state: TrainerState) -> None:
-        from oneshot_trl.eval.benchmarks import load_dataset_problems
-        from oneshot_trl.eval.runner import evaluate, load_problem_sets
+    def bind(self, trainer: GRPOTrainer) -> None:
+        """The trainer whose generator (and weights) the evals use."""
+        self.trainer = trainer
 
+    def problems(self) -> dict[str, list[Problem]]:
+        """The problem sets evaluated at every checkpoint (loaded once)."""
+        if self._problems is None:
+            from oneshot_trl.eval.benchmarks import load_dataset_problems
+            from oneshot_trl.eval.runner import load_problem_sets
+
+            problems = load_problem_sets(self.args.eval_benchmarks) if self.args.eval_benchmarks else {}
+            if self.args.eval_dataset:
+                dataset = load_dataset_problems(self.args.eval_dataset)
+                problems[dataset[0].benchmark] = dataset
+            self._problems = problems
+        return self._problems
+
+    def evaluate(self, model_label: str, output_dir: Path) -> dict[str, Any]:
+        """Evaluate the trainer's current weights into `output_dir`; every process calls this together."""
+        from oneshot_trl.eval.runner import evaluate
+
+        if self.trainer is None:
+            raise RuntimeError("BenchmarkEvalCallback.bind(trainer) was not called.")
+        with training_generator(self.trainer) as (generator, shard):
+            return evaluate(
+                model_label,
+                problems=self.problems(),
+                template=self.args.eval_template,
+                protocol=self.args.eval_protocol,
+                backend=generator,
+                output_dir=output_dir,
+                limit=self.args.eval_limit,
+                max_new_tokens=self.args.eval_max_new_tokens,
+                progress=False,
+                shard=shard,
+            )
+
+    def _evaluate_step(self, model_label: str, args: TrainingArguments, state: TrainerState) -> None:
         step = state.global_step
-        problems = load_problem_sets(self.args.eval_benchmarks) if self.args.eval_benchmarks else {}
-        if self.args.eval_dataset:
-            dataset = load_dataset_problems(self.args.eval_dataset)
-            problems[dataset[0].benchmark] = dataset
-        results = evaluate(
-            model_path,
-            problems=problems,
-            template=self.args.eval_template,
-            protocol=self.args.eval_protocol,
-            backend=self.args.eval_backend,
-            output_dir=eval_dir(args.output_dir, step),
-            limit=self.args.eval_limit,
-            max_new_tokens=self.args.eval_max_new_tokens,
-            trust_remote_code=self.trust_remote_code,
-            progress=False,
-        )
+        results = self.evaluate(model_label, eval_dir(args.output_dir, step))
         scores: dict[str, Any] = {f"eval/{name}": r["accuracy"] for name, r in results["benchmarks"].items()}
         if results.get("average") is not None:
             scores["eval/average"] = results["average"]
         state.log_history.append({"step": step, **scores})
-        logger.info("Step %d benchmark accuracy: %s", step, {k: round(v, 4) for k, v in scores.items()})
+        if state.is_world_process_zero:
+            logger.info("Step %d benchmark accuracy: %s", step, {k: round(v, 4) for k, v in scores.items()})
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ):
+        if not self.args.eval_before_training or state.global_step != 0:
+            return
         done = eval_dir(args.output_dir, 0) / "results.json"
-        if (
-            self.args.eval_before_training
-            and state.global_step == 0
-            and state.is_world_process_zero
-            and not done.exists()
-        ):
-            self._evaluate(self.base_model_path, args, state)
+        # the main process sees the files: it decides for every process (they must all evaluate, or none)
+        if not Shard.from_accelerator(self.trainer.accelerator).from_main(done.exists):
+            self._evaluate_step(self.base_model_path, args, state)
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
-        if state.is_world_process_zero:
-            self._evaluate(str(Run(args.output_dir).checkpoint_dir(state.global_step)), args, state)
+        self._evaluate_step(str(Run(args.output_dir).checkpoint_dir(state.global_step)), args, state)

@@ -24,6 +24,7 @@ import yaml
 from trl import GRPOConfig, ModelConfig, TrlParser
 
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
+from oneshot_trl.validate import InputError, check_field, check_flags, coerce_value
 
 BUNDLED_SETS = ("pi1", "pi2", "pi13", "pi1209", "pi1_pi13", "pi1_pi2_pi13_pi1209", "dsr_sub")
 REWARD_MODES = ("accuracy", "format", "none")
@@ -152,7 +153,9 @@ class OneShotArguments:
         default=None,
         metadata={
             "help": "Benchmarks to evaluate at every saved checkpoint (e.g. [math500]), with `oneshot-trl eval`'s "
-            "code; results go to output_dir/eval/step-NNNNNN/ and onto the checkpoint's Hub branch. Empty: none."
+            "code and the training's own generator (its vLLM engine with use_vllm, else the policy), the problems "
+            "shared by all processes; results go to output_dir/eval/step-NNNNNN/ and onto the checkpoint's Hub "
+            "branch. Empty: none."
         },
     )
     eval_dataset: str | None = field(
@@ -169,12 +172,6 @@ class OneShotArguments:
         default=None,
         metadata={
             "help": "Override the protocol's prompt template (e.g. `chat-boxed`: the training prompt)."
-        },
-    )
-    eval_backend: str = field(
-        default="transformers",
-        metadata={
-            "help": "`transformers` or `vllm` (a second vLLM engine: leave it GPU memory) for in-training evals."
         },
     )
     eval_limit: int | None = field(
@@ -414,10 +411,15 @@ def load_recipe(path: str | os.PathLike, algorithm: str | None = None) -> dict[s
             close = difflib.get_close_matches(str(key), known, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise RecipeError(f"{path}: unknown key {key!r}.{hint} Keys must be fields of {_names(classes)}.")
+        value = recipe[key] = coerce_value(value, known[key])  # `1e-3` is a str in YAML
         if value is not None and not _type_matches(value, known[key]):
             raise RecipeError(
                 f"{path}: key {key!r} has value {value!r} of type {type(value).__name__}, expected {known[key]}."
             )
+        try:
+            check_field(key, value, known[key], f"{path}: key {key!r}")
+        except InputError as err:
+            raise RecipeError(str(err)) from None
     return recipe
 
 
@@ -455,6 +457,8 @@ def parse_recipe(
     if recipe_path is not None:
         # validate before TrlParser, which would accept wrong types silently
         algorithm = algorithm or load_recipe(recipe_path, algorithm).get("algorithm")
-    parser = TrlParser(recipe_dataclasses(algorithm or "grpo"))
+    classes = recipe_dataclasses(algorithm or "grpo")
+    check_flags(argv, _recipe_fields(classes))  # one line per bad flag, not argparse's usage
+    parser = TrlParser(classes)
     script_args, training_args, model_args = parser.parse_args_and_config(argv)
     return script_args, training_args, model_args, recipe_path

@@ -31,6 +31,7 @@ from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
 from oneshot_trl.ppo import OneShotPPOTrainer
+from oneshot_trl.precision import PrecisionCallback
 from oneshot_trl.rewards import get_reward_funcs
 from oneshot_trl.run import RECIPE_FILE, RUN_INFO_FILE
 from oneshot_trl.trainer import OneShotGRPOTrainer
@@ -145,9 +146,11 @@ def build_trainer(
         "grader": script_args.grader,
         "oneshot_trl_version": __version__,
     }
-    callbacks = []
+    callbacks: list[TrainerCallback] = []
+    eval_callback = None
     if script_args.eval_benchmarks or script_args.eval_dataset:
-        callbacks.append(BenchmarkEvalCallback(script_args, base.path, training_args.trust_remote_code))
+        eval_callback = BenchmarkEvalCallback(script_args, base.path)
+        callbacks.append(eval_callback)
     hub_callback = None
     if training_args.push_to_hub:
         # Created before the trainer: it takes pushing over from transformers' Trainer. It comes after the eval
@@ -174,9 +177,11 @@ def build_trainer(
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=[*callbacks, *extra_callbacks],
+        callbacks=[PrecisionCallback(), *callbacks, *extra_callbacks],  # precision: logs + run info
         completions_per_step=script_args.completions_per_step,
     )
+    if eval_callback is not None:
+        eval_callback.bind(trainer)  # evals generate with this trainer's engine or policy
     logger.info(
         "Training %s on %d example(s) for %s steps.",
         model_args.model_name_or_path,

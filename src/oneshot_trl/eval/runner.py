@@ -18,13 +18,15 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from oneshot_trl.eval.benchmarks import SIX_BENCHMARKS, Problem, load_benchmark, parse_benchmark_names
 from oneshot_trl.eval.metrics import benchmark_average, summarize
-from oneshot_trl.eval.protocols import Protocol, get_protocol
+from oneshot_trl.eval.protocols import Protocol, SamplingSpec, get_protocol
+from oneshot_trl.eval.sharding import Shard
 from oneshot_trl.eval.templates import needs_tokenizer, render_prompt
 
 logger = logging.getLogger(__name__)
@@ -180,7 +182,7 @@ def _make_generator(
 
 def _warn_unparseable_golds(problem_sets: Mapping[str, Sequence[Problem]], grader: str) -> None:
     """Report at load time (before any generation) the gold answers the grader cannot parse."""
-    from oneshot_trl.eval.grading import GoldParseError, check_gold
+    from oneshot_trl.grading import GoldParseError, check_gold
 
     for name, plist in problem_sets.items():
         bad = []
@@ -207,7 +209,7 @@ def _grade_rows(
     protocol: Protocol,
 ) -> list[dict]:
     """Grade every response of each problem (in parallel workers) into samples.jsonl rows."""
-    from oneshot_trl.eval.grading import GoldParseError, answer_anywhere_batch, check_gold, grade_batch
+    from oneshot_trl.grading import GoldParseError, answer_anywhere_batch, check_gold, grade_batch
 
     flat_responses = [r for rs in responses for r in rs]
     flat_golds = [p.gold for p, rs in zip(problems, responses, strict=True) for _ in rs]
@@ -251,7 +253,7 @@ def _grade_rows(
 
 def _audit(rows: Sequence[dict], protocol: Protocol, output_dir: Path | None) -> dict:
     """Grade every sample with both graders; write the disagreements to audit.jsonl; per-benchmark summary."""
-    from oneshot_trl.eval.grading import GRADERS, grade_batch
+    from oneshot_trl.grading import GRADERS, grade_batch
 
     responses = [r for row in rows for r in row["responses"]]
     golds = [row["gold"] for row in rows for _ in row["responses"]]
@@ -324,6 +326,7 @@ def evaluate(
     trust_remote_code: bool = False,
     generator_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
+    shard: Shard | None = None,
 ) -> dict:
     """Evaluate `model` (local path, Hub id, or loaded `PreTrainedModel` + `tokenizer`) and return results.json.
 
@@ -331,6 +334,8 @@ def evaluate(
     problems of each. `template`, `max_new_tokens`, `grader`, `seed` override the protocol (and change its
     hash). `backend` is "vllm", "transformers", or any object with the `generate` interface of
     `oneshot_trl.eval.generate`. With `output_dir`, samples are appended as problems finish and a re-run resumes.
+    With `shard` (every process of a distributed job calls this in lockstep), each process generates and grades its
+    part of each chunk, and the main process writes the files (`oneshot_trl.eval.sharding`).
     """
     from tqdm.auto import tqdm
 
@@ -344,7 +349,7 @@ def evaluate(
     )
     _warn_unparseable_golds(problem_sets, proto.grader)
     model_name, model_path, revision, commit_sha = _model_identity(model, revision, isinstance(backend, str))
-    backend_name = backend if isinstance(backend, str) else type(backend).__name__
+    backend_name = backend if isinstance(backend, str) else getattr(backend, "name", type(backend).__name__)
     run_info = {
         "model": model_name,
         "revision": revision,
@@ -353,8 +358,10 @@ def evaluate(
         "protocol_name": proto.name,
     }
     out = Path(output_dir) if output_dir is not None else None
-    done = _prepare_output_dir(out, run_info, overwrite) if out is not None else {}
-    samples_file = (out / SAMPLES_FILE).open("a", encoding="utf-8") if out is not None else None
+    shard = shard or Shard()
+    done = shard.from_main(lambda: _prepare_output_dir(out, run_info, overwrite) if out is not None else {})
+    write = out is not None and shard.is_main
+    samples_file = (out / SAMPLES_FILE).open("a", encoding="utf-8") if write else None
 
     generator = None
     prompt_tokenizer = tokenizer
@@ -365,7 +372,7 @@ def evaluate(
                 continue
             spec = proto.sampling_for(name)
             if generator is None:
-                from oneshot_trl.eval.grading import start_workers
+                from oneshot_trl.grading import start_workers
 
                 start_workers()  # the grading workers boot while the engine loads and generates the first chunk
                 # a quiet eval is quiet all the way down, unless the caller asks the generator otherwise
@@ -385,27 +392,16 @@ def evaluate(
                     prompt_tokenizer = AutoTokenizer.from_pretrained(
                         model_path, trust_remote_code=trust_remote_code
                     )
-            # Chunks bound the work lost to a kill; big enough to keep the backend's batches full.
-            per_chunk = max(1, getattr(generator, "chunk_sequences", 256) // spec.n)
+            # Chunks bound the work lost to a kill; big enough to keep the backend's batches full (on each shard).
+            per_chunk = max(1, getattr(generator, "chunk_sequences", 256) // spec.n) * shard.count
             bar = tqdm(total=len(plist), initial=len(plist) - len(todo), desc=name, unit="problem",
-                       disable=not progress)  # fmt: skip
+                       disable=not (progress and shard.is_main))  # fmt: skip
             for start in range(0, len(todo), per_chunk):
                 chunk = todo[start : start + per_chunk]
-                prompts = [render_prompt(p.problem, proto.template, prompt_tokenizer) for p in chunk]
-                responses = generator.generate(
-                    prompts,
-                    n=spec.n,
-                    temperature=spec.temperature,
-                    top_p=spec.top_p,
-                    max_new_tokens=spec.max_new_tokens,
-                    stop=list(proto.stop),
-                    seed=proto.seed,
+                generate = partial(
+                    _generate_rows, generator, proto=proto, spec=spec, tokenizer=prompt_tokenizer, shard=shard
                 )
-                rows = _grade_rows(chunk, prompts, responses, proto)
-                num_tokens = getattr(generator, "last_num_tokens", None)
-                if num_tokens and len(num_tokens) == len(rows):
-                    for row, counts in zip(rows, num_tokens, strict=True):
-                        row["num_tokens"] = list(counts)
+                rows = shard.map(chunk, generate)
                 for row in rows:
                     done[(row["benchmark"], row["problem_id"])] = row
                     if samples_file is not None:
@@ -424,14 +420,45 @@ def evaluate(
     results = _results(problem_sets, done, proto, model_name, revision, commit_sha, backend_name, limit)
     if audit:
         rows = [done[(name, p.id)] for name, plist in problem_sets.items() for p in plist]
-        report = _audit(rows, proto, out)
+        report = _audit(rows, proto, out if write else None)
         results["audit"] = {
             "benchmarks": report["benchmarks"],
             "n_disagreements": len(report["disagreements"]),
         }
-    if out is not None:
+    if write:
         (out / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return results
+
+
+def _generate_rows(
+    generator: Any,
+    problems: Sequence[Problem],
+    proto: Protocol,
+    spec: SamplingSpec,
+    tokenizer,
+    shard: Shard,
+) -> list[dict]:
+    """Generate and grade one chunk of problems into samples.jsonl rows (with token counts when known)."""
+    if not problems:  # an empty shard of a small chunk
+        return []
+    prompts = [render_prompt(p.problem, proto.template, tokenizer) for p in problems]
+    responses = generator.generate(
+        prompts,
+        n=spec.n,
+        temperature=spec.temperature,
+        top_p=spec.top_p,
+        max_new_tokens=spec.max_new_tokens,
+        stop=list(proto.stop),
+        seed=proto.seed,
+    )
+    if not shard.contributes:  # another process of this engine group grades the same generations
+        return []
+    rows = _grade_rows(problems, prompts, responses, proto)
+    num_tokens = getattr(generator, "last_num_tokens", None)
+    if num_tokens and len(num_tokens) == len(rows):
+        for row, counts in zip(rows, num_tokens, strict=True):
+            row["num_tokens"] = list(counts)
+    return rows
 
 
 def _results(
