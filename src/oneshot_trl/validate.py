@@ -1,0 +1,337 @@
+"""One validation layer for every command's inputs (recipe values, command-line flags, input files), run before
+any model loads (in `--dry-run` and `doctor` too).
+
+A bad input is an `InputError`: one line naming the flag, key, file or row, which every CLI prints with `fail`
+(exit code 2, no traceback). Numbers are checked for their field's type and range (no NaN/inf, no negative or zero
+count); numeric strings, which YAML produces for `1e-3`, are accepted for float fields.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import typing
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+# Tokenizer files: a model folder without any of them cannot tokenize (transformers fails much later).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
+
+
+class InputError(ValueError):
+    """A user input that cannot be used; the message is one line naming the input."""
+
+
+def fail(prog: str, err: BaseException | str) -> int:
+    """Print `prog: error: <err>` (one line, secrets scrubbed) to stderr; the exit code of a usage error."""
+    from oneshot_trl.hub.tokens import scrub
+
+    message = " ".join(str(err).split()) if isinstance(err, InputError) else str(err)
+    print(f"{prog}: error: {scrub(message)}", file=sys.stderr)
+    return 2
+
+
+# --- numbers -------------------------------------------------------------------------------------------------
+
+
+def _range(minimum: float | None = None, *, above: float | None = None, maximum: float | None = None,
+           also: tuple = ()) -> Callable[[float], str | None]:  # fmt: skip
+    """A range check: returns what the value must be, or None when it is fine."""
+
+    def check(value: float) -> str | None:
+        if value in also:
+            return None
+        if minimum is not None and value < minimum:
+            return f">= {minimum:g}"
+        if above is not None and value <= above:
+            return f"> {above:g}"
+        if maximum is not None and value > maximum:
+            return f"<= {maximum:g}"
+        return None
+
+    return check
+
+
+COUNT, POSITIVE, NON_NEGATIVE, FRACTION = _range(1), _range(above=0), _range(0), _range(0, maximum=1)
+
+# Ranges of recipe fields (TRL's and ours) whose out-of-range values train something else than asked, silently.
+FIELD_RANGES: dict[str, Callable[[float], str | None]] = {
+    "max_steps": _range(1, also=(-1,)),  # transformers: any value <= 0 means "use num_train_epochs"
+    "num_train_epochs": POSITIVE,
+    "per_device_train_batch_size": COUNT,
+    "per_device_eval_batch_size": COUNT,
+    "gradient_accumulation_steps": COUNT,
+    "num_generations": COUNT,
+    "num_iterations": COUNT,
+    "steps_per_generation": COUNT,
+    "generation_batch_size": COUNT,
+    "max_completion_length": COUNT,
+    "max_prompt_length": COUNT,
+    "dataset_repeat_to": COUNT,
+    "eval_limit": COUNT,
+    "eval_max_new_tokens": COUNT,
+    "vllm_tensor_parallel_size": COUNT,
+    "save_steps": POSITIVE,
+    "logging_steps": POSITIVE,
+    "save_total_limit": COUNT,
+    "completions_per_step": NON_NEGATIVE,
+    "seed": NON_NEGATIVE,
+    "learning_rate": NON_NEGATIVE,
+    "weight_decay": NON_NEGATIVE,
+    "beta": NON_NEGATIVE,
+    "warmup_steps": NON_NEGATIVE,
+    "warmup_ratio": FRACTION,
+    "max_grad_norm": NON_NEGATIVE,
+    "temperature": POSITIVE,
+    "top_p": _range(above=0, maximum=1),
+    "reward_timeout_s": POSITIVE,
+    "vllm_gpu_memory_utilization": _range(above=0, maximum=1),
+    "critic_learning_rate": POSITIVE,
+    "critic_warmup": NON_NEGATIVE,
+}
+
+
+def check_number(name: str, value: Any, check: Callable[[float], str | None] | None = None) -> Any:
+    """`value` unchanged when it is a finite number in range; else InputError naming `name`."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if not math.isfinite(value):
+        raise InputError(f"{name} is {value}; it must be a finite number.")
+    problem = check(value) if check is not None else None
+    if problem is not None:
+        raise InputError(f"{name} is {value:g}; it must be {problem}.")
+    return value
+
+
+def _number_types(tp: Any) -> tuple[type, ...]:
+    """The number types (int, float) a field annotation admits, in the order a string should try them."""
+    args = typing.get_args(tp) if typing.get_origin(tp) is not None else (tp,)
+    return tuple(t for t in (int, float) if t in args)
+
+
+def coerce_value(value: Any, tp: Any) -> Any:
+    """A string that spells a number, for a number field (`learning_rate: 1e-3` reads as a str in YAML), as that
+    number; any other value unchanged."""
+    if not isinstance(value, str):
+        return value
+    for number_type in _number_types(tp):
+        try:
+            return number_type(value.strip())
+        except ValueError:
+            continue
+    return value
+
+
+def check_field(key: str, value: Any, tp: Any, where: str) -> Any:
+    """A recipe value (or flag override), coerced (see `coerce_value`) and range-checked; `where` names it."""
+    value = coerce_value(value, tp)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        check_number(where, value, FIELD_RANGES.get(key))
+    return value
+
+
+def parse_flag(key: str, text: str, tp: Any) -> Any:
+    """A `--key text` override read as its field's type: InputError instead of argparse's usage dump."""
+    if text.strip().lower() in ("none", "null") and type(None) in typing.get_args(tp):
+        return None
+    types = _number_types(tp)
+    if not types:
+        return text
+    value = coerce_value(text, tp)
+    if isinstance(value, str):
+        kind = " or ".join(t.__name__ for t in types)
+        raise InputError(f"flag --{key} is {text!r}; it must be a number ({kind}).")
+    return value
+
+
+def check_count(flag: str, value: int | None, minimum: int = 1) -> None:
+    """A CLI count (`--limit`, `--workers`, ...): None passes; below `minimum` is an InputError."""
+    if value is not None:
+        check_number(flag, value, _range(minimum))
+
+
+def check_seconds(flag: str, value: float | None) -> None:
+    """A CLI time limit: finite and positive (`nan` would fail every answer, `inf` never stop one)."""
+    if value is not None:
+        check_number(flag, value, POSITIVE)
+
+
+# --- files ---------------------------------------------------------------------------------------------------
+
+
+def check_writable(path: str | os.PathLike, flag: str) -> None:
+    """`path` (a file to write) can be created or overwritten: checked before the work, not after it."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InputError(f"{flag} {path} is a directory; give a file path.")
+    if not parent.is_dir():
+        raise InputError(f"{flag} {path}: folder {parent} does not exist.")
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        raise InputError(f"{flag} {path} is not writable (permission denied).")
+
+
+def jsonl_lines(path: str | os.PathLike, *, skip_invalid: bool = False) -> Iterator[tuple[int, Any]]:
+    """(line number, row) of a JSONL file, blank lines skipped. A line that is not UTF-8 or not JSON is an
+    InputError naming file:line, or, with `skip_invalid` (a torn tail of a killed run), skipped."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield number, json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                if not skip_invalid:
+                    raise InputError(
+                        f"{path}:{number} is not valid UTF-8 ({err.reason} at byte {err.start})."
+                    ) from None
+                log.warning("%s:%d is not valid UTF-8 (torn write?); skipped.", path, number)
+            except json.JSONDecodeError as err:
+                if not skip_invalid:
+                    raise InputError(f"{path}:{number} is not valid JSON ({err.msg}).") from None
+                log.warning("%s:%d is not valid JSON (torn write?); skipped.", path, number)
+
+
+def check_data_file(path: str | os.PathLike, flag: str) -> None:
+    """A local JSON/JSONL data file parses (every row of a JSONL), else InputError naming file:line."""
+    path = Path(path)
+    if path.suffix == ".jsonl" and path.is_file():
+        for _ in jsonl_lines(path):
+            pass
+    elif path.suffix == ".json" and path.is_file():
+        try:
+            json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            # datasets also reads JSON Lines from a .json file: accept those
+            try:
+                for _ in jsonl_lines(path):
+                    pass
+            except InputError:
+                raise InputError(f"{flag} {path} is not valid JSON or JSON Lines ({err}).") from None
+
+
+def check_model_dir(name_or_path: str, flag: str) -> None:
+    """A local model path is a folder with config.json and tokenizer files (a Hub id passes: resolved later)."""
+    path = Path(str(name_or_path)).expanduser()
+    if path.is_file():
+        raise InputError(
+            f"{flag} {name_or_path} is a file; give the model's folder (with config.json) or a Hub id."
+        )
+    if not path.is_dir():
+        return
+    if not (path / "config.json").is_file():
+        raise InputError(f"{flag} {name_or_path} has no config.json: not a model folder.")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise InputError(
+            f"{flag} {name_or_path} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
+            "tokenizer next to the model (tokenizer.save_pretrained)."
+        )
+
+
+def check_flags(argv: list[str], fields: dict[str, Any]) -> None:
+    """`--key value ...` overrides of recipe fields (`fields`: name -> annotation): known keys, values of the
+    field's type and range. InputError names the flag (argparse would print its whole usage first)."""
+    import difflib
+
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("--"):
+            continue
+        key, eq, inline = arg[2:].partition("=")
+        values = [inline] if eq else []
+        while not eq and i < len(argv) and not argv[i].startswith("--"):
+            values.append(argv[i])
+            i += 1
+        if key == "config":
+            continue
+        key = key.replace("-", "_")
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=3)
+            hint = f" Did you mean {', '.join('--' + c for c in close)}?" if close else ""
+            raise InputError(f"unknown flag --{key}.{hint}")
+        for text in values:
+            check_field(key, parse_flag(key, text, fields[key]), fields[key], f"flag --{key}")
+
+
+def check_safetensors(path: str | os.PathLike) -> None:
+    """A `.safetensors` file is whole: its header parses and the file holds every tensor it lists (a copy or
+    save cut short fails here, named, instead of deep inside the loader)."""
+    path = Path(path)
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            if size < 8 or header_len > size - 8:
+                raise ValueError("header cut short")
+            header = json.loads(f.read(header_len))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        raise InputError(
+            f"{path} is not a valid safetensors file ({err}); re-save or re-download it."
+        ) from None
+    if size < 8 + header_len + end:
+        raise InputError(
+            f"{path} is truncated ({size} bytes, its header needs {8 + header_len + end}); re-save or re-download it."
+        )
+
+
+def check_weights(folder: str | os.PathLike) -> None:
+    """Every safetensors file of a model folder or checkpoint is whole (see `check_safetensors`)."""
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        check_safetensors(path)
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest `checkpoint-N` of `output_dir` that was saved completely (a readable trainer_state.json, whole
+    weights); newer incomplete ones (a kill mid-save) are skipped with a warning that names what is wrong."""
+    import logging
+
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    log = logging.getLogger(__name__)
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return None
+    checkpoints = [
+        p for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir() and p.name[11:].isdigit()
+    ]
+    for checkpoint in sorted(checkpoints, key=lambda p: int(p.name[11:]), reverse=True):
+        state = checkpoint / "trainer_state.json"
+        try:
+            json.loads(state.read_text(encoding="utf-8"))
+            check_weights(checkpoint)
+        except FileNotFoundError:
+            log.warning("%s has no trainer_state.json (saving was interrupted); skipped.", checkpoint)
+            continue
+        except (ValueError, UnicodeDecodeError) as err:  # InputError is a ValueError
+            problem = err if isinstance(err, InputError) else f"{state} is not valid JSON"
+            log.warning("%s is incomplete (%s); skipped.", checkpoint, problem)
+            continue
+        return str(checkpoint)
+    return None
+
+
+def checkpoint_dirs(output_dir: str | os.PathLike) -> list[str]:
+    """Names of the `checkpoint-N` folders in `output_dir` (none when it does not exist)."""
+    folder = Path(output_dir)
+    return sorted(p.name for p in folder.glob("checkpoint-*") if p.is_dir()) if folder.is_dir() else []
+
+
+def check_training_dirs(training_args: Any, resume: bool) -> None:
+    """A fresh run (`resume` False) must not start in an output_dir holding another run's checkpoints: a later
+    resume would pick the old run's newest one. `overwrite_output_dir: true` allows it (train deletes them)."""
+    old = checkpoint_dirs(training_args.output_dir)
+    if old and not resume and not training_args.overwrite_output_dir:
+        raise InputError(
+            f"output_dir {training_args.output_dir} holds another run's checkpoints ({', '.join(old[:3])}"
+            f"{', ...' if len(old) > 3 else ''}): set resume_from_checkpoint: true to continue it, "
+            "overwrite_output_dir: true to start over (its checkpoints are deleted), or another output_dir."
+        )
