@@ -55,7 +55,7 @@ def main() -> None:
 
     from oneshot_trl.eval import runner
     from oneshot_trl.eval.generate import VLLMGenerator
-    from oneshot_trl.eval.grading import shutdown_workers
+    from oneshot_trl.grading import shutdown_workers
 
     limit, repeats = (32, 1) if args.quick else (None, args.repeats)
     # Grading time, to explain the share outside generation (the same function evaluate() calls).

@@ -96,7 +96,9 @@ def main() -> None:
 
     from math_verify import parse, verify
 
-    from oneshot_trl.eval import grading
+    from oneshot_trl import grading
+    from oneshot_trl.grading import graders
+    from oneshot_trl.grading import workers as grading_workers
 
     n = 400 if args.quick else NUM_ANSWERS
     repeats = 1 if args.quick else args.repeats
@@ -127,7 +129,7 @@ def main() -> None:
     verdicts = {}
     for i in range(repeats):
         for name, fn in (("baseline", raw), ("ours", ours), ("ours_serial", serial)):
-            grading._parse_gold.cache_clear()
+            graders._parse_gold.cache_clear()
             cpu = time.process_time() + children_cpu()
             start = time.perf_counter()
             out = fn()
@@ -165,7 +167,7 @@ def main() -> None:
         better="higher",
         notes=[
             f"{n} answers ({len(set(pairs))} distinct), {workers} workers, {repeats} repetitions alternating",
-            f"ours bounds every answer at {TIMEOUT_S} s (soft) + {grading._HARD_LIMIT_GRACE_S} s grace (kill)",
+            f"ours bounds every answer at {TIMEOUT_S} s (soft) + {grading_workers.HARD_LIMIT_GRACE_S} s grace (kill)",
         ],
         details={
             "agreement_ours_vs_baseline": sum(

@@ -1,4 +1,4 @@
-"""Tests of the grader (oneshot_trl.eval.grading / official / grade_cli).
+"""Tests of the grader (the oneshot_trl.grading package and grade_cli).
 
 The case set `tests/data/grading_cases.jsonl` holds realistic (response, gold, expected) triples. A case
 applies to the graders named by its "grader" field; "xfail_reason" (a string for every grader, or a
@@ -20,17 +20,24 @@ from pathlib import Path
 
 import pytest
 
-from oneshot_trl.eval import grade_cli, grading, grading_pool, official
-from oneshot_trl.eval.grading import (
+from oneshot_trl import grading
+from oneshot_trl.eval import grade_cli
+from oneshot_trl.grading import (
     GRADERS,
     GoldParseError,
     Grade,
     answer_anywhere,
     answer_anywhere_batch,
+    boxes,
     check_gold,
     grade,
     grade_batch,
+    graders,
     last_boxed,
+    mathverify,
+    official,
+    pool,
+    workers,
 )
 
 CASES_PATH = Path(__file__).parent / "data" / "grading_cases.jsonl"
@@ -179,7 +186,7 @@ def test_last_boxed(text, expected):
     ],
 )
 def test_normalise(text, normalised):
-    assert grading._normalise(text) == normalised
+    assert mathverify.normalise(text) == normalised
 
 
 def test_grade_fields():
@@ -303,7 +310,7 @@ def test_official_never_executes_model_text():
     ],
 )
 def test_gold_text_is_the_answer_it_states(gold, stated):
-    assert grading._gold_text(gold) == stated
+    assert boxes.gold_text(gold) == stated
 
 
 def test_list_golds_of_datasets_keep_every_answer():
@@ -340,15 +347,15 @@ def test_unparseable_gold_is_reported_never_correct(grader):
 
 def test_gold_is_parsed_once():
     gold = r"\frac{123}{457}"
-    before = grading._parse_gold.cache_info()
+    before = graders._parse_gold.cache_info()
     for response in [r"\boxed{\frac{123}{457}}", r"\boxed{1}", r"\boxed{\frac{246}{914}}"]:
         grade(response, gold)
-    after = grading._parse_gold.cache_info()
+    after = graders._parse_gold.cache_info()
     assert after.misses - before.misses == 1 and after.hits - before.hits == 2
     # an eval grades with its benchmark's name, then looks for the answer anywhere: still the same entry
     grade(r"\boxed{1}", gold, benchmark="math500")
     answer_anywhere(r"so 123/457", gold)
-    assert grading._parse_gold.cache_info().misses == after.misses
+    assert graders._parse_gold.cache_info().misses == after.misses
 
 
 # --------------------------------------------------------------------------------------------------
@@ -388,33 +395,33 @@ def test_grade_batch_time_limit_and_order():
     start = time.monotonic()
     grades = grade_batch(responses, golds, timeout_s=FAST_TIMEOUT_S, num_workers=2, progress=True)
     # 3 pathological answers over 2 workers: at most 2 rounds of the hard limit, plus scheduling slack.
-    assert time.monotonic() - start < 2 * (FAST_TIMEOUT_S + grading._HARD_LIMIT_GRACE_S) + BUSY_SLACK_S
+    assert time.monotonic() - start < 2 * (FAST_TIMEOUT_S + workers.HARD_LIMIT_GRACE_S) + BUSY_SLACK_S
     assert [g.correct for g in grades] == [False, True, False, True, False]
     assert grades[0].error == "timeout" and grades[0].boxed
 
 
 def test_hard_limit_kills_and_replaces_a_stuck_worker(monkeypatch):
     grade_batch([r"\boxed{1}"], ["1"], num_workers=1)  # warm worker
-    old_pid = grading._POOL.workers[0].process.pid
+    old_pid = workers._POOL.workers[0].process.pid
     # Hard limit (6 - 4 = 2 s) before the soft one (6 s): the signal cannot save the worker, the kill must.
-    monkeypatch.setattr(grading, "_HARD_LIMIT_GRACE_S", -4.0)
+    monkeypatch.setattr(workers, "HARD_LIMIT_GRACE_S", -4.0)
     grades = grade_batch([TOWER, r"\boxed{5}"], ["1", "5"], timeout_s=6.0, num_workers=1)
     assert grades[0] == Grade(False, None, True, "timeout")
     assert grades[1].correct
     # A new worker: the kill did it (the soft limit leaves the worker alive), whatever the machine's load.
-    assert grading._POOL.workers[0].process.pid != old_pid
+    assert workers._POOL.workers[0].process.pid != old_pid
 
 
 def test_worker_killed_while_idle_is_replaced():
     grade_batch([r"\boxed{1}"], ["1"], num_workers=1)
-    worker = grading._POOL.workers[0]
+    worker = workers._POOL.workers[0]
     os.kill(worker.process.pid, signal.SIGKILL)
     worker.process.wait()
     assert grade_batch([r"\boxed{2}", r"\boxed{3}"], ["2", "4"], num_workers=1) == [
         Grade(True, "2", True),
         Grade(False, "3", True),
     ]
-    assert grading._POOL.workers[0].process.pid != worker.process.pid
+    assert workers._POOL.workers[0].process.pid != worker.process.pid
 
 
 def test_worker_killed_mid_answer_is_replaced_and_the_answer_retried():
@@ -427,16 +434,16 @@ def test_worker_killed_mid_answer_is_replaced_and_the_answer_retried():
     )
     thread.start()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and grading._POOL.workers[0].task != 0:
+    while time.monotonic() < deadline and workers._POOL.workers[0].task != 0:
         time.sleep(0.01)
-    killed = grading._POOL.workers[0].process.pid
+    killed = workers._POOL.workers[0].process.pid
     os.kill(killed, signal.SIGKILL)
     thread.join(60)
     assert not thread.is_alive()
     tower, five = out["grades"]
     assert tower.correct is False and tower.error == "timeout"  # retried on a fresh worker, then timed out
     assert five.correct
-    assert killed not in [w.process.pid for w in grading._POOL.workers]
+    assert killed not in [w.process.pid for w in workers._POOL.workers]
 
 
 # A batch in which answer `STUCK` (the tower) sits in the middle of the first chunk of a single worker
@@ -454,13 +461,13 @@ def _assert_only_stuck_failed(grades: list[Grade], error: str) -> None:
 
 def _record_chunks(monkeypatch) -> list[list[int]]:
     chunks: list[list[int]] = []
-    assign = grading_pool._Worker.assign
+    assign = pool._Worker.assign
 
     def recording_assign(self, indices, chunk):
         chunks.append(list(indices))
         return assign(self, indices, chunk)
 
-    monkeypatch.setattr(grading_pool._Worker, "assign", recording_assign)
+    monkeypatch.setattr(pool._Worker, "assign", recording_assign)
     return chunks
 
 
@@ -478,26 +485,26 @@ class _CountingConnection:
 
 def test_grade_batch_sends_answers_to_a_worker_in_chunks():
     grade_batch([r"\boxed{1}"], ["1"], num_workers=1)
-    worker = grading._POOL.workers[0]
+    worker = workers._POOL.workers[0]
     worker.inbox = counting = _CountingConnection(worker.inbox)
     responses = [rf"\boxed{{{i}}}" for i in range(200)]
     golds = [str(i if i % 3 else i + 1) for i in range(200)]
     grades = grade_batch(responses, golds, num_workers=1, progress=True)
     assert grades == [Grade(i % 3 != 0, str(i), True) for i in range(200)]
-    assert grading._POOL.workers[0] is worker  # no restart
+    assert workers._POOL.workers[0] is worker  # no restart
     # One message per chunk, not per answer (guided chunks: 50, 37, 28, ..., then single answers).
     assert counting.sends < 40
 
 
 def test_hard_limit_mid_chunk_times_out_that_answer_and_requeues_the_rest(monkeypatch):
     grade_batch([r"\boxed{1}"], ["1"], num_workers=1)  # warm worker
-    old_pid = grading._POOL.workers[0].process.pid
+    old_pid = workers._POOL.workers[0].process.pid
     chunks = _record_chunks(monkeypatch)
     # Hard limit (6 - 4 = 2 s) before the soft one (6 s): the signal cannot save the worker, the kill must.
-    monkeypatch.setattr(grading, "_HARD_LIMIT_GRACE_S", -4.0)
+    monkeypatch.setattr(workers, "HARD_LIMIT_GRACE_S", -4.0)
     grades = grade_batch(CHUNKED, CHUNKED_GOLDS, timeout_s=6.0, num_workers=1)
     _assert_only_stuck_failed(grades, "timeout")
-    assert grading._POOL.workers[0].process.pid != old_pid  # killed (see above), not soft-timed-out
+    assert workers._POOL.workers[0].process.pid != old_pid  # killed (see above), not soft-timed-out
     # The answers behind the stuck one in its chunk were sent again (to the new worker), it was not.
     first = next(c for c in chunks if STUCK in c)
     behind = first[first.index(STUCK) + 1 :]
@@ -516,7 +523,7 @@ def test_worker_crashes_mid_chunk_fail_only_that_answer(monkeypatch):
     killed: list[int] = []
     deadline = time.monotonic() + 60
     while len(killed) < 2 and time.monotonic() < deadline:  # kill the worker on the tower, twice
-        worker = grading._POOL.workers[0]
+        worker = workers._POOL.workers[0]
         if worker.task == STUCK and worker.process.pid not in killed:
             killed.append(worker.process.pid)
             os.kill(worker.process.pid, signal.SIGKILL)
@@ -526,7 +533,7 @@ def test_worker_crashes_mid_chunk_fail_only_that_answer(monkeypatch):
     # Retried once, then failed; the answers queued behind it were not charged for the crashes.
     _assert_only_stuck_failed(out["grades"], "worker-crashed")
     assert sum(STUCK in c for c in chunks) == 2
-    assert not set(killed) & {w.process.pid for w in grading._POOL.workers}
+    assert not set(killed) & {w.process.pid for w in workers._POOL.workers}
 
 
 class _InterruptingConnection(_CountingConnection):
@@ -547,15 +554,15 @@ class _InterruptingConnection(_CountingConnection):
 
 def test_interrupted_batch_leaves_no_stale_results():
     grade_batch([r"\boxed{1}"], ["1"], num_workers=1)
-    old_pid = grading._POOL.workers[0].process.pid
+    old_pid = workers._POOL.workers[0].process.pid
     # Interrupted from inside the batch, not by a timer: deterministic on a busy machine.
-    worker = grading._POOL.workers[0]
+    worker = workers._POOL.workers[0]
     worker.outbox = _InterruptingConnection(worker.outbox, after=STUCK - 1)
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C while the worker is on the tower
         grade_batch(CHUNKED, ["-1"] * 40, timeout_s=30.0, num_workers=1)
     # The worker that held the rest of the interrupted chunk is gone: its results cannot leak into the
     # next batch, which is graded right.
-    assert grading._POOL.workers[0].process.pid != old_pid
+    assert workers._POOL.workers[0].process.pid != old_pid
     assert grade_batch([r"\boxed{7}", r"\boxed{8}"], ["7", "8"], num_workers=1) == [
         Grade(True, "7", True),
         Grade(True, "8", True),
@@ -578,7 +585,7 @@ def test_grade_off_the_main_thread_uses_the_pool():
     assert out["ok"].correct and out["anywhere"]
     assert (
         out["tower"].error == "timeout"
-        and out["elapsed"] < FAST_TIMEOUT_S + grading._HARD_LIMIT_GRACE_S + BUSY_SLACK_S
+        and out["elapsed"] < FAST_TIMEOUT_S + workers.HARD_LIMIT_GRACE_S + BUSY_SLACK_S
     )
 
 
@@ -729,9 +736,9 @@ def test_grade_cli_subprocess(tmp_path):
 def test_start_workers_starts_the_pool_that_grade_batch_then_uses():
     grading.shutdown_workers()
     grading.start_workers(2)  # returns at once; the workers boot (and warm up) in the background
-    pool = grading._POOL
+    pool = workers._POOL
     assert pool is not None and len(pool.workers) == 2
     grades = grade_batch([r"\boxed{\frac{1}{2}}", "so it is 3"], ["0.5", "3"], grader="official")
     assert [g.correct for g in grades] == [True, True]
-    assert grading._POOL is pool and len(pool.workers) == 2  # the same workers, not a new pool
+    assert workers._POOL is pool and len(pool.workers) == 2  # the same workers, not a new pool
     grading.shutdown_workers()

@@ -41,7 +41,7 @@ def test_splits_are_disjoint_and_pretraining_never_sees_the_test_split():
 
 
 def test_strategies_careful_is_right_and_shortcut_drops_the_carry():
-    from oneshot_trl.eval.grading import grade
+    from oneshot_trl.grading import grade
 
     for a, b in itertools.product(range(10, 100, 7), range(10, 100, 11)):
         p = parse_example(f"{a}+{b}")

@@ -19,8 +19,8 @@ from datasets import Dataset
 
 from oneshot_trl.config import OneShotArguments
 from oneshot_trl.eval.benchmarks import gold_string
-from oneshot_trl.eval.grading import GoldParseError, check_gold
 from oneshot_trl.files import read_jsonl, resource_path
+from oneshot_trl.grading import GoldParseError, check_gold
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from oneshot_trl.eval.grading import grade_batch, last_boxed
+from oneshot_trl.grading import grade_batch, last_boxed
 
 RewardFunc = Callable[..., list[float]]
 

@@ -26,7 +26,7 @@ from typing import Any
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
-from oneshot_trl.eval.grading import last_boxed
+from oneshot_trl.grading import last_boxed
 from oneshot_trl.rewards import completion_text
 from oneshot_trl.run import COMPLETIONS_FILE, HISTORY_FILE, RECIPE_FILE, RUN_INFO_FILE, Run
 from oneshot_trl.vllm_cpu import is_vllm_cpu_colocate, keep_unpacked_weights

@@ -44,7 +44,7 @@ def gold_string(value: Any) -> str:
 
 
 def _boxed_of_solution(row: dict) -> str:
-    from oneshot_trl.eval.grading import last_boxed
+    from oneshot_trl.grading import last_boxed
 
     return last_boxed(row["solution"]) or ""
 

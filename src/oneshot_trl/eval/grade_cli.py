@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from oneshot_trl.eval.benchmarks import gold_string
-from oneshot_trl.eval.grading import GRADERS, grade_batch
+from oneshot_trl.grading import GRADERS, grade_batch
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -45,7 +45,7 @@ class Protocol:
     template: str  # a name in templates.TEMPLATES (or a format string with "{input}")
     sampling: dict[str, SamplingSpec]  # benchmark -> sampling; "default" for any other benchmark/dataset
     stop: tuple[str, ...]
-    grader: str  # "official" or "math-verify" (oneshot_trl.eval.grading.GRADERS)
+    grader: str  # "official" or "math-verify" (oneshot_trl.grading.GRADERS)
     boxed_only: bool = False  # True: only the last \boxed{} counts (no "the answer is"/last-number fallbacks)
     grade_timeout_s: float = 3.0  # per comparison, as the official harness' pebble timeout
     seed: int = 0
@@ -86,7 +86,7 @@ class Protocol:
         changes: dict[str, Any] = {}
         new = self
         if grader is not None and grader != self.grader:
-            from oneshot_trl.eval.grading import GRADERS
+            from oneshot_trl.grading import GRADERS
 
             if grader not in GRADERS:
                 raise ValueError(f"Unknown grader {grader!r}; choose one of {', '.join(GRADERS)}.")

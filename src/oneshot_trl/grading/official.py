@@ -19,7 +19,7 @@ calls, tuples, lists, sets) and rejects the rest; latex2sympy2 1.9.0 (which pins
 conflicts with math-verify's) is replaced by `latex2sympy2_extended` restricted to what 1.9.0 parses.
 `tests/data/official_harness_cases.jsonl` records the real harness's verdicts; the tests assert agreement.
 
-These are pure functions without time limits: call them through `oneshot_trl.eval.grading.grade(...,
+These are pure functions without time limits: call them through `oneshot_trl.grading.grade(...,
 grader="official")`, which bounds their run time (the harness gives each answer 3 s).
 """
 
@@ -36,7 +36,6 @@ __all__ = [
     "extract_answer",
     "gold_answer",
     "math_equal",
-    "matching_brace",
     "raw_answer",
     "strip_string",
     "warm_up",
@@ -46,24 +45,6 @@ __all__ = [
 UNIT_SKIPPING_BENCHMARKS = ("carp_en", "minerva_math")
 # Golds the harness extracts from a reference solution (`extract_answer(solution)`), then normalises again.
 _SOLUTION_GOLD_BENCHMARKS = ("math", "math500", "minerva_math")
-
-
-def matching_brace(text: str, open_index: int) -> int | None:
-    """Index of the `}` closing the `{` at `open_index` (escaped `\\{`/`\\}` are not groups), or None."""
-    depth, i = 0, open_index
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return None
 
 
 # --------------------------------------------------------------------------------------------------

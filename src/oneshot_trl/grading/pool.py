@@ -1,4 +1,9 @@
-"""The worker processes behind `grading.grade_batch` / `grading.answer_anywhere_batch`.
+"""Worker processes with a hard wall-clock limit per task: the mechanism behind `grading.grade_batch` /
+`grading.answer_anywhere_batch` (`grading.workers` holds this process's pool of grading workers).
+
+A task is `(function, args)`: a module-level function (sent by reference, as pickle does) that the worker
+calls. A worker is a fresh interpreter that runs the entry point it is given (`Pool(..., entry=)`), a
+module-level function `entry(read_fd, write_fd)` which calls `worker_main` with its own warm-up.
 
 Answers go to a worker in chunks (one pipe message for several answers) and come back one result per
 message, as each is graded. Why chunks: with one answer per message, a worker sat idle after every answer
@@ -8,7 +13,7 @@ always knows which answer a worker is running, so the hard time limit stays per 
 bar moves per answer; it costs the parent one wake-up per answer (about 0.07 ms of CPU).
 
 What chunks cannot remove: each worker is a separate process with its own caches (math-verify's ANTLR
-LaTeX parser builds its prediction tables as it meets new inputs; sympy's caches; `_parsed_gold`), so the
+LaTeX parser builds its prediction tables as it meets new inputs; sympy's caches; the parsed golds), so the
 first answers a fresh worker grades cost more than in a warm process. That is paid once per worker (and
 again after a worker is killed), not per batch.
 
@@ -33,13 +38,13 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 
 logger = logging.getLogger(__name__)
 
-# A task: (kind, args), run in a worker as `tasks[kind](*args)` (`grading._TASKS`).
-Task = tuple[str, tuple]
+# A task: (function, args), run in a worker as `function(*args)`.
+Task = tuple[Callable, tuple]
 
 # A worker must import sympy/math-verify and report ready within this time.
 WORKER_BOOT_TIMEOUT_S = 120.0
@@ -57,15 +62,13 @@ MAX_CHUNK = 64
 # Workers are fresh interpreters (`python -c`), not multiprocessing children: spawn/forkserver children
 # re-import the parent's `__main__` module, which for the trainer means torch + transformers in every
 # worker (seconds and hundreds of MB each, again after every kill). Plain fork is unsafe in a process
-# with torch threads.
-_WORKER_BOOT = "import sys; from oneshot_trl.eval.grading import _worker_main; _worker_main(int(sys.argv[1]), int(sys.argv[2]))"
+# with torch threads. The entry point is imported by name in the new interpreter.
+_WORKER_BOOT = "import sys; from {module} import {name} as main; main(int(sys.argv[1]), int(sys.argv[2]))"
 
 
-def worker_main(
-    tasks: Mapping[str, Callable], read_fd: int, write_fd: int, warm_up: Callable[[], None] | None = None
-) -> None:
-    """Entry point of a grading worker: run chunks of tasks from the parent until the pipe closes, sending
-    back each task's result as soon as it is done (in order). `warm_up` runs before the worker reports ready."""
+def worker_main(read_fd: int, write_fd: int, warm_up: Callable[[], None] | None = None) -> None:
+    """Serve a worker's pipes: run chunks of tasks from the parent until the pipe closes, sending back each
+    task's result as soon as it is done (in order). `warm_up` runs before the worker reports ready."""
     try:
         import resource
 
@@ -92,21 +95,22 @@ def worker_main(
             return
         if isinstance(chunk, tuple):  # one task: from a parent started before chunking, still running
             chunk = [chunk]
-        for kind, args in chunk:
-            outbox.send(tasks[kind](*args))
+        for function, args in chunk:
+            outbox.send(function(*args))
 
 
 class _Worker:
-    def __init__(self) -> None:
+    def __init__(self, entry: Callable[[int, int], None]) -> None:
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
         env = dict(os.environ)
         # The parent's import path (e.g. a source checkout, pytest's rootdir) so the worker finds the package.
         env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
         env.setdefault("OMP_NUM_THREADS", "1")
+        boot = _WORKER_BOOT.format(module=entry.__module__, name=entry.__qualname__)
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _WORKER_BOOT, str(task_r), str(result_w)],
+                [sys.executable, "-c", boot, str(task_r), str(result_w)],
                 pass_fds=(task_r, result_w),
                 stdin=subprocess.DEVNULL,
                 env=env,
@@ -126,7 +130,7 @@ class _Worker:
         # is the one in flight, and `deadline` is its hard limit.
         self.pending: deque[int] = deque()
         self.deadline = math.inf
-        self.set_up: set[str] = set()  # one-time set-ups done in this worker (see `_Pool.run`)
+        self.set_up: set[str] = set()  # one-time set-ups done in this worker (see `Pool.run`)
 
     @property
     def task(self) -> int | None:
@@ -161,16 +165,17 @@ class _Worker:
         self.outbox.close()
 
 
-class _Pool:
-    """Persistent grading workers with a hard per-task wall-clock limit."""
+class Pool:
+    """Persistent workers with a hard per-task wall-clock limit, each running `entry` (see the module doc)."""
 
-    def __init__(self, num_workers: int) -> None:
+    def __init__(self, num_workers: int, entry: Callable[[int, int], None]) -> None:
         self.pid = os.getpid()
-        self.workers = [_Worker() for _ in range(num_workers)]
+        self.entry = entry
+        self.workers = [_Worker(entry) for _ in range(num_workers)]
 
     def resize(self, num_workers: int) -> None:
         while len(self.workers) < num_workers:
-            self.workers.append(_Worker())
+            self.workers.append(_Worker(self.entry))
         while len(self.workers) > num_workers:
             self.workers.pop().stop()
 
@@ -181,7 +186,7 @@ class _Pool:
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
-        self.workers[self.workers.index(worker)] = _Worker()
+        self.workers[self.workers.index(worker)] = _Worker(self.entry)
 
     def _chunk_size(self, unassigned: int) -> int:
         return max(1, min(MAX_CHUNK, unassigned // (CHUNK_SPLIT * len(self.workers))))

@@ -137,8 +137,8 @@ def forced_strategy_accuracy(
     Returns the careful strategy's accuracy (`careful`), the shortcut's accuracy (`shortcut`) and how often
     the shortcut follows its own rule (`shortcut_rule`), graded by the official grader.
     """
-    from oneshot_trl.eval.grading import grade_batch
     from oneshot_trl.eval.templates import render_prompt
+    from oneshot_trl.grading import grade_batch
 
     problems = problems or splits()["val"]
     was_training = model.training
