@@ -1,7 +1,9 @@
 """The GPU command, run for real on CPU: `accelerate launch` + DeepSpeed ZeRO-3 / ZeRO-2 config + `-m oneshot_trl.train`.
 
 DeepSpeed has a CPU accelerator; with `use_cpu: true` in the recipe, two processes train the tiny model under
-ZeRO-3 with the exact accelerate config users launch on GPUs.
+ZeRO-3 with the exact accelerate config users launch on GPUs, from the repository root as users do (the configs
+name their DeepSpeed files by relative path). Both tests read the dtypes DeepSpeed's optimizer was built with
+(recorded by `PrecisionCallback`): a bf16 model accumulates and reduces its gradients in fp32, as verl does.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import pytest
 from test_train import ENV, REPO
 from transformers import AutoModelForCausalLM
 
+from oneshot_trl.layout import RUN_INFO_FILE
+
 deepspeed = pytest.importorskip("deepspeed")
 
 
@@ -27,16 +31,26 @@ def _launch(config: str, recipe: Path, tmp_path: Path, torch_extensions_dir: Pat
         "-m", "oneshot_trl.train", str(recipe),
     ]  # fmt: skip
     env = {**ENV, "TORCH_EXTENSIONS_DIR": str(torch_extensions_dir)}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return tmp_path / "run"
+
+
+def _assert_fp32_gradients(out: Path, stage: str) -> None:
+    """The ZeRO optimizer's effective dtypes: bf16 weights, fp32 accumulation, fp32 reduce(-scatter)."""
+    precision = json.loads((out / RUN_INFO_FILE).read_text())["precision"]
+    expected = {"deepspeed": stage, "weights": "bfloat16", "grad_accum": "float32", "grad_reduce": "float32"}
+    assert precision == expected
 
 
 @pytest.mark.slow
 @pytest.mark.deepspeed
 def test_zero3_accelerate_launch_trains_and_saves(make_recipe, tmp_path, torch_extensions_dir):
-    recipe = make_recipe(bf16=True, gradient_accumulation_steps=1, max_steps=2, save_steps=2)
+    recipe = make_recipe(
+        bf16=True, dtype="bfloat16", gradient_accumulation_steps=1, max_steps=2, save_steps=2
+    )
     out = _launch("zero3.yaml", recipe, tmp_path, torch_extensions_dir)
+    _assert_fp32_gradients(out, "ZeRO-3")
     checkpoint = out / "checkpoint-2"
     assert (checkpoint / "global_step2").is_dir(), "no DeepSpeed (ZeRO) checkpoint shards"
     state = json.loads((out / "trainer_state.json").read_text())
@@ -51,8 +65,12 @@ def test_zero3_accelerate_launch_trains_and_saves(make_recipe, tmp_path, torch_e
 @pytest.mark.slow
 @pytest.mark.deepspeed
 def test_zero2_accelerate_launch_trains(make_recipe, tmp_path, torch_extensions_dir):
-    recipe = make_recipe(bf16=True, gradient_accumulation_steps=1, max_steps=1, save_steps=1)
+    # beta > 0: the frozen reference model is a second (ZeRO-disabled) engine built from the same DeepSpeed file.
+    recipe = make_recipe(
+        bf16=True, dtype="bfloat16", beta=0.001, gradient_accumulation_steps=1, max_steps=1, save_steps=1
+    )
     out = _launch("zero2.yaml", recipe, tmp_path, torch_extensions_dir)
+    _assert_fp32_gradients(out, "ZeRO-2")
     # ZeRO-2 partitions the optimizer states: one shard per process in the DeepSpeed checkpoint.
     shards = sorted(p.name for p in (out / "checkpoint-1" / "global_step1").glob("*optim_states.pt"))
     assert len(shards) == 2 and all("zero_pp_rank_" in name for name in shards), shards

@@ -20,12 +20,22 @@ import yaml
 
 from oneshot_trl.memory import ModelInfo, model_info
 from oneshot_trl.setups import PAPER_SETUPS, known_setup_names
+from oneshot_trl.validate import InputError
 
 logger = logging.getLogger(__name__)
 
 
-class SetupError(ValueError):
-    """A recipe + launch combination that cannot train as intended."""
+class SetupError(InputError):
+    """A recipe + launch combination that cannot train as intended (an input error: refused before any work)."""
+
+
+def deepspeed_file(name: str, accelerate_config: Path) -> dict[str, Any]:
+    """A `deepspeed_config_file` as accelerate reads it (relative to the working directory), or else relative to
+    the repository holding the accelerate config (accelerate_configs/..), so `doctor` works from anywhere."""
+    path = Path(name)
+    if not path.is_absolute() and not path.exists():
+        path = accelerate_config.resolve().parent.parent / name
+    return json.loads(path.read_text())
 
 
 @dataclass
@@ -44,14 +54,19 @@ class Launch:
         cfg = yaml.safe_load(Path(path).read_text()) or {}
         ds = cfg.get("deepspeed_config") or {}
         stage = ds.get("zero_stage") if cfg.get("distributed_type") == "DEEPSPEED" else None
+        offload_optimizer = ds.get("offload_optimizer_device", "none")
+        offload_params = ds.get("offload_param_device", "none")
         if stage is None and ds.get("deepspeed_config_file"):
-            stage = json.loads(Path(ds["deepspeed_config_file"]).read_text())["zero_optimization"]["stage"]
+            zero = deepspeed_file(ds["deepspeed_config_file"], Path(path))["zero_optimization"]
+            stage = zero["stage"]
+            offload_optimizer = (zero.get("offload_optimizer") or {}).get("device", "none")
+            offload_params = (zero.get("offload_param") or {}).get("device", "none")
         return cls(
             num_processes=int(cfg.get("num_processes", 1)),
             num_machines=int(cfg.get("num_machines", 1)),
             zero_stage=stage,
-            offload_optimizer=ds.get("offload_optimizer_device", "none") not in ("none", None),
-            offload_params=ds.get("offload_param_device", "none") not in ("none", None),
+            offload_optimizer=offload_optimizer not in ("none", None),
+            offload_params=offload_params not in ("none", None),
             source=str(path),
         )
 
@@ -197,6 +212,13 @@ def find_problems(
         errors.append(
             f"vllm_tensor_parallel_size ({a.vllm_tensor_parallel_size}) must divide the number of training "
             f"processes ({plan.world_size}) in colocate mode."
+        )
+    local_batch = plan.generation_batch_size // max(plan.world_size, 1)
+    if script_args.reward == "majority" and local_batch % plan.num_generations:
+        errors.append(
+            f"reward: majority votes within each group of {plan.num_generations}, but each process scores "
+            f"{local_batch} completions per generation, not whole groups: make per_device_train_batch_size x "
+            "steps_per_generation a multiple of num_generations."
         )
     if a.use_vllm and a.use_cpu and (a.vllm_mode != "colocate" or a.vllm_enable_sleep_mode):
         errors.append(
