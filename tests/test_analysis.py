@@ -13,7 +13,7 @@ from oneshot_trl.analysis.stats import (
     load_run_data,
     reflection_by_step,
 )
-from oneshot_trl.run import step_from_label
+from oneshot_trl.layout import step_from_label
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EXAMPLE = "dsr_sub:124"
@@ -318,12 +318,12 @@ def test_hub_repo_target(run_dir, tmp_path, monkeypatch):
     calls = []
 
     def fake_resolve(name, revision=None, token=None, allow_patterns=None, **kwargs):
-        from oneshot_trl.hub.resolve import ResolvedModel
+        from oneshot_trl.models import ResolvedModel
 
         calls.append((name, revision, allow_patterns))
         return ResolvedModel(path=str(run_dir), revision=revision, commit_sha="0" * 40, repo_id=name)
 
-    monkeypatch.setattr("oneshot_trl.hub.resolve.resolve_model", fake_resolve)
+    monkeypatch.setattr("oneshot_trl.models.resolve_model", fake_resolve)
     monkeypatch.chdir(tmp_path)
     assert main(["user/pi1-run", "--revision", "step-000004"]) == 0
     assert calls[0][:2] == ("user/pi1-run", "step-000004")

@@ -434,9 +434,9 @@ def test_dry_run_prints_plan_without_model(capsys):
 
 def test_revisions_summary_and_push(tiny_eval_model, tmp_path, monkeypatch, capsys):
     import oneshot_trl.hub.push as push
-    import oneshot_trl.hub.resolve as resolve
+    import oneshot_trl.models as resolve
 
-    # A local training run dir stands in for a Hub repo: step-000002 -> checkpoint-2 (oneshot_trl.hub.resolve).
+    # A local training run dir stands in for a Hub repo: step-000002 -> checkpoint-2 (oneshot_trl.models).
     run = tmp_path / "run"
     run.mkdir()
     for step in (2, 4):

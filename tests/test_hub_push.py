@@ -17,7 +17,7 @@ from transformers import TrainerControl, TrainerState, TrainingArguments
 import oneshot_trl.hub.cli as card_cli
 import oneshot_trl.hub.retry as retry
 from oneshot_trl.hub.push import HubPushCallback, push_eval_results
-from oneshot_trl.hub.resolve import list_step_revisions
+from oneshot_trl.models import list_step_revisions
 
 
 class FakeHub:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub._tree_cache import TreeCacheEntry, write_tree_cache
 
-from oneshot_trl.hub.resolve import ModelResolutionError, ResolvedModel, resolve_model
+from oneshot_trl.models import ModelResolutionError, ResolvedModel, resolve_model
 
 SHA_MAIN = "a" * 40
 SHA_STEP20 = "b" * 40

@@ -10,7 +10,8 @@ import pytest
 from huggingface_hub.errors import EntryNotFoundError
 
 from oneshot_trl.files import read_jsonl
-from oneshot_trl.run import Run, metric_series, step_branch, step_from_label
+from oneshot_trl.layout import step_branch, step_from_label
+from oneshot_trl.run import Run, metric_series
 from oneshot_trl.select import load_history
 
 
@@ -153,12 +154,12 @@ def test_open_downloads_only_small_files(run_dir, monkeypatch):
     asked = []
 
     def fake_resolve(name, revision=None, token=None, allow_patterns=None, **kwargs):
-        from oneshot_trl.hub.resolve import ResolvedModel
+        from oneshot_trl.models import ResolvedModel
 
         asked.append((name, revision, allow_patterns))
         return ResolvedModel(path=str(run_dir), revision=revision, commit_sha=None, repo_id=name)
 
-    monkeypatch.setattr("oneshot_trl.hub.resolve.resolve_model", fake_resolve)
+    monkeypatch.setattr("oneshot_trl.models.resolve_model", fake_resolve)
     run = Run.open("user/run", revision="step-000010")
     assert run.root == run_dir and asked[0][:2] == ("user/run", "step-000010")
     assert "accuracy_history.jsonl" in asked[0][2] and not any("safetensors" in p for p in asked[0][2])
@@ -174,6 +175,6 @@ def test_labels_and_series():
 def test_read_jsonl_strict_unless_told(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text('{"a": 1}\n\n{"a": 2}\n{"a": ')
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(ValueError, match=r"rows\.jsonl:4 is not valid JSON"):
         read_jsonl(path)  # bundled data: a bad line is a bug, not a killed run
     assert read_jsonl(path, skip_invalid=True) == [{"a": 1}, {"a": 2}]

@@ -221,17 +221,17 @@ def test_official_format_file_and_hub_repo(tmp_path, monkeypatch):
     path.write_text(json.dumps({"7": [1.0, 1.0], "124": [0.0, 1.0], "5": [0.0, 0.5]}))
     assert [r.example.index for r in rank_examples(load_history(str(path)))] == [124, 5, 7]
 
-    # A Hub repo id goes through hub.resolve.resolve_model, asking only for the two small files.
+    # A Hub repo id goes through models.resolve_model, asking only for the two small files.
     run = _write_run(tmp_path / "snapshot")
     calls = []
 
     def fake_resolve(name, revision=None, token=None, allow_patterns=None, **kwargs):
-        from oneshot_trl.hub.resolve import ResolvedModel
+        from oneshot_trl.models import ResolvedModel
 
         calls.append((name, revision, tuple(allow_patterns)))
         return ResolvedModel(path=str(run), revision=revision, commit_sha="0" * 40, repo_id=name)
 
-    monkeypatch.setattr("oneshot_trl.hub.resolve.resolve_model", fake_resolve)
+    monkeypatch.setattr("oneshot_trl.models.resolve_model", fake_resolve)
     examples = select.load_history("user/run", revision="step-000004")
     assert calls == [("user/run", "step-000004", ("accuracy_history.jsonl", "oneshot_run.json"))]
     assert len(examples) == 3

@@ -17,7 +17,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from oneshot_trl.config import OneShotArguments
 from oneshot_trl.eval.generate import TransformersGenerator, VLLMGenerator
 from oneshot_trl.eval.sharding import Shard
-from oneshot_trl.run import Run
+from oneshot_trl.layout import RESULTS_FILE, checkpoint_name, eval_dir
 
 if TYPE_CHECKING:
     from trl import GRPOTrainer
@@ -25,11 +25,6 @@ if TYPE_CHECKING:
     from oneshot_trl.eval.benchmarks import Problem
 
 logger = logging.getLogger(__name__)
-
-
-def eval_dir(output_dir: str | Path, step: int) -> Path:
-    """Where the evaluation of step N goes; the Hub branch of that checkpoint is named the same."""
-    return Run(output_dir).eval_dir(step)
 
 
 class TrainerEngineGenerator(VLLMGenerator):
@@ -164,10 +159,10 @@ class BenchmarkEvalCallback(TrainerCallback):
     ):
         if not self.args.eval_before_training or state.global_step != 0:
             return
-        done = eval_dir(args.output_dir, 0) / "results.json"
+        done = eval_dir(args.output_dir, 0) / RESULTS_FILE
         # the main process sees the files: it decides for every process (they must all evaluate, or none)
         if not Shard.from_accelerator(self.trainer.accelerator).from_main(done.exists):
             self._evaluate_step(self.base_model_path, args, state)
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
-        self._evaluate_step(str(Run(args.output_dir).checkpoint_dir(state.global_step)), args, state)
+        self._evaluate_step(str(Path(args.output_dir) / checkpoint_name(state.global_step)), args, state)

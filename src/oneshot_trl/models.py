@@ -1,7 +1,8 @@
 """Model resolution: a local directory or a Hub id at a revision (branch, tag or commit sha) -> a local folder.
 
 Works offline from the HF cache (`HF_HUB_OFFLINE=1`) and says what it tried when it fails. A local training run
-dir stands in for its Hub repo (revision `step-000020` is its `checkpoint-20`, see `oneshot_trl.run`).
+dir stands in for its Hub repo (revision `step-000020` is its `checkpoint-20`, see `oneshot_trl.layout`). Used by
+train, eval, select, analyze and `run.Run` alike; `hub/` is about publishing.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import HfApi
-
-from oneshot_trl.run import STEP_BRANCH_RE, Run, step_branch
+from oneshot_trl.layout import STEP_BRANCH_RE, checkpoint_dirs, revision_dirs, step_branch
 
 _COMMIT_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
@@ -39,7 +38,7 @@ def _resolve_local(path: Path, revision: str | None) -> ResolvedModel:
     if revision is None or revision == "main":
         return ResolvedModel(path=str(path), revision=None, commit_sha=None, repo_id=None)
     # A local training run dir stands in for its Hub repo: `step-000020` is `checkpoint-20` there.
-    candidates = Run(path).revision_dirs(revision)
+    candidates = revision_dirs(path, revision)
     for candidate in candidates:
         if candidate.is_dir():
             return ResolvedModel(path=str(candidate), revision=revision, commit_sha=None, repo_id=None)
@@ -121,7 +120,7 @@ def resolve_model(
     except RevisionNotFoundError:
         raise ModelResolutionError(
             f"Revision {asked!r} not found in Hub repo {name_or_path!r} "
-            f"(list its step branches with `oneshot_trl.hub.resolve.list_step_revisions`)."
+            f"(list its step branches with `oneshot_trl.models.list_step_revisions`)."
         ) from None
     except GatedRepoError:
         raise ModelResolutionError(
@@ -157,7 +156,9 @@ def list_step_revisions(repo_id: str, token: str | None = None, api: Any = None)
     A local training run dir stands in for its repo (as in `resolve_model`): its `checkpoint-N` folders.
     """
     if Path(repo_id).expanduser().is_dir():
-        return [step_branch(step) for step in Run(repo_id).checkpoints()]
+        return [step_branch(step) for step in checkpoint_dirs(Path(repo_id).expanduser())]
+    from huggingface_hub import HfApi
+
     api = api if api is not None else HfApi(token=token)
     refs = api.list_repo_refs(repo_id)
     names = [b.name for b in refs.branches if STEP_BRANCH_RE.match(b.name)]

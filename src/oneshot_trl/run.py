@@ -1,24 +1,5 @@
-"""`Run`: a training run's files. The only code that knows where a run keeps what; its layout, once:
-
-    output_dir/
-      recipe.yaml              the recipe the run was started with                         RECIPE_FILE
-      oneshot_run.json         base model (+ revision, commit), examples, reward, grader   RUN_INFO_FILE
-      trainer_state.json       the Trainer's final state: global_step, log_history        TRAINER_STATE_FILE
-      accuracy_history.jsonl   a row per step and example: step, example_id, index,       HISTORY_FILE
-                               accuracy, num_samples (`oneshot-trl select` ranks on it)
-      completions.jsonl        a few sampled completions per step: step, example_id,      COMPLETIONS_FILE
-                               completion, reward
-      hub_pushes.json          what was pushed where (only with push_to_hub)              HUB_PUSHES_FILE
-      checkpoint-N/            the Trainer's checkpoint of step N with its own trainer_state.json and
-                               copies of the run files as of step N
-      eval/step-NNNNNN/        the in-training eval of step N (step 0: the base model): results.json and
-                               samples.jsonl as `oneshot-trl eval` writes them
-      config.json, *.safetensors, tokenizer files: the final model
-
-A Hub repo of a run (pushed by `hub.push.HubPushCallback`): branch `step-NNNNNN` holds checkpoint-N's model
-files at its root, the run files (accuracy_history.jsonl only up to step N) and eval/step-NNNNNN/results.json;
-`main` holds the final model, the run files and every eval/*/results.json. Step labels are zero padded to
-six digits so that they sort by step; eval dirs and branches share them.
+"""`Run`: the one reader of a training run's files, local or on the Hub. The layout (file names, checkpoint and
+eval dirs, step labels) is `oneshot_trl.layout`'s; this module reads it.
 
 An `oneshot-trl eval --all-revisions` output dir reads as a run with evals only: `<revision>/results.json`
 (+ samples.jsonl) per revision, or a single `results.json` at its root.
@@ -34,50 +15,35 @@ import json
 import logging
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from oneshot_trl.eval.runner import RESULTS_FILE, SAMPLES_FILE
+from oneshot_trl import models
 from oneshot_trl.files import parse_jsonl
-
-logger = logging.getLogger(__name__)
-
-RECIPE_FILE = "recipe.yaml"
-RUN_INFO_FILE = "oneshot_run.json"
-TRAINER_STATE_FILE = "trainer_state.json"
-HISTORY_FILE = "accuracy_history.jsonl"
-COMPLETIONS_FILE = "completions.jsonl"
-HUB_PUSHES_FILE = "hub_pushes.json"
-EVAL_DIR = "eval"
-# The small files that describe a run (uploaded with every revision, read by analyze, card and select).
-RUN_FILES = (TRAINER_STATE_FILE, HISTORY_FILE, COMPLETIONS_FILE, RUN_INFO_FILE, RECIPE_FILE)
-# What to download of a Hub revision to read it as a run: everything but the weights.
-SMALL_FILE_PATTERNS = (
-    *RUN_FILES,
-    f"checkpoint-*/{TRAINER_STATE_FILE}",
+from oneshot_trl.layout import (
+    COMPLETIONS_FILE,
+    EVAL_DIR,
+    HISTORY_FILE,
+    HUB_PUSHES_FILE,
+    RECIPE_FILE,
     RESULTS_FILE,
+    RUN_INFO_FILE,
     SAMPLES_FILE,
-    f"*/{RESULTS_FILE}",
-    f"*/{SAMPLES_FILE}",
+    SMALL_FILE_PATTERNS,
+    STEP_BRANCH_RE,
+    TRAINER_STATE_FILE,
+    checkpoint_dirs,
+    checkpoint_name,
+    checkpoint_state_file,
+    eval_dir,
+    eval_results_file,
+    revision_dirs,
+    step_from_label,
 )
 
-STEP_BRANCH_RE = re.compile(r"^step-(\d+)$")
-_CHECKPOINT_RE = re.compile(r"checkpoint-(\d+)")
-_STEP_LABEL_RE = re.compile(r"(?:^|[-_/])(?:step|checkpoint|global_step)?[-_]?0*(\d+)$")
-
-
-def step_branch(step: int) -> str:
-    """The label of step N: its eval dir `eval/step-000020` and its Hub branch `step-000020`."""
-    return f"step-{int(step):06d}"
-
-
-def step_from_label(label: str) -> int | None:
-    """`step-000020` -> 20, `checkpoint-20` -> 20, `main` -> None."""
-    match = _STEP_LABEL_RE.search(label)
-    return int(match.group(1)) if match else None
+logger = logging.getLogger(__name__)
 
 
 def is_finite(value: Any) -> bool:
@@ -121,7 +87,8 @@ class _LocalFiles:
         return (self.root / name).is_file()
 
     def read_text(self, name: str) -> str | None:
-        return (self.root / name).read_text(encoding="utf-8") if self.has(name) else None
+        # errors="replace": a line torn inside a multi-byte character is then just an unreadable line
+        return (self.root / name).read_text(encoding="utf-8", errors="replace") if self.has(name) else None
 
 
 class _HubFiles:
@@ -141,9 +108,7 @@ class _HubFiles:
         return name in self.files
 
     def read_text(self, name: str) -> str | None:
-        from oneshot_trl.hub.resolve import download_text
-
-        return download_text(self.api, self.repo_id, name, self.revision) if self.has(name) else None
+        return models.download_text(self.api, self.repo_id, name, self.revision) if self.has(name) else None
 
 
 class Run:
@@ -177,9 +142,9 @@ class Run:
         path = Path(target).expanduser()
         if path.is_dir():
             return cls(path)
-        from oneshot_trl.hub.resolve import resolve_model
-
-        return cls(resolve_model(target, revision=revision, token=token, allow_patterns=list(patterns)).path)
+        return cls(
+            models.resolve_model(target, revision=revision, token=token, allow_patterns=list(patterns)).path
+        )
 
     # ---- files -------------------------------------------------------------------------------------------
 
@@ -230,30 +195,19 @@ class Run:
 
     def checkpoints(self) -> dict[int, Path]:
         """The local `checkpoint-N` folders by step, in step order."""
-        if self.root is None:
-            return {}
-        steps = {}
-        for path in self.root.glob("checkpoint-*"):
-            match = _CHECKPOINT_RE.fullmatch(path.name)
-            if match and path.is_dir():
-                steps[int(match.group(1))] = path
-        return dict(sorted(steps.items()))
+        return checkpoint_dirs(self.root) if self.root is not None else {}
 
     def checkpoint_dir(self, step: int) -> Path:
         """Where the Trainer saves (saved) the checkpoint of `step`."""
-        return self.path(f"checkpoint-{int(step)}")
+        return self.path(checkpoint_name(step))
 
     def revision_dirs(self, revision: str) -> list[Path]:
         """Where a local run dir keeps what its Hub repo has at `revision` (step-N: checkpoint-N), in order."""
-        candidates = [self.path(revision)]
-        match = STEP_BRANCH_RE.match(revision)
-        if match:
-            candidates.insert(0, self.checkpoint_dir(int(match.group(1))))
-        return candidates
+        return revision_dirs(self.path("."), revision)
 
     def trainer_state_file(self, step: int | None = None) -> str | None:
         """The trainer_state.json to read: checkpoint-`step`'s, else the final one, else the latest checkpoint's."""
-        candidates = [f"checkpoint-{step}/{TRAINER_STATE_FILE}"] if step is not None else []
+        candidates = [checkpoint_state_file(step)] if step is not None else []
         candidates.append(TRAINER_STATE_FILE)
         candidates += [f"{p.name}/{TRAINER_STATE_FILE}" for p in reversed(self.checkpoints().values())]
         return next((name for name in candidates if self.has(name)), None)
@@ -299,12 +253,11 @@ class Run:
 
     def eval_dir(self, step: int) -> Path:
         """Where the in-training eval of `step` goes (the Hub branch of that checkpoint is named the same)."""
-        return self.path(f"{EVAL_DIR}/{step_branch(step)}")
+        return eval_dir(self.path("."), step)
 
     def eval_results_file(self, step: int) -> str:
-        """The run-relative name of the results.json of the in-training eval of `step` (also its path in the
-        Hub revisions that carry it)."""
-        return f"{EVAL_DIR}/{step_branch(step)}/{RESULTS_FILE}"
+        """The run-relative name of the results.json of the in-training eval of `step` (also on the Hub)."""
+        return eval_results_file(step)
 
     def eval_results_files(self) -> list[str]:
         """The in-training eval results, `eval/<label>/results.json`, as run-relative names."""

@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from oneshot_trl.files import read_jsonl, resource_path
+from oneshot_trl.layout import HISTORY_FILE, RUN_INFO_FILE
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
-from oneshot_trl.run import HISTORY_FILE, RUN_INFO_FILE, Run
+from oneshot_trl.run import Run
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def read_accuracy_history(path: str | Path, run_info: dict | None = None) -> lis
 def histories_from_rows(
     rows: Sequence[dict], run_info: dict | None = None, where: str = HISTORY_FILE
 ) -> list[ExampleHistory]:
-    """Histories from a run's accuracy-history rows (one per step and example, see `oneshot_trl.run`).
+    """Histories from a run's accuracy-history rows (one per step and example, see `oneshot_trl.layout`).
 
     Examples keep the order in which they first appear. A (step, example) pair logged twice, as after a resumed
     run re-does steps, counts once (the last row wins). Problems and answers come from the run's
@@ -249,7 +250,7 @@ def _read_history_file(path: Path) -> list[ExampleHistory]:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):  # JSONL, possibly with a torn last line
         data = None
     if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
         return _history_from_dict(data, load_dsr_sub_rows())

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from oneshot_trl.layout import RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE
 from oneshot_trl.memory import architecture_config
 from oneshot_trl.setups import MAIN_RUN
 
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     # Every GPU step runs in a child process, so this one holds no CUDA context and nvidia-smi's peak is the run's.
     build = [py, "-m", "oneshot_trl.smoke", "--model", args.model, "--build-model-into", str(work / "model")]
     build_s = run(build, work / "build.log")
-    recipe_path = work / "recipe.yaml"
+    recipe_path = work / RECIPE_FILE
     recipe = smoke_recipe(work / "model", work / "run", args.steps, args.max_completion_length, use_vllm)
     recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     accelerate = bool(args.accelerate_config) and find_spec("deepspeed") is not None
@@ -220,9 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sampler.stop()
 
-    state = json.loads((work / "run" / "trainer_state.json").read_text())
+    state = json.loads((work / "run" / TRAINER_STATE_FILE).read_text())
     steps = [row for row in state["log_history"] if "step_time" in row]
-    eval_results = json.loads((work / "eval" / "results.json").read_text())
+    eval_results = json.loads((work / "eval" / RESULTS_FILE).read_text())
     from oneshot_trl.memory import model_info
 
     result = {

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 import transformers
 from transformers import AutoTokenizer, TrainerCallback, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, get_peft_config
 
 from oneshot_trl import __version__
@@ -30,11 +29,20 @@ from oneshot_trl.callbacks import BenchmarkEvalCallback
 from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
+from oneshot_trl.layout import RECIPE_FILE, RUN_INFO_FILE
 from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.precision import PrecisionCallback
-from oneshot_trl.rewards import get_reward_funcs
-from oneshot_trl.run import RECIPE_FILE, RUN_INFO_FILE
+from oneshot_trl.rewards import get_reward_funcs, incorrect_labels
 from oneshot_trl.trainer import OneShotGRPOTrainer
+from oneshot_trl.validate import (
+    InputError,
+    check_model_dir,
+    check_training_dirs,
+    check_weights,
+    checkpoint_dirs,
+    fail,
+    last_complete_checkpoint,
+)
 
 if TYPE_CHECKING:
     from oneshot_trl.hub.push import HubPushCallback
@@ -57,9 +65,7 @@ def resolve_checkpoint(training_args: OneShotGRPOConfig) -> str | None:
     if resume in (None, False, "false", "False"):
         return None
     if resume in (True, "true", "True"):
-        last = (
-            get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
-        )
+        last = last_complete_checkpoint(training_args.output_dir)  # skips (and names) a half-saved newest one
         if last is None:
             logger.info(
                 "resume_from_checkpoint is set but %s has no checkpoint: starting fresh.",
@@ -67,8 +73,31 @@ def resolve_checkpoint(training_args: OneShotGRPOConfig) -> str | None:
             )
         return last
     if not os.path.isdir(resume):
-        raise FileNotFoundError(f"resume_from_checkpoint={resume!r} is not a checkpoint directory.")
+        raise InputError(f"resume_from_checkpoint={resume!r} is not a checkpoint directory.")
+    if not os.path.isfile(os.path.join(resume, "trainer_state.json")):
+        raise InputError(
+            f"resume_from_checkpoint={resume!r} has no trainer_state.json: saving it was interrupted."
+        )
+    check_weights(resume)
     return str(resume)
+
+
+def check_run_dir(training_args: OneShotGRPOConfig, checkpoint: str | None) -> None:
+    """Before the model loads: refuse a fresh run over another run's checkpoints, clear them with
+    overwrite_output_dir, and say what a resume from a `save_only_model` checkpoint loses."""
+    resume = training_args.resume_from_checkpoint not in (None, False, "false", "False")
+    check_training_dirs(training_args, resume)
+    if not resume and training_args.overwrite_output_dir and training_args.process_index == 0:
+        for name in checkpoint_dirs(training_args.output_dir):
+            logger.warning("overwrite_output_dir: deleting %s of a previous run.", name)
+            shutil.rmtree(Path(training_args.output_dir) / name)
+    if checkpoint is not None and training_args.save_only_model:
+        logger.warning(
+            "Resuming from %s, saved with save_only_model: true: it has the weights but no optimizer, scheduler "
+            "or RNG state, so Adam's moments restart from zero and sampling differs from an uninterrupted run. Set "
+            "save_only_model: false for exactly resumable checkpoints.",
+            checkpoint,
+        )
 
 
 def check_vllm_training(training_args: OneShotGRPOConfig) -> None:
@@ -105,15 +134,21 @@ def build_trainer(
     Also writes the run record (run info, recipe copy) into output_dir. `extra_callbacks` come last (bench/
     times steps with one).
     """
-    check_vllm_training(training_args)
+    from oneshot_trl.models import resolve_model  # Hub ids with revisions, or local paths
 
-    # --- Data: the example(s), checked, repeated, as prompts ---
-    examples = load_examples(script_args)
-    # `oneshot-trl doctor`'s checks (batch arithmetic, dataset size, vLLM layout) with the real world size
-    check_before_training(script_args, training_args, model_args, len(examples))
-    from oneshot_trl.hub.resolve import resolve_model  # Hub ids with revisions, or local paths
-
-    base = resolve_model(model_args.model_name_or_path, revision=model_args.model_revision)
+    try:  # every input error before the model loads is one line (InputError), not a traceback
+        check_vllm_training(training_args)
+        # --- Data: the example(s), checked, repeated, as prompts ---
+        examples = load_examples(script_args)
+        # `oneshot-trl doctor`'s checks (batch arithmetic, dataset size, vLLM layout) with the real world size
+        check_before_training(script_args, training_args, model_args, len(examples))
+        check_model_dir(model_args.model_name_or_path, "model_name_or_path")
+        base = resolve_model(model_args.model_name_or_path, revision=model_args.model_revision)
+        check_weights(base.path)
+    except InputError:
+        raise
+    except (ValueError, OSError, ImportError) as err:
+        raise InputError(str(err)) from err
     tokenizer = AutoTokenizer.from_pretrained(base.path, trust_remote_code=training_args.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -121,7 +156,15 @@ def build_trainer(
 
     # --- Rewards ---
     reward_funcs, weights = get_reward_funcs(
-        script_args.reward, script_args.grader, script_args.reward_timeout_s
+        script_args.reward,
+        script_args.grader,
+        script_args.reward_timeout_s,
+        random_p=script_args.random_reward_p,
+        seed=training_args.seed,
+        incorrect_labels=(
+            incorrect_labels(examples, script_args.incorrect_answer) if script_args.reward == "incorrect" else None
+        ),
+        num_generations=training_args.num_generations,
     )
     training_args.reward_weights = weights
 
@@ -200,6 +243,7 @@ def main(
     setup_logging(training_args)
     set_seed(training_args.seed)
     checkpoint = resolve_checkpoint(training_args)
+    check_run_dir(training_args, checkpoint)
     trainer, hub_callback = build_trainer(script_args, training_args, model_args, recipe_path)
 
     result = trainer.train(resume_from_checkpoint=checkpoint)
@@ -216,8 +260,14 @@ def main(
 
 
 def cli_main(argv: list[str] | None = None) -> int:
-    script_args, training_args, model_args, recipe_path = parse_recipe(argv)
-    main(script_args, training_args, model_args, recipe_path)
+    try:  # a bad recipe, flag or input: one line and exit code 2 (errors once training runs keep their traceback)
+        script_args, training_args, model_args, recipe_path = parse_recipe(argv)
+    except (ValueError, OSError) as err:  # RecipeError, InputError, the configs' own __post_init__ checks
+        return fail("oneshot-trl train", err)
+    try:
+        main(script_args, training_args, model_args, recipe_path)
+    except InputError as err:
+        return fail("oneshot-trl train", err)
     return 0
 
 

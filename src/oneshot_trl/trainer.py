@@ -26,9 +26,11 @@ from typing import Any
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
+from oneshot_trl.files import read_jsonl
 from oneshot_trl.grading import last_boxed
+from oneshot_trl.layout import COMPLETIONS_FILE, HISTORY_FILE, RECIPE_FILE, RUN_INFO_FILE
 from oneshot_trl.rewards import completion_text
-from oneshot_trl.run import COMPLETIONS_FILE, HISTORY_FILE, RECIPE_FILE, RUN_INFO_FILE, Run
+from oneshot_trl.run import Run
 from oneshot_trl.vllm_cpu import is_vllm_cpu_colocate, keep_unpacked_weights
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ class OneShotGRPOTrainer(GRPOTrainer):
             return rewards_per_func
 
         accuracy = rewards_per_func[:, self._accuracy_column].tolist()
+        weights = self.reward_weights.to(rewards_per_func.device)
+        total = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1).tolist()
         per_example: dict[str, list[float]] = defaultdict(list)
         for example_id, value in zip(example_ids, accuracy, strict=True):
             per_example[example_id].append(value)
@@ -93,7 +97,8 @@ class OneShotGRPOTrainer(GRPOTrainer):
                         "step": step,
                         "example_id": example_ids[i],
                         "completion": texts[i],
-                        "reward": accuracy[i],
+                        "reward": total[i],  # what GRPO was given (a control's reward is not accuracy)
+                        "accuracy": accuracy[i],
                     }
                     for i in range(0, len(texts), stride)
                 ][: self.completions_per_step]
@@ -114,13 +119,9 @@ class OneShotGRPOTrainer(GRPOTrainer):
         self._files_trimmed = True
         for name in (HISTORY_FILE, COMPLETIONS_FILE):
             path = Path(self.args.output_dir) / name
-            if path.exists():
-                keep = [
-                    line
-                    for line in path.read_text().splitlines()
-                    if line and json.loads(line)["step"] <= self.state.global_step
-                ]
-                path.write_text("".join(line + "\n" for line in keep))
+            if path.exists():  # a torn last line (the kill that made this a resume) is dropped
+                keep = [row for row in read_jsonl(path, skip_invalid=True) if row["step"] <= self.state.global_step]
+                path.write_text("".join(json.dumps(row) + "\n" for row in keep))
 
     def _save_checkpoint(self, model, trial):  # type: ignore[override]
         super()._save_checkpoint(model, trial)

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:  # a Hub repo: a snapshot of only the small log/eval files (no weights)
         run = Run.open(args.target, revision=args.revision)
-    except ValueError as err:  # includes hub.resolve.ModelResolutionError
+    except ValueError as err:  # includes models.ModelResolutionError
         print(f"oneshot-trl analyze: error: {err}", file=sys.stderr)
         return 2
     local = Path(args.target).expanduser().is_dir()

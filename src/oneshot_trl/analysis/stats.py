@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oneshot_trl.run import COMPLETIONS_FILE, HISTORY_FILE, CheckpointEval, Run, is_finite, metric_series
+from oneshot_trl.layout import COMPLETIONS_FILE, HISTORY_FILE
+from oneshot_trl.run import CheckpointEval, Run, is_finite, metric_series
 
 DEFAULT_REFLECTION_WORDS = (
     "rethink",

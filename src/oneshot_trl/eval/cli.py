@@ -21,17 +21,15 @@ from typing import Any
 from oneshot_trl.eval.benchmarks import BENCHMARKS, dataset_name, load_dataset_problems
 from oneshot_trl.eval.protocols import PROTOCOLS, get_protocol
 from oneshot_trl.eval.runner import (
-    RESULTS_FILE,
     describe_plan,
     evaluate,
     format_table,
     load_problem_sets,
 )
 from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
+from oneshot_trl.layout import RESULTS_FILE, SUMMARY_STEM, step_from_label
 
 logger = logging.getLogger(__name__)
-
-SUMMARY_STEM = "revisions"  # <output-dir>/revisions.{json,md,png} for --revisions / --all-revisions
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -58,7 +56,7 @@ def make_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--all-revisions",
         action="store_true",
-        help="Evaluate every step-N branch of the Hub repo (oneshot_trl.hub.resolve.list_step_revisions).",
+        help="Evaluate every step-N branch of the Hub repo (oneshot_trl.models.list_step_revisions).",
     )
     m.add_argument(
         "--trust-remote-code",
@@ -210,7 +208,7 @@ def _safe_name(text: str) -> str:
 
 def _revision_list(args: argparse.Namespace) -> list[str | None]:
     if args.all_revisions:
-        from oneshot_trl.hub.resolve import list_step_revisions
+        from oneshot_trl.models import list_step_revisions
 
         revisions = list_step_revisions(args.model)
         if not revisions:
@@ -221,17 +219,12 @@ def _revision_list(args: argparse.Namespace) -> list[str | None]:
     return [args.revision]
 
 
-def _step_of(revision: str | None) -> int | None:
-    match = re.fullmatch(r"(?:step|checkpoint)-(\d+)", revision or "")
-    return int(match.group(1)) if match else None
-
-
 def write_revision_summary(runs: dict[str, dict], output_dir: Path) -> dict:
     """Combined table (JSON + markdown) and an accuracy-vs-step PNG over several evaluated revisions."""
     benchmarks = list(dict.fromkeys(b for r in runs.values() for b in r["benchmarks"]))
     rows = []
     for revision, results in runs.items():
-        row = {"revision": revision, "step": _step_of(revision), "commit_sha": results.get("commit_sha")}
+        row = {"revision": revision, "step": step_from_label(revision), "commit_sha": results.get("commit_sha")}
         row.update(
             {b: results["benchmarks"][b]["accuracy"] for b in benchmarks if b in results["benchmarks"]}
         )
@@ -319,7 +312,7 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
         if needs_tokenizer(protocol.template):  # the chat template lives in the tokenizer: load only that
             from transformers import AutoTokenizer
 
-            from oneshot_trl.hub.resolve import resolve_model
+            from oneshot_trl.models import resolve_model
 
             resolved = resolve_model(args.model, revision=args.revision)
             tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=args.trust_remote_code)

@@ -28,13 +28,10 @@ from oneshot_trl.eval.metrics import benchmark_average, summarize
 from oneshot_trl.eval.protocols import Protocol, SamplingSpec, get_protocol
 from oneshot_trl.eval.sharding import Shard
 from oneshot_trl.eval.templates import needs_tokenizer, render_prompt
+from oneshot_trl.layout import AUDIT_FILE, EVAL_RUN_FILE, RESULTS_FILE, SAMPLES_FILE
 
 logger = logging.getLogger(__name__)
 
-SAMPLES_FILE = "samples.jsonl"
-RESULTS_FILE = "results.json"
-RUN_FILE = "run.json"
-AUDIT_FILE = "audit.jsonl"
 _VERSIONED_PACKAGES = (
     "oneshot-trl",
     "transformers",
@@ -103,7 +100,7 @@ def _read_samples(path: Path) -> list[dict]:
     rows: list[dict] = []
     if not path.exists():
         return rows
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8", errors="replace")  # a line torn mid-character: dropped below
     broken = 0
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -123,9 +120,9 @@ def _read_samples(path: Path) -> list[dict]:
 def _prepare_output_dir(output_dir: Path, run_info: dict, overwrite: bool) -> dict[tuple[str, str], dict]:
     """Check the dir belongs to this run (or wipe it with overwrite) and return the finished rows by key."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    run_path, samples_path = output_dir / RUN_FILE, output_dir / SAMPLES_FILE
+    run_path, samples_path = output_dir / EVAL_RUN_FILE, output_dir / SAMPLES_FILE
     if overwrite:
-        for name in (SAMPLES_FILE, RESULTS_FILE, RUN_FILE, AUDIT_FILE):
+        for name in (SAMPLES_FILE, RESULTS_FILE, EVAL_RUN_FILE, AUDIT_FILE):
             (output_dir / name).unlink(missing_ok=True)
     previous = json.loads(run_path.read_text()) if run_path.exists() else None
     rows = _read_samples(samples_path)
@@ -156,7 +153,7 @@ def _model_identity(
     With `resolve=False` (a ready generator was given) a string model is only a label.
     """
     if isinstance(model, (str, os.PathLike)) and resolve:
-        from oneshot_trl.hub.resolve import resolve_model
+        from oneshot_trl.models import resolve_model
 
         resolved = resolve_model(str(model), revision=revision)
         return str(model), resolved.path, resolved.revision, resolved.commit_sha

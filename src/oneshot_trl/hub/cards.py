@@ -20,7 +20,8 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from oneshot_trl.hub.tokens import redact_recipe, scrub
-from oneshot_trl.run import STEP_BRANCH_RE, Run, step_branch
+from oneshot_trl.layout import STEP_BRANCH_RE, step_branch
+from oneshot_trl.run import Run
 
 # Hyperparameters shown on the card (an allow-list: arguments also hold hub_token).
 HYPERPARAMETER_KEYS = (

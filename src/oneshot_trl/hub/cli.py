@@ -17,10 +17,11 @@ from oneshot_trl.hub.cards import (
     results_to_eval_results,
     training_eval_results,
 )
-from oneshot_trl.hub.resolve import download_text, list_step_revisions
 from oneshot_trl.hub.retry import with_retries
 from oneshot_trl.hub.tokens import scrub
-from oneshot_trl.run import STEP_BRANCH_RE, Run
+from oneshot_trl.layout import STEP_BRANCH_RE
+from oneshot_trl.models import download_text, list_step_revisions
+from oneshot_trl.run import Run
 
 
 def _load_results_files(paths: Iterable[str]) -> list[EvalResult]:

@@ -1,7 +1,7 @@
 """Pushing a run to the Hub: every checkpoint to its own branch, the final model to `main`, eval results to cards.
 
 - `HubPushCallback` takes over pushing from the HF Trainer. Each saved `checkpoint-N` goes to branch
-  `step-{N:06d}` (open-r1 style; `oneshot_trl.run.step_branch`), the final model to `main`, each with a model
+  `step-{N:06d}` (open-r1 style; `oneshot_trl.layout.step_branch`), the final model to `main`, each with a model
   card; uploads run in one background worker with retries, and a local checkpoint is deleted
   (`save_total_limit`) only once uploaded.
 - `push_eval_results` merges `oneshot-trl eval` results into the card of a repo revision.
@@ -38,19 +38,19 @@ from oneshot_trl.hub.cards import (
     set_card_eval_results,
     training_eval_results,
 )
-from oneshot_trl.hub.resolve import download_text
 from oneshot_trl.hub.retry import with_retries
 from oneshot_trl.hub.tokens import redact_recipe, scrub
-from oneshot_trl.run import (
+from oneshot_trl.layout import (
     COMPLETIONS_FILE,
     HISTORY_FILE,
     HUB_PUSHES_FILE,
     RECIPE_FILE,
     RUN_INFO_FILE,
     STEP_BRANCH_RE,
-    Run,
     step_branch,
 )
+from oneshot_trl.models import download_text
+from oneshot_trl.run import Run
 
 logger = logging.getLogger(__name__)
 

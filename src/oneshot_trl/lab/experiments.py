@@ -24,7 +24,7 @@ from oneshot_trl.lab.task import splits
 
 logger = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.json"
+LAB_RESULTS_FILE = "results.json"  # the lab's summary (not an eval's layout.RESULTS_FILE)
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def resolve_base(
 ) -> str:
     """A local folder with the base model: the cached lab model (built if needed) or `base_model` resolved."""
     if base_model is not None:
-        from oneshot_trl.hub.resolve import resolve_model
+        from oneshot_trl.models import resolve_model
 
         return resolve_model(base_model, revision=revision).path
     from oneshot_trl.lab.pretrain import BaseModelConfig, get_base_model
@@ -221,7 +221,7 @@ def run_demo(
         "config": asdict(config),
         "label": "micro-scale synthetic task (CPU), not the paper's setting",
     }
-    (output_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    (output_dir / LAB_RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     report.plot_demo(results, output_dir / "lab.png")
     return results
 
@@ -273,7 +273,7 @@ def run_experiment(
         "runs": runs,
         "seconds": round(time.time() - start, 1),
     }
-    (output_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    (output_dir / LAB_RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     (output_dir / "results.md").write_text(experiment_table(results) + "\n")
     _plot_experiment(results, experiment, output_dir / f"lab-{name}.png")
     return results

@@ -27,6 +27,7 @@ from oneshot_trl.lab.task import (
     splits,
     strategy_of,
 )
+from oneshot_trl.layout import RESULTS_FILE, SAMPLES_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,6 @@ def lab_metrics(eval_dir: str | Path) -> dict:
     reward sees), `careful_rate` (responses taking the careful strategy) and `reflection_rate` (responses with the
     careful strategy's "Recheck", the lab's self-reflection word); with several samples per problem, `pass@k`.
     """
-    from oneshot_trl.eval.runner import RESULTS_FILE, SAMPLES_FILE
     from oneshot_trl.files import read_jsonl
 
     eval_dir = Path(eval_dir)
@@ -211,6 +211,7 @@ def recipe_for(
         "save_strategy": "steps",
         "save_steps": config.eval_every,
         "save_only_model": True,
+        "overwrite_output_dir": True,  # a lab run always starts over (a re-run replaces the previous one)
         "logging_steps": 1,
         "report_to": "none",
         "completions_per_step": 8,
