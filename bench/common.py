@@ -119,7 +119,7 @@ class Result:
             "name": self.name,
             "description": self.description,
             "command": self.command,
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "ratio": self.ratio,
             "value": self.value,
             "target": self.target,

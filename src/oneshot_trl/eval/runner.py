@@ -491,7 +491,7 @@ def _results(
         "grader": proto.grader,
         "versions": package_versions(),
         "backend": backend,
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "limit": limit,
         "benchmarks": per_benchmark,
         "average": average,
