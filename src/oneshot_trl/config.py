@@ -239,6 +239,7 @@ class OneShotGRPOConfig(GRPOConfig):
     TRL 1.16 already implements the paper's entropy term: `loss = policy_loss - entropy_coef * H`, with H the mean
     per-token entropy of the temperature-scaled policy over completion tokens of a micro-batch, which is verl's
     `pg_loss - entropy_coeff * masked_mean(entropy)`. `entropy_coeff` only gives it the paper's name.
+    `kl_clamp` and `advantage_epsilon` are verl's values where TRL hard-codes its own (see update_rule.py).
     """
 
     entropy_coeff: float | None = field(
@@ -246,6 +247,21 @@ class OneShotGRPOConfig(GRPOConfig):
         metadata={
             "help": "Entropy bonus with the paper's (verl) meaning: loss = policy loss - entropy_coeff * mean token "
             "entropy. The official run uses 0.001; 0 turns it off. Sets TRL's `entropy_coef`; leave that one unset."
+        },
+    )
+    kl_clamp: float | None = field(
+        default=10.0,
+        metadata={
+            "help": "Clamp each token's k3 KL estimate to [-kl_clamp, kl_clamp], as verl's low_var_kl does (10, "
+            "hard-coded there): a clamped token adds a constant and no gradient. Applies with "
+            "use_bias_correction_kl: false (verl's KL). null: TRL's unclamped k3."
+        },
+    )
+    advantage_epsilon: float = field(
+        default=1e-6,
+        metadata={
+            "help": "GRPO advantage = (r - mean) / (std + advantage_epsilon) with scale_rewards group or batch: "
+            "verl's 1e-6 (TRL hard-codes 1e-4)."
         },
     )
 
@@ -257,6 +273,10 @@ class OneShotGRPOConfig(GRPOConfig):
                     "and differ. They are the same coefficient: set only entropy_coeff."
                 )
             self.entropy_coef = self.entropy_coeff
+        if self.kl_clamp is not None and self.kl_clamp <= 0:
+            raise ValueError(f"kl_clamp must be > 0 or null, got {self.kl_clamp}.")
+        if self.advantage_epsilon <= 0:
+            raise ValueError(f"advantage_epsilon must be > 0, got {self.advantage_epsilon}.")
         super().__post_init__()
 
 

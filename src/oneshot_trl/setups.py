@@ -27,6 +27,9 @@ MAIN_RUN: dict[str, Any] = {
     "top_p": 1.0,
     "top_k": 0,  # verl top_k -1 = off
     "beta": 0.001,  # kl_loss_coef, low_var_kl
+    "use_bias_correction_kl": False,  # low_var_kl has no importance ratio on the KL (TRL's default multiplies by it)
+    "kl_clamp": 10.0,  # low_var_kl clamps the per-token estimate to [-10, 10]
+    "advantage_epsilon": 1e-6,  # compute_grpo_outcome_advantage: (r - mean) / (std + 1e-6)
     "entropy_coeff": 0.001,  # verl default, not overridden by the script
     "loss_type": "bnpo",  # token mean per micro-batch
     "scale_rewards": "group",

