@@ -108,6 +108,21 @@ def test_entropy_only_run_changes_weights_with_zero_reward(make_recipe, tiny_mod
     assert changed, "entropy bonus alone should move the weights"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("reward", ["random", "incorrect", "majority"])
+def test_control_rewards_train_and_still_log_accuracy(make_recipe, reward):
+    recipe = make_recipe(reward=reward, max_steps=2, save_steps=100)
+    trainer = train_in_process(recipe)
+    logged = [row for row in trainer.state.log_history if "loss" in row]
+    name = {"random": "random_reward", "incorrect": "incorrect", "majority": "majority"}[reward]
+    assert all(f"rewards/{name}/mean" in row and "rewards/accuracy/mean" in row for row in logged)
+    assert all("train_accuracy/dsr_sub:124" in row for row in logged)
+    rows = read_jsonl(Path(trainer.args.output_dir) / "completions.jsonl")
+    assert rows and all({"reward", "accuracy"} <= row.keys() for row in rows)
+    if reward == "random":  # 2 steps x 8 completions of Bernoulli(0.5): both values appear (p of not: 2^-15)
+        assert 0.0 < sum(row[f"rewards/{name}/mean"] for row in logged) / len(logged) < 1.0
+
+
 def test_unknown_key_is_an_error_naming_key_file_and_suggestion(make_recipe, tmp_path):
     recipe = make_recipe(learning_rat=1e-3)
     with pytest.raises(RecipeError, match=r"recipe\.yaml: unknown key 'learning_rat'.*learning_rate"):

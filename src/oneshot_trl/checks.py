@@ -232,6 +232,17 @@ def find_problems(
                 f"max_prompt_length + max_completion_length = {total} > the model's max_position_embeddings "
                 f"({info.max_positions})."
             )
+        elif (
+            a.use_vllm
+            and a.vllm_mode == "colocate"
+            and not a.vllm_max_model_length
+            and info.max_positions > total
+        ):
+            warnings.append(
+                f"vllm_max_model_length is unset: vLLM sizes its engine for the model's {info.max_positions}-token "
+                f"context (and refuses to start when its KV cache cannot hold one such sequence) while this run "
+                f"needs {total}; set vllm_max_model_length: {total}."
+            )
     if (
         not a.use_cpu
         and model_args.dtype in ("bfloat16", "float16")

@@ -27,7 +27,7 @@ from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
 from oneshot_trl.validate import InputError, check_field, check_flags, coerce_value
 
 BUNDLED_SETS = ("pi1", "pi2", "pi13", "pi1209", "pi1_pi13", "pi1_pi2_pi13_pi1209", "dsr_sub")
-REWARD_MODES = ("accuracy", "format", "none")
+REWARD_MODES = ("accuracy", "format", "none", "random", "incorrect", "majority")
 ALGORITHMS = ("grpo", "ppo")
 
 
@@ -135,7 +135,23 @@ class OneShotArguments:
         metadata={
             "help": "`accuracy`: 1 if the last \\boxed{} answer equals the gold (math-verify), else 0 (the paper). "
             "`format`: 1 for any non-empty \\boxed{} answer. `none`: no reward at all (entropy-only training). "
+            "Controls (is the gain from the gold label at all?): `random`: Bernoulli(random_reward_p) per completion, "
+            "seeded by `seed` (Spurious Rewards, arXiv 2506.10947); `incorrect`: 1 if the answer equals a wrong "
+            "label (incorrect_answer), graded like accuracy (same paper); `majority`: 1 if the answer equals its "
+            "group's most common answer, no gold used (TTRL, arXiv 2504.16084). "
             "Accuracy is computed and logged in every mode."
+        },
+    )
+    random_reward_p: float = field(
+        default=0.5,
+        metadata={"help": "`reward: random`: probability that a completion gets reward 1, whatever its text."},
+    )
+    incorrect_answer: str | None = field(
+        default=None,
+        metadata={
+            "help": "`reward: incorrect`: the wrong label every example is rewarded for. Null: the documented "
+            "default wrong label of each bundled pi example (rewards.DEFAULT_INCORRECT_ANSWERS: pi1 16, pi2 12, "
+            "pi13 -4/3, pi1209 2023/2024); other examples then need this set."
         },
     )
     grader: str = field(
@@ -226,6 +242,8 @@ class OneShotArguments:
             raise ValueError(f"Unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
         if self.reward not in REWARD_MODES:
             raise ValueError(f"Unknown reward {self.reward!r}; choose one of {', '.join(REWARD_MODES)}.")
+        if not 0.0 <= self.random_reward_p <= 1.0:
+            raise ValueError(f"random_reward_p must be in [0, 1], got {self.random_reward_p}.")
         if self.prompt_format not in ("auto", "chat", "plain"):
             raise ValueError(f"Unknown prompt_format {self.prompt_format!r}; choose auto, chat or plain.")
         if self.dataset_repeat_to is not None and self.dataset_repeat_to < 1:
@@ -262,6 +280,13 @@ class OneShotGRPOConfig(GRPOConfig):
         metadata={
             "help": "GRPO advantage = (r - mean) / (std + advantage_epsilon) with scale_rewards group or batch: "
             "verl's 1e-6 (TRL hard-codes 1e-4)."
+        },
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start a fresh run in an output_dir that holds another run's checkpoints, deleting them (else "
+            "refused: a later resume would pick the old run's newest checkpoint). Not needed to resume."
         },
     )
 

@@ -105,6 +105,28 @@ PAPER_SETUPS: dict[str, PaperSetup] = {
         {"algorithm": "ppo", "critic_learning_rate": 1e-5, "cliprange_value": 0.5, "gamma": 1.0, "lam": 1.0},
         "paper Tab. 4; critic values are verl defaults (no official PPO script)",
     ),
+    # Controls (not the paper's runs): pi1 and the official recipe, only the reward changes. The numbers are
+    # Spurious Rewards' (arXiv 2506.10947, abstract), for Qwen2.5-Math-7B, 300 steps on DeepScaleR: theirs.
+    "qwen2.5-math-1.5b/random-reward": PaperSetup(
+        "control; Spurious Rewards (their 7B): random reward +21.4 MATH500 vs +29.1 ground truth",
+        {"reward": "random"},
+        "the pi1 script with reward: random (Spurious Rewards' Bernoulli(0.5))",
+    ),
+    "qwen2.5-math-1.5b/incorrect-reward": PaperSetup(
+        "control; Spurious Rewards (their 7B): incorrect labels +24.1 MATH500 vs +29.1 ground truth",
+        {"reward": "incorrect"},
+        "the pi1 script with reward: incorrect (default wrong label 16)",
+    ),
+    "qwen2.5-math-1.5b/majority": PaperSetup(
+        "control; Spurious Rewards (their 7B): majority vote +27.1 MATH500 vs +29.1 ground truth (TTRL's reward)",
+        {"reward": "majority"},
+        "the pi1 script with reward: majority (TTRL, arXiv 2504.16084)",
+    ),
+    "llama-3.2-3b-instruct/random-reward": PaperSetup(
+        "control; Spurious Rewards: random reward gives Llama3 models no gain (their Llama3.1-8B-Instruct)",
+        {"model_name_or_path": "meta-llama/Llama-3.2-3B-Instruct", "max_steps": 1000, "reward": "random"},
+        _NOT_IN_REPO + ", reward: random",
+    ),
     "qwen2.5-math-7b/pi1": PaperSetup(
         "Tab. 4 Qwen2.5-Math-7B {pi1}: MATH500 79.2, avg 40.2",
         {"model_name_or_path": "Qwen/Qwen2.5-Math-7B", "max_steps": 1000},

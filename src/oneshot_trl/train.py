@@ -29,7 +29,7 @@ from oneshot_trl.callbacks import BenchmarkEvalCallback
 from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
-from oneshot_trl.layout import RECIPE_FILE, RUN_INFO_FILE
+from oneshot_trl.layout import RECIPE_FILE, RUN_INFO_FILE, checkpoint_dirs
 from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.precision import PrecisionCallback
 from oneshot_trl.rewards import get_reward_funcs, incorrect_labels
@@ -39,7 +39,6 @@ from oneshot_trl.validate import (
     check_model_dir,
     check_training_dirs,
     check_weights,
-    checkpoint_dirs,
     fail,
     last_complete_checkpoint,
 )
@@ -88,9 +87,9 @@ def check_run_dir(training_args: OneShotGRPOConfig, checkpoint: str | None) -> N
     resume = training_args.resume_from_checkpoint not in (None, False, "false", "False")
     check_training_dirs(training_args, resume)
     if not resume and training_args.overwrite_output_dir and training_args.process_index == 0:
-        for name in checkpoint_dirs(training_args.output_dir):
-            logger.warning("overwrite_output_dir: deleting %s of a previous run.", name)
-            shutil.rmtree(Path(training_args.output_dir) / name)
+        for old in checkpoint_dirs(training_args.output_dir).values():
+            logger.warning("overwrite_output_dir: deleting %s of a previous run.", old)
+            shutil.rmtree(old)
     if checkpoint is not None and training_args.save_only_model:
         logger.warning(
             "Resuming from %s, saved with save_only_model: true: it has the weights but no optimizer, scheduler "

