@@ -166,7 +166,6 @@ class OneShotPPOTrainer(OneShotGRPOTrainer):
             eps=self.args.adam_epsilon,
             weight_decay=self.args.weight_decay,
         )
-        self._rewards_per_func: torch.Tensor | None = None
 
     def _policy_path(self) -> str:
         path = getattr(self.accelerator.unwrap_model(self.model).config, "_name_or_path", "")
@@ -175,15 +174,12 @@ class OneShotPPOTrainer(OneShotGRPOTrainer):
         return path
 
     # -- rollouts: values, GAE, whitening -------------------------------------------------------------------
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[override]
-        self._rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        return self._rewards_per_func
-
     def _generate_and_score_completions(self, inputs):  # type: ignore[override]
         output = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
         mask = self._loss_mask(output)
-        # The sequence reward as TRL weighs it (reward_weights), this process's rows; unscorable -> 0.
+        # The sequence reward as TRL weighs it (reward_weights), this process's rows; unscorable -> 0. The rewards of
+        # all processes are kept by VerlUpdateRule._calculate_rewards.
         weighted = (self._rewards_per_func * self.reward_weights.to(self._rewards_per_func.device)).nansum(
             dim=1
         )
