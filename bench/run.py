@@ -97,7 +97,7 @@ def run_one(name: str, results_dir: Path, quick: bool) -> tuple[int, float]:
     spec = BENCHMARKS[name]
     if name == "gpu-smoke":  # its own CLI (scripts/gpu_smoke.sh); it writes a file of its own shape
         cmd = [sys.executable, *spec.script, "--output", str(results_dir / "gpu-smoke.json")]
-        cmd += ["--steps", "2"] if quick else []
+        cmd += ["--skip-ppo"] if quick else []
     else:
         cmd = [
             sys.executable,
@@ -122,12 +122,17 @@ def record_wall_time(results_dir: Path, names: tuple[str, ...], seconds: float) 
 
 
 def summary_row(name: str, result: dict) -> str:
-    if name == "gpu-smoke":  # the smoke script's own format
-        steps = result.get("step_time_s") or [0]
+    if name == "gpu-smoke":  # the smoke script's own format (oneshot_trl.smoke.report)
+        phases = result.get("phases", {})
+        steps = phases.get("grpo", {}).get("step_time_s") or [0]
+        peak = max((p.get("peak_memory_gib", 0) for p in phases.values()), default=0)
+        wall = sum(p.get("wall_s", 0) for p in phases.values())
+        failed = [c["name"] for c in result.get("checks", []) if not c["ok"]]
         return (
-            f"| gpu-smoke | {result.get('gpu')}: {result.get('model_architecture')}, "
-            f"step {sorted(steps)[len(steps) // 2]} s, peak {result.get('peak_gpu_memory_gib_training')} GiB "
-            "| | | | |"
+            f"| gpu-smoke | {(result.get('system') or {}).get('gpu', result.get('mode'))}: "
+            f"{result.get('model_architecture')}, GRPO step {max(steps)} s, peak {peak} GiB | "
+            f"checks {'all passed' if result.get('ok') else 'failed: ' + ', '.join(failed)} | "
+            f"{'yes' if result.get('ok') else '**no**'} | | {wall:.0f} |"
         )
     if "description" not in result:  # a file from before this runner: not comparable, say so
         return f"| {name} | (older result format: re-run `python bench/run.py {name}`) | | | | |"
