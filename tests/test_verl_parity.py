@@ -160,9 +160,9 @@ def verl_update(model, batch, micro_batches: int, beta: float, entropy_coeff: fl
         mb = {k: v[start : start + size] for k, v in batch.items()}
         mask = mb["completion_mask"].bool()
         entropy, log_prob = verl_forward(model, mb, temperature)
-        advantages = (
-            mb["advantages"][:, None] * mb["completion_mask"]
-        )  # broadcast to tokens, as verl stores it
+        advantages = mb["advantages"]
+        if advantages.dim() == 1:  # GRPO: broadcast to the response tokens, as verl stores it
+            advantages = advantages[:, None] * mb["completion_mask"]
         pg_loss, _ = core_algos.compute_policy_loss_vanilla(
             mb["old_log_prob"], log_prob, advantages, mask, loss_agg_mode="token-mean", config=config
         )
@@ -237,13 +237,17 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
-def both_updates(model_dir, tmp_path, beta, entropy_coeff, micro_batches, clipped, **overrides):
-    """(loss rel. difference, gradient rel. difference, fraction of tokens where verl's KL clamp binds)."""
+def both_updates(
+    model_dir, tmp_path, beta, entropy_coeff, micro_batches, clipped, advantages=None, **overrides
+) -> dict[str, float]:
+    """Loss and gradient relative differences, and the shares of tokens where verl's KL clamp / the clip binds.
+
+    `advantages`: per token (B, T), as PPO's; default GRPO's per sequence (B,) from `REWARDS`."""
     trainer = make_trainer(model_dir, tmp_path, beta, entropy_coeff, **overrides)
     perturb(trainer.model, 0.6, seed=1)
     tokenizer = trainer.processing_class
     batch = fixed_batch(tokenizer.eos_token_id, tokenizer.pad_token_id)
-    batch["advantages"] = verl_advantages(REWARDS)
+    batch["advantages"] = verl_advantages(REWARDS) if advantages is None else advantages
     temperature = trainer.args.temperature
     with torch.no_grad():
         _, current = verl_forward(trainer.model, batch, temperature)  # verl's compute_log_prob: old = current
@@ -252,8 +256,11 @@ def both_updates(model_dir, tmp_path, beta, entropy_coeff, micro_batches, clippe
             old = old + torch.empty_like(old).uniform_(-0.7, 0.7, generator=torch.Generator().manual_seed(2))
         ref_model = trainer.ref_model if beta else AutoModelForCausalLM.from_pretrained(model_dir)
         _, ref = verl_forward(ref_model, batch, temperature)
+    mask = batch["completion_mask"].bool()
     unclamped_kl = torch.exp(ref - current) - (ref - current) - 1
-    clamp_share = ((unclamped_kl > 10) & batch["completion_mask"].bool()).float().mean()
+    ratio = torch.exp(current - old)
+    clip_share = (((ratio - 1).abs() > 0.2) & mask).float().sum() / mask.sum()
+    assert ratio[mask].max() < 3  # verl 0.9.1's dual-clip (not in the fork, nor in TRL) never binds
 
     ours = {**batch}
     if beta:
@@ -272,7 +279,12 @@ def both_updates(model_dir, tmp_path, beta, entropy_coeff, micro_batches, clippe
     verl_batch = {**batch, "old_log_prob": old, "ref_log_prob": ref}
     verl_loss = verl_update(trainer.model, verl_batch, micro_batches, beta, entropy_coeff, temperature)
     verl_grad = gradient(trainer.model)
-    return relative(our_loss, verl_loss), relative(our_grad, verl_grad), clamp_share.item()
+    return {
+        "loss": relative(our_loss, verl_loss),
+        "gradient": relative(our_grad, verl_grad),
+        "kl_clamped": ((unclamped_kl > 10) & mask).float().sum().item() / mask.sum().item(),
+        "clipped": clip_share.item(),
+    }
 
 
 # -- GRPO ------------------------------------------------------------------------------------------------------------
@@ -290,13 +302,13 @@ def both_updates(model_dir, tmp_path, beta, entropy_coeff, micro_batches, clippe
 def test_verl_parity_grpo_loss_and_gradient(
     tiny_model_dir, tmp_path, beta, entropy_coeff, micro_batches, clipped
 ):
-    loss_diff, grad_diff, clamp_share = both_updates(
-        tiny_model_dir, tmp_path, beta, entropy_coeff, micro_batches, clipped
-    )
+    result = both_updates(tiny_model_dir, tmp_path, beta, entropy_coeff, micro_batches, clipped)
     if beta:
-        assert clamp_share > 0  # the batch exercises verl's clamp
-    assert loss_diff <= TOLERANCE
-    assert grad_diff <= TOLERANCE
+        assert result["kl_clamped"] > 0  # the batch exercises verl's clamp
+    if clipped:
+        assert result["clipped"] > 0.2
+    assert result["loss"] <= TOLERANCE
+    assert result["gradient"] <= TOLERANCE
 
 
 @pytest.mark.parametrize(
@@ -304,12 +316,14 @@ def test_verl_parity_grpo_loss_and_gradient(
 )
 def test_verl_parity_grpo_detects_trl_kl(tiny_model_dir, tmp_path, override):
     """TRL's own KL rules (its default bias-corrected k3, no clamp) are caught by the parity check."""
-    loss_diff, grad_diff, _ = both_updates(tiny_model_dir, tmp_path, BETA, 0.0, 1, False, **override)
-    assert grad_diff > 100 * TOLERANCE
+    result = both_updates(tiny_model_dir, tmp_path, BETA, 0.0, 1, False, **override)
+    assert result["gradient"] > 100 * TOLERANCE
 
 
-def test_verl_parity_grpo_advantages(tiny_model_dir, tmp_path):
-    """The trainer's advantages (generation, rewards, group normalization) equal verl's GRPO outcome advantage."""
+@pytest.mark.parametrize("epsilon", [None, 1e-4], ids=["recipe", "trl-epsilon"])
+def test_verl_parity_grpo_advantages(tiny_model_dir, tmp_path, epsilon):
+    """The trainer's advantages (generation, rewards, group normalization) equal verl's GRPO outcome advantage;
+    TRL's own epsilon (1e-4) differs by ~2e-4 relative on this batch, which the check catches."""
     rewards = iter(REWARDS)
 
     def fixed_rewards(completions, **_):
@@ -323,14 +337,18 @@ def test_verl_parity_grpo_advantages(tiny_model_dir, tmp_path):
         fixed_rewards,
         max_completion_length=4,
         per_device_train_batch_size=8,
+        **({} if epsilon is None else {"advantage_epsilon": epsilon}),
     )
     inputs = [
         {"prompt": p, "answer": "2", "example_id": p, "index": None} for p in ("1+1?", "2+2=") for _ in "abcd"
     ]
     output = trainer._generate_and_score_completions(inputs)
     expected = verl_advantages(REWARDS)
-    assert relative(output["advantages"], expected) <= TOLERANCE
     assert output["advantages"][GENERATIONS:].abs().max() == 0  # the zero-variance group
+    if epsilon is None:
+        assert relative(output["advantages"], expected) <= TOLERANCE
+    else:
+        assert relative(output["advantages"], expected) > 10 * TOLERANCE
 
 
 def test_verl_parity_grpo_dapo_is_verl_091_token_mean(tiny_model_dir, tmp_path):
@@ -358,6 +376,18 @@ def test_verl_parity_grpo_dapo_is_verl_091_token_mean(tiny_model_dir, tmp_path):
 
 
 # -- PPO -------------------------------------------------------------------------------------------------------------
+def test_verl_parity_ppo_policy_loss_with_token_advantages(tiny_model_dir, tmp_path):
+    """PPO's policy loss is TRL's with (B, T) advantages (whitened GAE): verl's per-token clipped loss + KL + entropy."""
+    mask = fixed_batch(0, 0)["completion_mask"].float()
+    values = torch.randn(mask.shape, generator=torch.Generator().manual_seed(5)) * mask
+    advantages, _ = compute_gae(token_level_rewards(torch.tensor(REWARDS), mask), values, mask, 1.0, 1.0)
+    advantages = masked_whiten(advantages, mask)
+    result = both_updates(tiny_model_dir, tmp_path, BETA, ENTROPY, 2, True, advantages=advantages)
+    assert result["clipped"] > 0.2 and result["kl_clamped"] > 0
+    assert result["loss"] <= TOLERANCE
+    assert result["gradient"] <= TOLERANCE
+
+
 def test_verl_parity_ppo_gae_and_whitening():
     g = torch.Generator().manual_seed(3)
     mask = torch.zeros(len(LENGTHS), COMPLETION_LEN)
