@@ -85,10 +85,21 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
 SIX_BENCHMARKS: tuple[str, ...] = ("math500", "aime24", "amc23", "minerva_math", "olympiadbench", "aime25")
 
 
+# Benchmarks generated at eval time (no file): `random-calc` and `random-calc@SEED` (eval/random_calc.py).
+GENERATED_BENCHMARKS: tuple[str, ...] = ("random-calc",)
+
+
+def _is_generated(name: str) -> bool:
+    from oneshot_trl.eval.random_calc import is_random_calc
+
+    return is_random_calc(name)
+
+
 def get_benchmark(name: str) -> BenchmarkSpec:
     if name not in BENCHMARKS:
         raise ValueError(
-            f"Unknown benchmark {name!r}. Bundled benchmarks: {', '.join(BENCHMARKS)}. "
+            f"Unknown benchmark {name!r}. Bundled benchmarks: {', '.join(BENCHMARKS)}; generated: "
+            "random-calc[@SEED]. "
             "For another dataset use `--dataset PATH_OR_HUB_ID` (or `load_dataset_problems`)."
         )
     return BENCHMARKS[name]
@@ -103,7 +114,12 @@ def parse_benchmark_names(value: str | Iterable[str]) -> list[str]:
     if not names:
         raise ValueError(f"No benchmark given. Choose from: all, {', '.join(BENCHMARKS)}.")
     for name in names:
-        get_benchmark(name)
+        if _is_generated(name):
+            from oneshot_trl.eval.random_calc import parse_seed
+
+            parse_seed(name)  # a bad seed fails here, before any model is loaded
+        else:
+            get_benchmark(name)
     return list(dict.fromkeys(names))
 
 
@@ -157,7 +173,11 @@ def _rows_to_problems(
 
 
 def load_benchmark(name: str) -> list[Problem]:
-    """The bundled benchmark `name` as a list of problems (in file order)."""
+    """The bundled benchmark `name` as a list of problems (in file order), or a generated one's problems."""
+    if _is_generated(name):
+        from oneshot_trl.eval.random_calc import generate, parse_seed
+
+        return generate(parse_seed(name), name=name)
     spec = get_benchmark(name)
     rows = read_jsonl(resource_path("benchmarks", spec.filename))
     if len(rows) != spec.size:

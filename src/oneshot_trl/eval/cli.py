@@ -27,7 +27,15 @@ from oneshot_trl.eval.runner import (
     load_problem_sets,
 )
 from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
+from oneshot_trl.hub.tokens import scrub
 from oneshot_trl.layout import RESULTS_FILE, SUMMARY_STEM, step_from_label
+from oneshot_trl.validate import (
+    FRACTION_ABOVE_ZERO,
+    check_count,
+    check_data_file,
+    check_model_dir,
+    check_number,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +77,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--benchmarks",
         default="all",
         help=f"Comma-separated bundled benchmarks, or 'all' (the six). Known: {', '.join(BENCHMARKS)}. "
+        "Generated at eval time (clean, cannot be memorised): random-calc (seed 0) or random-calc@SEED. "
         "Ignored with --dataset unless given explicitly.",
     )
     d.add_argument(
@@ -296,7 +305,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """Every flag and input file checked before any model loads (`--dry-run` too): InputError names it."""
+    for flag in ("limit", "max_new_tokens", "batch_size", "max_model_len", "tensor_parallel_size"):
+        check_count("--" + flag.replace("_", "-"), getattr(args, flag))
+    check_count("--seed", args.seed, minimum=0)
+    check_number("--gpu-memory-utilization", args.gpu_memory_utilization, FRACTION_ABOVE_ZERO)
+    if not (args.revision or args.revisions or args.all_revisions):  # revisions: checked when resolved
+        check_model_dir(args.model, "--model")
+    if args.dataset is not None:
+        check_data_file(args.dataset, "--dataset")
+
+
 def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
+    check_inputs(args)
     if args.all_revisions and (args.revisions or args.revision):
         raise ValueError("--all-revisions evaluates every step branch: do not combine it with --revision(s).")
     if args.revisions and args.revision:
@@ -329,6 +351,7 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
         repo_id = args.model
 
     runs: dict[str, dict] = {}
+    failed_pushes: list[str] = []
     for revision in revisions:
         if multi or (revision and not args.output_dir):
             out = base / _safe_name(revision or "main")
@@ -361,8 +384,15 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
         if args.push_to_hub:
             from oneshot_trl.hub.push import push_eval_results
 
-            push_eval_results(repo_id, results, revision=revision or "main")
-            print(f"pushed results to {repo_id}@{revision or 'main'}")
+            try:  # the results are saved already: a failed upload is reported, not a traceback
+                push_eval_results(repo_id, results, revision=revision or "main")
+                print(f"pushed results to {repo_id}@{revision or 'main'}")
+            except Exception as err:  # noqa: BLE001 - network, auth, Hub errors after retries
+                failed_pushes.append(
+                    f"{repo_id}@{revision or 'main'}: {scrub(' '.join(str(err).split()))[:300]}\n"
+                    f"  retry: oneshot-trl card {repo_id} --revision {revision or 'main'} "
+                    f"--results {out / RESULTS_FILE} --push"
+                )
     if multi:
         summary = write_revision_summary(runs, base)
         print((base / f"{SUMMARY_STEM}.md").read_text())
@@ -370,6 +400,10 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
             f"wrote {base / SUMMARY_STEM}.json/.md"
             + ("/.png" if any(r["step"] is not None for r in summary["rows"]) else "")
         )
+    if failed_pushes:
+        print(f"oneshot-trl eval: error: results saved locally, but {len(failed_pushes)} push(es) to the Hub "
+              "failed:\n" + "\n".join(failed_pushes), file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

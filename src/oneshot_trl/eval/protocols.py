@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,9 @@ class Protocol:
     grade_timeout_s: float = 3.0  # per comparison, as the official harness' pebble timeout
     seed: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Generated benchmarks in the run -> their generator identity (version, seed, size): part of the hash, so
+    # two seeds or generator versions of `random-calc` never share samples. Empty (and then not hashed) otherwise.
+    generated: dict[str, str] = field(default_factory=dict)
     description: str = ""
     notes: tuple[str, ...] = ()  # deviations from the reference implementation
 
@@ -70,8 +74,17 @@ class Protocol:
         d = dataclasses.asdict(self)
         for key in ("description", "notes"):
             d.pop(key)
+        if not d["generated"]:
+            d.pop("generated")  # the hashes of runs without generated benchmarks stay what they were
         canonical = json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def with_generated(self, benchmarks: Iterable[str]) -> Protocol:
+        """A copy recording the identity of the generated benchmarks among `benchmarks` (changes the hash)."""
+        from oneshot_trl.eval.random_calc import identity, is_random_calc, parse_seed
+
+        generated = {name: identity(parse_seed(name)) for name in benchmarks if is_random_calc(name)}
+        return dataclasses.replace(self, generated={**self.generated, **generated}) if generated else self
 
     def with_overrides(
         self,

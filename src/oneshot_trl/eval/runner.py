@@ -344,6 +344,7 @@ def evaluate(
         if problems is not None
         else (load_problem_sets(benchmarks, limit))
     )
+    proto = proto.with_generated(problem_sets)  # random-calc: its seed and generator version in the hash
     _warn_unparseable_golds(problem_sets, proto.grader)
     model_name, model_path, revision, commit_sha = _model_identity(model, revision, isinstance(backend, str))
     backend_name = backend if isinstance(backend, str) else getattr(backend, "name", type(backend).__name__)
