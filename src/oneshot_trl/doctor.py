@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from oneshot_trl.checks import Launch, batch_plan, count_rows, find_problems
-from oneshot_trl.memory import estimate_memory, model_info
+from oneshot_trl.memory import estimate_memory, kv_cache, model_info
 from oneshot_trl.setups import OFFICIAL_GPUS, OFFICIAL_PROMPTS_PER_STEP, PAPER_SETUPS
 
 ALIASES = {"entropy_coeff": "entropy_coef"}  # recipe key -> the field that holds its effective value
@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         print(f"  {line}")
 
-    for w in warnings:
+    kv = kv_cache(info, training_args, plan, script_args.max_prompt_length, args.gpu_memory_gib)
+    for w in [*warnings, *(kv.warnings() if kv else [])]:
         print(f"\nwarning: {w}")
     if errors:
         print(f"\nREFUSED: {args.recipe} cannot train as set up:", file=sys.stderr)

@@ -96,6 +96,82 @@ def lora_params(info: ModelInfo, rank: int, targets: str | list[str] | None) -> 
     return total
 
 
+def critic_bytes(info: ModelInfo, training_args: Any) -> float:
+    """PPO's critic: the policy's backbone (its own weights when critic_model_name_or_path is set) + a scalar head,
+    kept in fp32 with AdamW on every GPU (`OneShotPPOTrainer` does not shard it): 4 + 4 + 8 bytes per parameter."""
+    if not hasattr(training_args, "critic_learning_rate"):  # not a OneShotPPOConfig
+        return 0.0
+    critic = (
+        model_info(training_args.critic_model_name_or_path)
+        if training_args.critic_model_name_or_path
+        else None
+    )
+    info = critic or info
+    head = (
+        0
+        if getattr(info.config, "tie_word_embeddings", False)
+        else info.config.vocab_size * info.config.hidden_size
+    )
+    return 16.0 * (
+        info.params - head + info.config.hidden_size
+    )  # the LM head replaced by a 1-output value head
+
+
+@dataclass
+class KVCache:
+    """vLLM colocate's KV cache in one training process (bytes), against what one generation batch needs."""
+
+    share: float  # vllm_gpu_memory_utilization x the GPU
+    weights: float  # the engine's bf16 weight copy (its tensor-parallel shard)
+    per_token: int
+    sequences: int  # completions this engine generates per generation batch
+    sequence_tokens: int  # max_prompt_length + max_completion_length
+    max_model_len: int  # what vLLM sizes for: vllm_max_model_length, else the model's whole context
+
+    @property
+    def available(self) -> float:  # an upper bound: vLLM also reserves its activation peak
+        return self.share - self.weights
+
+    @property
+    def needed(self) -> float:
+        return self.sequences * self.sequence_tokens * self.per_token
+
+    def warnings(self) -> list[str]:
+        gib = f"{max(self.available, 0) / GIB:.1f} GiB"
+        if self.available < self.max_model_len * self.per_token:
+            return [
+                f"vLLM would refuse to start: its KV cache ({gib}) cannot hold one sequence of max_model_len "
+                f"{self.max_model_len} tokens ({self.max_model_len * self.per_token / GIB:.1f} GiB). Set "
+                f"vllm_max_model_length: {self.sequence_tokens} or raise vllm_gpu_memory_utilization."
+            ]
+        if self.available < self.needed:
+            return [
+                f"vLLM generates in waves: its KV cache holds {gib} of the {self.needed / GIB:.1f} GiB that "
+                f"{self.sequences} sequences x {self.sequence_tokens} tokens need at full length, so some wait for "
+                "others to finish (slower steps). Raise vllm_gpu_memory_utilization, or use more GPUs."
+            ]
+        return []
+
+
+def kv_cache(
+    info: ModelInfo | None, training_args: Any, plan: Any, max_prompt_length: int | None, gpu_gib: float
+) -> KVCache | None:
+    """The colocated engine's KV cache estimate; None without vLLM colocate or an unknown architecture."""
+    a = training_args
+    per_token = info.kv_bytes_per_token() if info is not None else None
+    if not (a.use_vllm and a.vllm_mode == "colocate") or not per_token:
+        return None
+    sequence_tokens = (max_prompt_length or 0) + a.max_completion_length
+    return KVCache(
+        share=a.vllm_gpu_memory_utilization * gpu_gib * GIB,
+        weights=info.params * 2 / a.vllm_tensor_parallel_size,
+        per_token=per_token,
+        sequences=plan.per_device * plan.steps_per_generation,
+        sequence_tokens=sequence_tokens,
+        max_model_len=a.vllm_max_model_length or info.max_positions or sequence_tokens,
+    )
+
+
 def estimate_memory(
     info: ModelInfo | None,
     training_args: Any,
@@ -105,7 +181,7 @@ def estimate_memory(
     max_prompt_length: int | None,
     gpu_gib: float,
 ) -> list[str]:
-    """Lines of a per-GPU estimate: model states by ZeRO stage, reference model, vLLM, logits and KV notes."""
+    """Lines of a per-GPU estimate: model states by ZeRO stage, reference model, PPO critic, vLLM and its KV cache."""
     if info is None:
         return [
             f"unknown: {model_args.model_name_or_path} is not a known Hub id nor a local folder with config.json"
@@ -146,12 +222,14 @@ def estimate_memory(
         + (" (optimizer on CPU)" if launch.offload_optimizer else "")
     )
 
-    vocab = getattr(info.config, "vocab_size", 0)
-    logits = plan.per_device * a.max_completion_length * vocab * 2
-    lines.append(
-        f"logits of one micro-batch: {plan.per_device} x {a.max_completion_length} tokens x {vocab} vocab x 2 B = "
-        f"{logits / GIB:.1f} GiB (+ its gradient; lower per_device_train_batch_size and raise accumulation if OOM)"
-    )
+    critic = critic_bytes(info, a)
+    if critic:
+        states += critic
+        lines.append(
+            f"PPO critic (replicated on every GPU, outside DeepSpeed): fp32 weights + grads + AdamW moments, "
+            f"16 B x {critic / 16 / 1e9:.2f} B parameters = {critic / GIB:.1f} GiB"
+        )
+    # TRL 1.16's fused LM head computes log-probs and entropy tile by tile: no (batch, length, vocab) logits.
     lines.append(
         "activations: not estimated"
         + (
@@ -160,22 +238,17 @@ def estimate_memory(
             else ""
         )
     )
-    total = states + 2 * logits
+    total = states
     vllm = 0.0
-    if a.use_vllm and a.vllm_mode == "colocate":
-        vllm = a.vllm_gpu_memory_utilization * gpu_gib * GIB
-        kv_token = info.kv_bytes_per_token() or 0
-        seqs = plan.per_device * plan.steps_per_generation
-        max_len = a.vllm_max_model_length or (max_prompt_length or 0) + a.max_completion_length
-        kv_free = vllm - p * 2 / a.vllm_tensor_parallel_size
+    kv = kv_cache(info, a, plan, max_prompt_length, gpu_gib)
+    if kv is not None:
+        vllm = kv.share
         lines.append(
             f"vLLM colocate: {a.vllm_gpu_memory_utilization:g} x {gpu_gib:g} GiB = {vllm / GIB:.1f} GiB for a "
-            f"{p * 2 / a.vllm_tensor_parallel_size / GIB:.1f} GiB weight copy + KV cache ({kv_token / 1024:.0f} KiB "
-            f"per token: {seqs} sequences x {max_len} tokens need {seqs * max_len * kv_token / GIB:.1f} GiB, "
-            f"{max(kv_free, 0) / GIB:.1f} GiB available; less only means generation in waves)"
+            f"{kv.weights / GIB:.1f} GiB weight copy + KV cache ({kv.per_token / 1024:.0f} KiB per token: "
+            f"{kv.sequences} sequences x {kv.sequence_tokens} tokens need {kv.needed / GIB:.1f} GiB, "
+            f"{max(kv.available, 0) / GIB:.1f} GiB available; engine sized for {kv.max_model_len} tokens)"
         )
-        if kv_free <= 0:
-            lines.append("  vLLM's share is smaller than its weight copy: raise vllm_gpu_memory_utilization")
         if a.vllm_enable_sleep_mode:
             lines.append("  sleep mode: vLLM releases its share while the policy trains")
     peak = max(total, states + vllm) if a.vllm_enable_sleep_mode else total + vllm
