@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_train import train_in_process
+from test_train import read_jsonl, train_in_process
 from transformers import AutoModelForCausalLM
 
 pytest.importorskip("vllm")
@@ -39,3 +39,30 @@ def test_vllm_colocate_trains_and_syncs_the_policy_into_the_engine(make_recipe, 
         )
     fused_qkv = torch.cat([policy[f"model.layers.0.self_attn.{x}_proj.weight"] for x in "qkv"])
     assert torch.allclose(in_engine["model.layers.0.self_attn.qkv_proj.weight"].float(), fused_qkv, atol=1e-2)
+
+
+def _first_step_completions(make_recipe, tmp_path, name: str, seed: int) -> list[str]:
+    recipe = make_recipe(
+        f"{name}.yaml", use_vllm=True, vllm_mode="colocate", vllm_enable_sleep_mode=False,
+        seed=seed, max_steps=1, save_steps=10, gradient_accumulation_steps=1, output_dir=str(tmp_path / name),
+    )  # fmt: skip
+    train_in_process(recipe)
+    rows = read_jsonl(tmp_path / name / "completions.jsonl")
+    assert rows and {row["step"] for row in rows} == {1}
+    return [row["completion"] for row in rows]
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_vllm_colocate_rollouts_follow_the_seed(make_recipe, tmp_path, monkeypatch):
+    """TRL seeds each colocated engine with its rank only; OneShotGRPOTrainer mixes `seed` in (oneshot_trl.seeding).
+
+    Same seed: the same first-step completions; another seed: other completions (TRL alone gives the same ones).
+    """
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    first = _first_step_completions(make_recipe, tmp_path, "seed0-a", seed=0)
+    again = _first_step_completions(make_recipe, tmp_path, "seed0-b", seed=0)
+    other = _first_step_completions(make_recipe, tmp_path, "seed1", seed=1)
+    assert first == again
+    assert first != other
