@@ -5,6 +5,7 @@ oneshot-trl eval --model user/run --revision step-000100 --benchmarks math500,ai
 oneshot-trl eval --model user/run --all-revisions --benchmarks math500   # accuracy vs step curve
 oneshot-trl eval --model ./ckpt --dataset my.jsonl --problem-field q --answer-field a
 oneshot-trl eval --model ./ckpt --dry-run                              # the plan, no model loaded
+oneshot-trl eval --model ./ckpt --seeds 0,1,2                         # mean +- sd over sampling seeds
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from oneshot_trl.eval.runner import (
     format_table,
     load_problem_sets,
 )
+from oneshot_trl.eval.seeds import evaluate_seeds, format_seed_table, parse_seeds, split_by_sampling
 from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
 from oneshot_trl.hub.tokens import scrub
 from oneshot_trl.layout import RESULTS_FILE, SUMMARY_STEM, step_from_label
@@ -127,6 +129,14 @@ def make_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--max-new-tokens", type=int, default=None, help="Override the generation budget.")
     pr.add_argument("--seed", type=int, default=None, help="Override the sampling seed (default 0).")
+    pr.add_argument(
+        "--seeds",
+        default=None,
+        help="Comma-separated sampling seeds (e.g. 0,1,2): sampled benchmarks run once per seed (into "
+        "<output-dir>/seed-S/), greedy ones once (greedy/: the seed cannot change them); results.json and the "
+        "table give mean, sd, min/max per benchmark and for the average (the model card's model-index keeps "
+        "the mean). Each seed resumes on its own. Not with --seed.",
+    )
 
     b = p.add_argument_group("generation backend")
     b.add_argument(
@@ -323,6 +333,9 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
         raise ValueError("--all-revisions evaluates every step branch: do not combine it with --revision(s).")
     if args.revisions and args.revision:
         raise ValueError("Use either --revision or --revisions, not both.")
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    if seeds is not None and args.seed is not None:
+        raise ValueError("Use either --seed or --seeds, not both.")
     protocol = get_protocol(args.protocol).with_overrides(
         grader=args.grader, template=args.template, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
@@ -339,6 +352,10 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
             resolved = resolve_model(args.model, revision=args.revision)
             tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=args.trust_remote_code)
         print(describe_plan(problem_sets, protocol, tokenizer, backend=backend))
+        if seeds is not None:
+            sampled, greedy = split_by_sampling(list(problem_sets), protocol)
+            print(f"seeds {', '.join(map(str, seeds))}: once per seed: {', '.join(sampled) or 'none'}; "
+                  f"once (greedy ignores the seed): {', '.join(greedy) or 'none'}")  # fmt: skip
         return 0
 
     revisions = _revision_list(args)
@@ -357,8 +374,7 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
             out = base / _safe_name(revision or "main")
         else:
             out = base
-        results = evaluate(
-            args.model,
+        run_kwargs = dict(
             revision=revision,
             protocol=protocol,
             backend=backend,
@@ -371,8 +387,12 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
             generator_kwargs=_generator_kwargs(args, backend),
             progress=not args.no_progress,
         )
+        if seeds is None:
+            results = evaluate(args.model, **run_kwargs)
+        else:
+            results = evaluate_seeds(args.model, seeds, **run_kwargs)
         runs[revision or "main"] = results
-        print(format_table(results))
+        print(format_table(results) if seeds is None else format_seed_table(results))
         if "audit" in results:
             a = results["audit"]
             print(f"\naudit: {a['n_disagreements']} samples where official and math-verify disagree "

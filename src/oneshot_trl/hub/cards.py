@@ -184,6 +184,9 @@ def results_to_eval_results(results: dict) -> list[EvalResult]:
             "revision": results.get("revision"),
             "commit_sha": results.get("commit_sha"),
         }
+        if results.get("seeds") and not res.get("greedy"):  # multi-seed eval: the value is the seeds' mean
+            args["seeds"] = results["seeds"]
+            args.update({k: round(100 * float(res[k]), 2) for k in ("sd", "min", "max") if k in res})
         args = {k: v for k, v in args.items() if v is not None}
         ci95 = [round(100 * float(x), 2) for x in res["ci95"]] if res.get("ci95") else None
         metrics = [(str(res.get("metric") or "acc"), res.get("accuracy"), ci95)]  # the CI is the accuracy's
@@ -252,8 +255,12 @@ def render_eval_table(eval_results: Iterable[EvalResult], repo_id: str | None = 
             a = r.metric_args or {}
             ci = a.get("ci95")
             ci_text = f"{ci[0]:.1f} – {ci[1]:.1f}" if isinstance(ci, list) and len(ci) == 2 else ""
+            score = _fmt(r.metric_value)
+            if "sd" in a:  # mean +- sd over sampling seeds (min-max in the CI column)
+                score += f" ± {a['sd']:.1f} ({len(a.get('seeds', []))} seeds)"
+                ci_text = ci_text or f"{a['min']:.1f} – {a['max']:.1f} (min – max)"
             lines.append(
-                f"| {r.dataset_name} | {r.metric_type} | {_fmt(r.metric_value)} | {ci_text} "
+                f"| {r.dataset_name} | {r.metric_type} | {score} | {ci_text} "
                 f"| {a.get('n_problems', '')} | {a.get('n_samples', '')} |"
             )
             if _PRIMARY_METRICS.match(r.metric_type) and isinstance(r.metric_value, (int, float)):
