@@ -116,6 +116,18 @@ def test_accelerate_configs_are_read_for_world_size_and_zero_stage():
     assert Launch.from_accelerate_config(REPO / "accelerate_configs/single_gpu.yaml").num_processes == 1
 
 
+def test_deepspeed_configs_reduce_in_fp32_and_a_bf16_default_is_warned(tmp_path, capsys):
+    for name in ("zero2", "zero3", "zero3_offload", "zero3_multinode"):
+        launch = Launch.from_accelerate_config(REPO / f"accelerate_configs/{name}.yaml")
+        assert launch.fp32_gradients and not launch.precision_warnings(bf16=True), name
+    # An accelerate config without a DeepSpeed file (open-r1's style): DeepSpeed reduces bf16 gradients in bf16.
+    plain = tmp_path / "zero3_plain.yaml"
+    plain.write_text(yaml.safe_dump({"distributed_type": "DEEPSPEED", "deepspeed_config": {"zero_stage": 3}}))
+    assert not Launch.from_accelerate_config(plain).fp32_gradients
+    assert doctor([str(REPO / "recipes/qwen15b.yaml"), "--accelerate-config", str(plain)]) == 0
+    assert "DeepSpeed accumulates and reduces the bf16 gradients in bf16" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("model", "published"),  # the parameter counts on the models' Hub pages
     [

@@ -47,6 +47,9 @@ class Launch:
     zero_stage: int | None = None  # None: no DeepSpeed
     offload_optimizer: bool = False
     offload_params: bool = False
+    fp32_gradients: bool = (
+        True  # DeepSpeed accumulates and reduces in fp32 (data_types, communication_data_type)
+    )
     source: str = "default: 1 process, no DeepSpeed"
 
     @classmethod
@@ -56,8 +59,15 @@ class Launch:
         stage = ds.get("zero_stage") if cfg.get("distributed_type") == "DEEPSPEED" else None
         offload_optimizer = ds.get("offload_optimizer_device", "none")
         offload_params = ds.get("offload_param_device", "none")
+        fp32_gradients = (
+            stage is None
+        )  # accelerate's generated DeepSpeed config follows the model dtype (bf16)
         if stage is None and ds.get("deepspeed_config_file"):
-            zero = deepspeed_file(ds["deepspeed_config_file"], Path(path))["zero_optimization"]
+            ds_file = deepspeed_file(ds["deepspeed_config_file"], Path(path))
+            fp32_gradients = (ds_file.get("data_types") or {}).get(
+                "grad_accum_dtype"
+            ) == "fp32" and ds_file.get("communication_data_type") == "fp32"
+            zero = ds_file["zero_optimization"]
             stage = zero["stage"]
             offload_optimizer = (zero.get("offload_optimizer") or {}).get("device", "none")
             offload_params = (zero.get("offload_param") or {}).get("device", "none")
@@ -67,8 +77,18 @@ class Launch:
             zero_stage=stage,
             offload_optimizer=offload_optimizer not in ("none", None),
             offload_params=offload_params not in ("none", None),
+            fp32_gradients=fp32_gradients,
             source=str(path),
         )
+
+    def precision_warnings(self, bf16: bool) -> list[str]:
+        if self.zero_stage is None or self.fp32_gradients or not bf16:
+            return []
+        return [
+            f"{self.source}: DeepSpeed accumulates and reduces the bf16 gradients in bf16 (its default follows the "
+            "model dtype); verl does both in fp32. Use accelerate_configs/zero{2,3}.yaml, whose DeepSpeed files set "
+            'data_types.grad_accum_dtype and communication_data_type to "fp32".'
+        ]
 
     def describe(self) -> str:
         ds = "no DeepSpeed" if self.zero_stage is None else f"DeepSpeed ZeRO-{self.zero_stage}"

@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {line}")
 
     kv = kv_cache(info, training_args, plan, script_args.max_prompt_length, args.gpu_memory_gib)
-    for w in [*warnings, *(kv.warnings() if kv else [])]:
+    warnings += launch.precision_warnings(bool(training_args.bf16)) + (kv.warnings() if kv else [])
+    for w in warnings:
         print(f"\nwarning: {w}")
     if errors:
         print(f"\nREFUSED: {args.recipe} cannot train as set up:", file=sys.stderr)
