@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "eval": ("oneshot_trl.eval.cli", "Evaluate a local or Hub model on the paper's benchmarks and protocol."),
     "grade": ("oneshot_trl.eval.grade_cli", "Grade a JSONL file of {response, gold} rows."),
+    "contamination": (
+        "oneshot_trl.eval.contamination",
+        "Memorisation probe: complete the first 60% of each benchmark problem, compare with the rest.",
+    ),
     "lab": ("oneshot_trl.lab.cli", "CPU micro-lab: 1-shot RLVR on a tiny model in minutes (the demo)."),
     "select": ("oneshot_trl.select", "Rank training examples by historical accuracy variance."),
     "analyze": ("oneshot_trl.analysis.cli", "Plots and a report from a training run or eval outputs."),
