@@ -140,11 +140,14 @@ def child(
             )
     trainer.train()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    out_file.write_text(
-        json.dumps(
-            {"step_seconds": timer.seconds, "peak_rss_mib": peak_kib / 1024, "hook_seconds": hook_seconds[0]}
-        )
-    )
+    # Generated tokens per step: step time follows them, so equal lengths are what makes the arms comparable.
+    lengths = [
+        row["completions/mean_length"]
+        for row in trainer.state.log_history
+        if "completions/mean_length" in row
+    ]
+    result = {"step_seconds": timer.seconds, "peak_rss_mib": peak_kib / 1024, "hook_seconds": hook_seconds[0]}
+    out_file.write_text(json.dumps(result | {"mean_completion_length": statistics.mean(lengths)}))
 
 
 def main() -> None:
@@ -207,12 +210,25 @@ def main() -> None:
             "hook_ms_per_step_ours": figure(
                 [1000 * m["hook_seconds"] / steps for m in measured["ours"]], "ms"
             )
+        }
+        | {
+            f"mean_completion_tokens_{arm}": figure(
+                [m["mean_completion_length"] for m in measured[arm]], "tokens"
+            )
+            for arm in ARMS
         },
         target=1.03,
         better="lower",
         **common,
     )
     time_result.set_ratio("all_steps_seconds_ours", "all_steps_seconds_trl")
+    tokens = {arm: time_result.figures[f"mean_completion_tokens_{arm}"]["median"] for arm in ARMS}
+    if args.vllm and tokens["ours"] != tokens["trl"]:
+        time_result.notes.append(
+            "the arms sample different rollouts: OneShotGRPOTrainer seeds its vLLM engine from `seed` "
+            "(oneshot_trl.seeding), TRL from the process index; mean completion length ours / TRL = "
+            f"{tokens['ours'] / tokens['trl']:.3f}"
+        )
     time_result.write(args.results_dir)
     if args.vllm:  # the RSS comparison is the transformers case's (vLLM's KV cache would dominate it)
         return
