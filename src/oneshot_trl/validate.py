@@ -38,28 +38,30 @@ def fail(prog: str, err: BaseException | str) -> int:
 
 
 def _range(minimum: float | None = None, *, above: float | None = None, maximum: float | None = None,
-           also: tuple = ()) -> Callable[[float], str | None]:  # fmt: skip
-    """A range check: returns what the value must be, or None when it is fine."""
+           also: tuple = (), note: str = "") -> Callable[[float], str | None]:  # fmt: skip
+    """A range check: returns what the value must be (with `note`), or None when it is fine."""
 
     def check(value: float) -> str | None:
         if value in also:
             return None
         if minimum is not None and value < minimum:
-            return f">= {minimum:g}"
+            return f">= {minimum:g}{note}"
         if above is not None and value <= above:
-            return f"> {above:g}"
+            return f"> {above:g}{note}"
         if maximum is not None and value > maximum:
-            return f"<= {maximum:g}"
+            return f"<= {maximum:g}{note}"
         return None
 
     return check
 
 
-COUNT, POSITIVE, NON_NEGATIVE, FRACTION = _range(1), _range(above=0), _range(0), _range(0, maximum=1)
+COUNT, POSITIVE, NON_NEGATIVE = _range(1), _range(above=0), _range(0)
+FRACTION_ABOVE_ZERO = _range(above=0, maximum=1)
 
 # Ranges of recipe fields (TRL's and ours) whose out-of-range values train something else than asked, silently.
 FIELD_RANGES: dict[str, Callable[[float], str | None]] = {
-    "max_steps": _range(1, also=(-1,)),  # transformers: any value <= 0 means "use num_train_epochs"
+    # transformers: any value <= 0 means "use num_train_epochs" (max_steps: 0 trained a step, -5 a whole epoch)
+    "max_steps": _range(1, also=(-1,), note=" (or -1: train for num_train_epochs)"),
     "num_train_epochs": POSITIVE,
     "per_device_train_batch_size": COUNT,
     "per_device_eval_batch_size": COUNT,
@@ -83,12 +85,11 @@ FIELD_RANGES: dict[str, Callable[[float], str | None]] = {
     "weight_decay": NON_NEGATIVE,
     "beta": NON_NEGATIVE,
     "warmup_steps": NON_NEGATIVE,
-    "warmup_ratio": FRACTION,
     "max_grad_norm": NON_NEGATIVE,
     "temperature": POSITIVE,
-    "top_p": _range(above=0, maximum=1),
+    "top_p": FRACTION_ABOVE_ZERO,
     "reward_timeout_s": POSITIVE,
-    "vllm_gpu_memory_utilization": _range(above=0, maximum=1),
+    "vllm_gpu_memory_utilization": FRACTION_ABOVE_ZERO,
     "critic_learning_rate": POSITIVE,
     "critic_warmup": NON_NEGATIVE,
 }
@@ -169,40 +170,28 @@ def check_writable(path: str | os.PathLike, flag: str) -> None:
     if path.is_dir():
         raise InputError(f"{flag} {path} is a directory; give a file path.")
     if not parent.is_dir():
-        raise InputError(f"{flag} {path}: folder {parent} does not exist.")
+        raise InputError(f"{flag} {path}: {parent} is not an existing folder.")
     if not os.access(path if path.exists() else parent, os.W_OK):
         raise InputError(f"{flag} {path} is not writable (permission denied).")
 
 
-def jsonl_lines(path: str | os.PathLike, *, skip_invalid: bool = False) -> Iterator[tuple[int, Any]]:
-    """(line number, row) of a JSONL file, blank lines skipped. A line that is not UTF-8 or not JSON is an
-    InputError naming file:line, or, with `skip_invalid` (a torn tail of a killed run), skipped."""
-    import logging
+def jsonl_rows(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """(line number, row) of a JSONL input file; a line that is not UTF-8 or not JSON is an InputError naming
+    file:line (`files.iter_jsonl`, the one JSONL reader)."""
+    from oneshot_trl.files import iter_jsonl
 
-    log = logging.getLogger(__name__)
     with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield number, json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as err:
-                if not skip_invalid:
-                    raise InputError(
-                        f"{path}:{number} is not valid UTF-8 ({err.reason} at byte {err.start})."
-                    ) from None
-                log.warning("%s:%d is not valid UTF-8 (torn write?); skipped.", path, number)
-            except json.JSONDecodeError as err:
-                if not skip_invalid:
-                    raise InputError(f"{path}:{number} is not valid JSON ({err.msg}).") from None
-                log.warning("%s:%d is not valid JSON (torn write?); skipped.", path, number)
+        try:
+            yield from iter_jsonl(f, str(path))
+        except ValueError as err:
+            raise InputError(str(err)) from None
 
 
 def check_data_file(path: str | os.PathLike, flag: str) -> None:
     """A local JSON/JSONL data file parses (every row of a JSONL), else InputError naming file:line."""
     path = Path(path)
     if path.suffix == ".jsonl" and path.is_file():
-        for _ in jsonl_lines(path):
+        for _ in jsonl_rows(path):
             pass
     elif path.suffix == ".json" and path.is_file():
         try:
@@ -210,7 +199,7 @@ def check_data_file(path: str | os.PathLike, flag: str) -> None:
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             # datasets also reads JSON Lines from a .json file: accept those
             try:
-                for _ in jsonl_lines(path):
+                for _ in jsonl_rows(path):
                     pass
             except InputError:
                 raise InputError(f"{flag} {path} is not valid JSON or JSON Lines ({err}).") from None
@@ -294,22 +283,16 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     weights); newer incomplete ones (a kill mid-save) are skipped with a warning that names what is wrong."""
     import logging
 
-    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+    from oneshot_trl.layout import TRAINER_STATE_FILE, checkpoint_dirs
 
     log = logging.getLogger(__name__)
-    folder = Path(output_dir)
-    if not folder.is_dir():
-        return None
-    checkpoints = [
-        p for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir() and p.name[11:].isdigit()
-    ]
-    for checkpoint in sorted(checkpoints, key=lambda p: int(p.name[11:]), reverse=True):
-        state = checkpoint / "trainer_state.json"
+    for checkpoint in reversed(checkpoint_dirs(output_dir).values()):
+        state = checkpoint / TRAINER_STATE_FILE
         try:
             json.loads(state.read_text(encoding="utf-8"))
             check_weights(checkpoint)
         except FileNotFoundError:
-            log.warning("%s has no trainer_state.json (saving was interrupted); skipped.", checkpoint)
+            log.warning("%s has no %s (saving was interrupted); skipped.", checkpoint, TRAINER_STATE_FILE)
             continue
         except (ValueError, UnicodeDecodeError) as err:  # InputError is a ValueError
             problem = err if isinstance(err, InputError) else f"{state} is not valid JSON"
@@ -319,19 +302,32 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
-def checkpoint_dirs(output_dir: str | os.PathLike) -> list[str]:
-    """Names of the `checkpoint-N` folders in `output_dir` (none when it does not exist)."""
-    folder = Path(output_dir)
-    return sorted(p.name for p in folder.glob("checkpoint-*") if p.is_dir()) if folder.is_dir() else []
-
-
 def check_training_dirs(training_args: Any, resume: bool) -> None:
     """A fresh run (`resume` False) must not start in an output_dir holding another run's checkpoints: a later
     resume would pick the old run's newest one. `overwrite_output_dir: true` allows it (train deletes them)."""
-    old = checkpoint_dirs(training_args.output_dir)
+    from oneshot_trl.layout import checkpoint_dirs
+
+    old = [p.name for p in checkpoint_dirs(training_args.output_dir).values()]
     if old and not resume and not training_args.overwrite_output_dir:
         raise InputError(
             f"output_dir {training_args.output_dir} holds another run's checkpoints ({', '.join(old[:3])}"
             f"{', ...' if len(old) > 3 else ''}): set resume_from_checkpoint: true to continue it, "
             "overwrite_output_dir: true to start over (its checkpoints are deleted), or another output_dir."
         )
+
+
+def check_run_target(target: str, what: str = "run directory") -> None:
+    """`target` of a command that reads a training run (`card`, `push`): an existing run dir, or else something
+    that can be a Hub repo id. A missing path or a folder that holds no run is an InputError."""
+    from oneshot_trl.layout import RUN_FILES, checkpoint_dirs
+
+    path = Path(target).expanduser()
+    if path.is_dir():
+        if not any((path / name).is_file() for name in RUN_FILES) and not checkpoint_dirs(path):
+            raise InputError(
+                f"{target} is not a training run: it has none of {', '.join(RUN_FILES)} and no checkpoint-N folder."
+            )
+        return
+    looks_like_path = target.startswith((".", "/", "~")) or target.count("/") != 1 or "\\" in target
+    if path.exists() or looks_like_path:
+        raise InputError(f"{target} is not a {what} (no such folder) nor a Hub repo id (user/name).")

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from oneshot_trl.eval.benchmarks import gold_string
 from oneshot_trl.grading import GRADERS, grade_batch
+from oneshot_trl.validate import InputError, check_count, check_seconds, check_writable, fail, jsonl_rows
+
+PROG = "oneshot-trl grade"
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -88,24 +91,19 @@ def _gold_string(gold: object) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    if args.timeout <= 0:
-        print("oneshot-trl grade: --timeout must be positive.", file=sys.stderr)
-        return 2
-    try:
-        lines = args.file.read_text(encoding="utf-8").splitlines()
+    output = args.output or args.file.with_name(args.file.name.removesuffix(".jsonl") + ".graded.jsonl")
+    try:  # every input checked before grading starts (an unwritable --output used to fail after it)
+        check_seconds("--timeout", args.timeout)
+        check_count("--workers", args.workers, minimum=0)
+        check_writable(output, "--output")
+        rows_in = list(jsonl_rows(args.file))
     except OSError as e:
-        print(f"oneshot-trl grade: cannot read {args.file}: {e}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"cannot read {args.file}: {e}")
+    except InputError as e:
+        return fail(PROG, e)
 
     rows, responses, golds, benchmarks, owners = [], [], [], [], []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            print(f"oneshot-trl grade: {args.file}:{number} is not valid JSON ({e}).", file=sys.stderr)
-            return 2
+    for number, row in rows_in:
         missing = [
             f for f in (args.response_field, args.gold_field) if not isinstance(row, dict) or f not in row
         ]
@@ -149,7 +147,6 @@ def main(argv: list[str] | None = None) -> int:
             row["error"] = pick([g.error for g in row_grades])
         unparseable_gold_rows += any(g.error == "unparseable-gold" for g in row_grades)
 
-    output = args.output or args.file.with_name(args.file.name.removesuffix(".jsonl") + ".graded.jsonl")
     with open(output, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -51,6 +51,8 @@ def _default_num_workers() -> int:
 def _pool(num_workers: int | None) -> pool.Pool:
     # Callers hold _POOL_LOCK.
     global _POOL
+    if num_workers is not None and num_workers < 0:  # a pool of no workers would wait forever
+        raise ValueError(f"num_workers must be >= 0 (0: grade in this process), got {num_workers}.")
     if _POOL is not None and _POOL.pid != os.getpid():
         _POOL = None  # inherited through fork: the workers belong to the parent
     if _POOL is None:

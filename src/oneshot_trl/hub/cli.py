@@ -22,6 +22,7 @@ from oneshot_trl.hub.tokens import scrub
 from oneshot_trl.layout import STEP_BRANCH_RE
 from oneshot_trl.models import download_text, list_step_revisions
 from oneshot_trl.run import Run
+from oneshot_trl.validate import InputError, check_run_target, fail
 
 
 def _load_results_files(paths: Iterable[str]) -> list[EvalResult]:
@@ -65,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     if revision != "main" and step is None:
         print(f"oneshot-trl card: --revision must be main or step-NNNNNN, got {revision!r}", file=sys.stderr)
         return 2
+    try:
+        check_run_target(args.target)
+    except InputError as err:
+        return fail("oneshot-trl card", err)
     api = HfApi()
     try:
         extra = _load_results_files(args.results)

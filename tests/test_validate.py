@@ -1,0 +1,328 @@
+"""Hostile input (issue 18): every bad input is a one-line error naming it, exit code 2, before any model loads;
+interrupted runs' files (torn JSONL tails, half-saved checkpoints, truncated weights) are tolerated or named."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from oneshot_trl import train
+from oneshot_trl.config import RecipeError, load_recipe, parse_recipe
+from oneshot_trl.doctor import main as doctor
+from oneshot_trl.eval import cli as eval_cli
+from oneshot_trl.eval import grade_cli
+from oneshot_trl.files import read_jsonl
+from oneshot_trl.hub import cli as card_cli
+from oneshot_trl.run import Run
+from oneshot_trl.validate import (
+    InputError,
+    check_run_target,
+    check_safetensors,
+    last_complete_checkpoint,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _one_line_error(capsys, *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+# --- recipe values and flags ---------------------------------------------------------------------------------
+
+BAD_FLAGS = [  # (flag, value, what the message says)
+    ("max_steps", "abc", "must be a number"),
+    ("max_steps", "0", ">= 1 (or -1"),
+    ("max_steps", "-5", ">= 1 (or -1"),
+    ("learning_rate", "nan", "finite"),
+    ("learning_rate", "inf", "finite"),
+    ("learning_rate", "-1e-3", ">= 0"),
+    ("num_generations", "0", ">= 1"),
+    ("per_device_train_batch_size", "-1", ">= 1"),
+    ("gradient_accumulation_steps", "0", ">= 1"),
+    ("max_completion_length", "0", ">= 1"),
+    ("temperature", "0", "> 0"),
+    ("top_p", "1.5", "<= 1"),
+    ("reward_timeout_s", "inf", "finite"),
+    ("save_steps", "0", "> 0"),
+    ("dataset_repeat_to", "-3", ">= 1"),
+    ("completions_per_step", "-1", ">= 0"),
+    ("seed", "-1", ">= 0"),
+    ("bogus_key", "1", "unknown flag --bogus_key"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value", "says"), BAD_FLAGS, ids=[f"{f}={v}" for f, v, _ in BAD_FLAGS])
+def test_bad_flag_is_one_line_exit_2(make_recipe, capsys, flag, value, says):
+    assert train.cli_main([str(make_recipe()), f"--{flag}", value]) == 2
+    _one_line_error(capsys, f"--{flag}", says)
+
+
+BAD_RECIPE_VALUES = [
+    ("max_steps", 0),
+    ("max_steps", -5),
+    ("learning_rate", float("nan")),
+    ("num_generations", 0),
+    ("eval_limit", -2),
+    ("eval_max_new_tokens", 0),
+    ("top_p", 0.0),
+    ("beta", float("inf")),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), BAD_RECIPE_VALUES, ids=[f"{k}={v}" for k, v in BAD_RECIPE_VALUES])
+def test_bad_recipe_value_is_refused_by_train_and_doctor(make_recipe, capsys, key, value):
+    recipe = make_recipe(**{key: value})
+    with pytest.raises(RecipeError, match=rf"recipe\.yaml: key '{key}'"):
+        load_recipe(recipe)
+    assert train.cli_main([str(recipe)]) == 2
+    _one_line_error(capsys, f"key '{key}'")
+    assert doctor([str(recipe)]) == 2
+    assert f"key '{key}'" in capsys.readouterr().err
+
+
+def test_numeric_strings_are_accepted_for_number_fields(make_recipe, tmp_path):
+    recipe = make_recipe()
+    text = recipe.read_text().replace("learning_rate: 0.001", "learning_rate: 1e-3")  # YAML: a str
+    assert "learning_rate: 1e-3" in text
+    recipe.write_text(text)
+    assert load_recipe(recipe)["learning_rate"] == 0.001
+    _, training_args, _, _ = parse_recipe([str(recipe), "--max_grad_norm", "1e0"])
+    assert training_args.learning_rate == 0.001 and training_args.max_grad_norm == 1.0
+
+
+def test_a_config_check_is_one_line_not_a_traceback(make_recipe, capsys):
+    assert train.cli_main([str(make_recipe(train_examples="pi99"))]) == 2
+    _one_line_error(capsys, "Unknown train_examples 'pi99'")
+    assert train.cli_main([str(make_recipe(dataset_repeat_to=1))]) == 2  # the doctor's checks: one line too
+    _one_line_error(capsys, "the dataset has 1 row")
+
+
+def test_python_m_train_bad_flag_prints_no_usage(make_recipe):
+    proc = subprocess.run(
+        [sys.executable, "-m", "oneshot_trl.train", str(make_recipe()), "--max_steps", "abc"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "usage:" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "oneshot-trl train: error: flag --max_steps is 'abc'" in proc.stderr
+
+
+# --- model folders -------------------------------------------------------------------------------------------
+
+
+def test_model_path_that_is_a_file_or_lacks_a_tokenizer(make_recipe, tiny_model_dir, tmp_path, capsys):
+    config = tiny_model_dir / "config.json"
+    assert train.cli_main([str(make_recipe(model_name_or_path=str(config)))]) == 2
+    _one_line_error(capsys, "config.json is a file")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(config, bare)
+    shutil.copy(tiny_model_dir / "model.safetensors", bare)
+    assert train.cli_main([str(make_recipe(model_name_or_path=str(bare)))]) == 2
+    _one_line_error(capsys, "has no tokenizer files")
+    assert eval_cli.main(["--model", str(bare), "--dry-run", "--benchmarks", "math500"]) == 2
+    _one_line_error(capsys, "--model", "has no tokenizer files")
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def _truncated_copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    weights = dst / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    return weights
+
+
+def test_truncated_weights_are_named(make_recipe, tiny_model_dir, tmp_path, capsys):
+    check_safetensors(tiny_model_dir / "model.safetensors")  # a whole file passes
+    weights = _truncated_copy(tiny_model_dir, tmp_path / "cut")
+    with pytest.raises(InputError, match="model.safetensors is truncated"):
+        check_safetensors(weights)
+    assert train.cli_main([str(make_recipe(model_name_or_path=str(tmp_path / "cut")))]) == 2
+    _one_line_error(capsys, "model.safetensors is truncated")
+
+
+# --- training directories ------------------------------------------------------------------------------------
+
+
+def _checkpoint(run: Path, step: int, state: str | None = "{}") -> Path:
+    path = run / f"checkpoint-{step}"
+    path.mkdir(parents=True)
+    if state is not None:
+        (path / "trainer_state.json").write_text(state)
+    return path
+
+
+def test_fresh_run_over_another_runs_checkpoints_is_refused(make_recipe, tmp_path, capsys):
+    _checkpoint(tmp_path / "run", 6)
+    assert train.cli_main([str(make_recipe())]) == 2
+    _one_line_error(capsys, "holds another run's checkpoints (checkpoint-6)", "overwrite_output_dir")
+    # overwrite_output_dir clears them (before the model loads); resume keeps them
+    _, training_args, _, _ = parse_recipe([str(make_recipe(overwrite_output_dir=True))])
+    train.check_run_dir(training_args, None)
+    assert not (tmp_path / "run" / "checkpoint-6").exists()
+
+
+def test_resume_skips_half_saved_checkpoints_and_names_them(tmp_path, caplog, tiny_model_dir):
+    run = tmp_path / "run"
+    _checkpoint(run, 2)
+    _checkpoint(run, 4, state="")  # empty trainer_state.json
+    _checkpoint(run, 6, state=None)  # killed before trainer_state.json
+    cut = _checkpoint(run, 8)
+    _truncated_copy(tiny_model_dir, tmp_path / "cut")
+    shutil.copy(tmp_path / "cut" / "model.safetensors", cut)
+    with caplog.at_level(logging.WARNING):
+        assert last_complete_checkpoint(run) == str(run / "checkpoint-2")
+    assert "checkpoint-8/model.safetensors is truncated" in caplog.text
+    assert "checkpoint-6 has no trainer_state.json" in caplog.text
+    assert "checkpoint-4/trainer_state.json is not valid JSON" in caplog.text
+
+
+def test_save_only_model_resume_says_what_is_lost(make_recipe, tmp_path, caplog):
+    checkpoint = _checkpoint(tmp_path / "run", 2)
+    _, training_args, _, _ = parse_recipe(
+        [str(make_recipe(save_only_model=True, resume_from_checkpoint=str(checkpoint)))]
+    )
+    with caplog.at_level(logging.WARNING):
+        train.check_run_dir(training_args, train.resolve_checkpoint(training_args))
+    assert "no optimizer, scheduler or RNG state" in caplog.text
+
+
+def test_resume_from_a_checkpoint_without_state_is_refused(make_recipe, tmp_path, capsys):
+    checkpoint = _checkpoint(tmp_path / "run", 2, state=None)
+    assert train.cli_main([str(make_recipe(resume_from_checkpoint=str(checkpoint)))]) == 2
+    _one_line_error(capsys, "has no trainer_state.json")
+
+
+# --- torn JSONL tails ----------------------------------------------------------------------------------------
+
+TORN_TAILS = {
+    "json": b'{"step": 3, "x": 1}\n{"step": 4, "x": 2}\n{"step": 5, "x"',
+    "utf8": b'{"step": 3, "x": 1}\n{"step": 4, "x": 2}\n{"step": 5, "x": "\xe2\x88',  # cut inside a character
+}
+
+
+@pytest.mark.parametrize("tail", TORN_TAILS, ids=list(TORN_TAILS))
+def test_trainer_trims_a_torn_history_on_resume(tmp_path, tail):
+    from oneshot_trl.trainer import OneShotGRPOTrainer
+
+    for name in ("accuracy_history.jsonl", "completions.jsonl"):
+        (tmp_path / name).write_bytes(TORN_TAILS[tail])
+    fake = SimpleNamespace(
+        args=SimpleNamespace(output_dir=str(tmp_path)), state=SimpleNamespace(global_step=3)
+    )
+    OneShotGRPOTrainer._trim_to_current_step(fake)
+    for name in ("accuracy_history.jsonl", "completions.jsonl"):
+        assert read_jsonl(tmp_path / name) == [{"step": 3, "x": 1}]
+
+
+@pytest.mark.parametrize("tail", TORN_TAILS, ids=list(TORN_TAILS))
+def test_run_and_eval_readers_tolerate_a_torn_tail(tmp_path, tail):
+    from oneshot_trl.eval.runner import _read_samples
+
+    (tmp_path / "accuracy_history.jsonl").write_bytes(TORN_TAILS[tail])
+    assert [r["step"] for r in Run(tmp_path).accuracy_history()] == [3, 4]
+    samples = tmp_path / "samples.jsonl"
+    samples.write_bytes(TORN_TAILS[tail])
+    assert [r["step"] for r in _read_samples(samples)] == [3, 4]
+    assert [r["step"] for r in read_jsonl(samples)] == [3, 4]  # rewritten without the torn line
+
+
+def test_strict_reader_names_file_and_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(TORN_TAILS["utf8"])
+    with pytest.raises(ValueError, match=r"rows\.jsonl:3 is not valid UTF-8"):
+        read_jsonl(path)
+
+
+# --- grade ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def answers(tmp_path) -> Path:
+    path = tmp_path / "answers.jsonl"
+    path.write_text(json.dumps({"response": r"\boxed{1}", "gold": "1"}) + "\n")
+    return path
+
+
+BAD_GRADE_ARGS = [
+    (["--workers", "-3"], "--workers is -3"),
+    (["--timeout", "nan"], "--timeout is nan"),
+    (["--timeout", "inf"], "--timeout is inf"),
+    (["--timeout", "0"], "--timeout is 0"),
+    (["--output", "{tmp}/answers.jsonl/x.jsonl"], "is not an existing folder"),
+    (["--output", "{tmp}"], "is a directory"),
+]
+
+
+@pytest.mark.parametrize(("flags", "says"), BAD_GRADE_ARGS, ids=[" ".join(f) for f, _ in BAD_GRADE_ARGS])
+def test_grade_bad_flags_refused_before_grading(answers, capsys, monkeypatch, flags, says):
+    monkeypatch.setattr(grade_cli, "grade_batch", lambda *a, **k: pytest.fail("graded before the check"))
+    flags = [f.format(tmp=answers.parent) for f in flags]
+    assert grade_cli.main([str(answers), *flags]) == 2
+    _one_line_error(capsys, says)
+
+
+def test_grade_invalid_utf8_line_is_named(answers, capsys):
+    answers.write_bytes(answers.read_bytes() + b'{"response": "\xff", "gold": "1"}\n')
+    assert grade_cli.main([str(answers)]) == 2
+    _one_line_error(capsys, "answers.jsonl:2 is not valid UTF-8")
+
+
+def test_grade_batch_with_negative_workers_raises_instead_of_hanging():
+    from oneshot_trl.grading import grade_batch
+
+    with pytest.raises(ValueError, match="num_workers must be >= 0"):
+        grade_batch([r"\boxed{1}"], ["1"], num_workers=-1)
+
+
+# --- eval ----------------------------------------------------------------------------------------------------
+
+BAD_EVAL_ARGS = [
+    (["--limit", "-2"], "--limit is -2"),
+    (["--limit", "0"], "--limit is 0"),
+    (["--max-new-tokens", "0"], "--max-new-tokens is 0"),
+    (["--batch-size", "0"], "--batch-size is 0"),
+    (["--seed", "-1"], "--seed is -1"),
+    (["--gpu-memory-utilization", "nan"], "finite"),
+    (["--tensor-parallel-size", "0"], "--tensor-parallel-size is 0"),
+]
+
+
+@pytest.mark.parametrize(("flags", "says"), BAD_EVAL_ARGS, ids=[" ".join(f) for f, _ in BAD_EVAL_ARGS])
+def test_eval_bad_flags_refused_in_dry_run(tiny_model_dir, capsys, flags, says):
+    argv = ["--model", str(tiny_model_dir), "--dry-run", "--benchmarks", "math500", *flags]
+    assert eval_cli.main(argv) == 2
+    _one_line_error(capsys, says)
+
+
+def test_eval_dataset_with_a_non_json_line_is_named(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "mine.jsonl"
+    data.write_text(json.dumps({"problem": "1+1", "answer": "2"}) + "\nnot json\n")
+    assert eval_cli.main(["--model", str(tiny_model_dir), "--dry-run", "--dataset", str(data)]) == 2
+    _one_line_error(capsys, "mine.jsonl:2 is not valid JSON")
+
+
+# --- card ----------------------------------------------------------------------------------------------------
+
+
+def test_card_of_a_missing_or_empty_dir(tmp_path, capsys):
+    assert card_cli.main([str(tmp_path / "missing")]) == 2
+    _one_line_error(capsys, "missing is not a run directory")
+    (tmp_path / "empty").mkdir()
+    assert card_cli.main([str(tmp_path / "empty")]) == 2
+    _one_line_error(capsys, "empty is not a training run")
+    check_run_target("user/repo")  # a Hub id passes (resolved later)
