@@ -204,6 +204,7 @@ def test_analyze_run_dir(run_dir, tmp_path):
         "boxed_rate",
         "reflection_words",
         "format_vs_reasoning",
+        "controls",  # code-reasoning rate of the completions
     }
     result = json.loads((out / "analysis.json").read_text())
     assert set(result["plots"]) == expected_plots

@@ -3,6 +3,7 @@
     oneshot-trl analyze runs/pi1                      # a training run dir -> runs/pi1/analysis/report.md
     oneshot-trl analyze evals/pi1 --output-dir out    # an `oneshot-trl eval --all-revisions` output dir
     oneshot-trl analyze user/pi1-run --words wait,verify
+    oneshot-trl analyze --compare runs/pi1 runs/pi1-random-reward runs/format   # curves of several runs
 
 What it reads (each piece is optional; a missing one is skipped with a note in the report):
 - `trainer_state.json` (the run dir's, else its latest `checkpoint-N/`'s): `log_history` metrics per step.
@@ -36,7 +37,17 @@ def make_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
-    parser.add_argument("target", help="A training run dir, an eval output dir, or a Hub repo id of a run.")
+    parser.add_argument(
+        "target", nargs="?", help="A training run dir, an eval output dir, or a Hub repo id of a run."
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="RUN",
+        default=None,
+        help="Overlay the held-out accuracy curves of several runs (run dirs or Hub ids; with `target`, it comes "
+        "first), e.g. pi1 vs random vs format reward: compare.md/.json/.png in --output-dir (default ./compare).",
+    )
     parser.add_argument(
         "--revision", default=None, help="Hub revision when target is a repo id (default: main)."
     )
@@ -73,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     if not words:
         print("oneshot-trl analyze: error: --words is empty.", file=sys.stderr)
         return 2
+    if args.compare:
+        return _compare([*([args.target] if args.target else []), *args.compare], args)
+    if not args.target:
+        print("oneshot-trl analyze: error: give a run (target) or --compare RUN ...", file=sys.stderr)
+        return 2
     try:  # a Hub repo: a snapshot of only the small log/eval files (no weights)
         run = Run.open(args.target, revision=args.revision)
     except ValueError as err:  # includes models.ModelResolutionError
@@ -98,6 +114,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  plot: {output_dir / name}")
     for note in result["notes"]:
         print(f"  note: {note}")
+    return 0
+
+
+def _compare(targets: list[str], args: argparse.Namespace) -> int:
+    from oneshot_trl.analysis.controls import compare
+    from oneshot_trl.analysis.report import save_plot
+
+    runs = {}
+    try:
+        for target in targets:
+            data = load_run_data(Run.open(target, revision=args.revision))
+            data.source = target
+            label = target.rstrip("/").rsplit("/", 1)[-1]
+            runs[label if label not in runs else target] = data  # the folder name, unless two share it
+    except ValueError as err:
+        print(f"oneshot-trl analyze: error: {err}", file=sys.stderr)
+        return 2
+    output_dir = Path(args.output_dir or "compare")
+    result = compare(runs, output_dir, save_plot)
+    print((output_dir / "compare.md").read_text())
+    if not result["plot"]:
+        print("note: none of the runs has evaluated checkpoints or training accuracy to plot.")
     return 0
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from oneshot_trl.analysis.controls import controls_section, render_controls
 from oneshot_trl.analysis.stats import (
     DEFAULT_REFLECTION_WORDS,
     AnalysisData,
@@ -238,6 +239,11 @@ def analyze(
             [(fmt_series, "Format vs reasoning (mean over benchmarks)", "step", "accuracy", None)],
         ).name
 
+    # --- controls: code reasoning, clip fraction, accuracy vs the reward given (spurious-reward signatures) ---
+    result["controls"], controls_plot = controls_section(data, out, save_plot)
+    if controls_plot:
+        plots["controls"] = controls_plot
+
     result["plots"] = plots
     result["notes"] = notes
     (out / "report.md").write_text(render_report(result, data), encoding="utf-8")
@@ -282,6 +288,11 @@ PLOT_TEXT = {
     "reflection_words": (
         "Self-reflection words",
         "Occurrences of each word per 1,000 responses, against step.",
+    ),
+    "controls": (
+        "Controls",
+        "Code-reasoning rate of the training completions, clip fraction, and accuracy against the reward GRPO was "
+        "given when that reward is not accuracy (Spurious Rewards, arXiv 2506.10947).",
     ),
     "format_vs_reasoning": (
         "Format vs reasoning",
@@ -413,6 +424,8 @@ def render_report(result: dict[str, Any], data: AnalysisData) -> str:
             )
         lines += [*_md_table(["benchmark", "best checkpoint", "step", "accuracy"], rows), ""]
 
+    if result.get("controls"):
+        lines += render_controls(result["controls"])
     if result["notes"]:
         lines += ["## Notes", "", *[f"- {n}" for n in result["notes"]], ""]
     lines += ["All numbers are in `analysis.json`.", ""]
