@@ -326,3 +326,44 @@ def test_card_of_a_missing_or_empty_dir(tmp_path, capsys):
     assert card_cli.main([str(tmp_path / "empty")]) == 2
     _one_line_error(capsys, "empty is not a training run")
     check_run_target("user/repo")  # a Hub id passes (resolved later)
+
+
+# --- secrets -------------------------------------------------------------------------------------------------
+
+ENV_TOKEN, RECIPE_TOKEN, FLAG_TOKEN = (
+    "hf_envSECRETenvSECRET01",
+    "hf_recipeSECRET0002",
+    "hf_flagSECRETflag0003",
+)
+
+
+def test_doctor_never_prints_a_token(make_recipe, capsys, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", ENV_TOKEN)
+    recipe = make_recipe(hub_token=RECIPE_TOKEN, hub_model_id=f"{ENV_TOKEN}/x")
+    assert doctor([str(recipe)]) == 0
+    out = capsys.readouterr()
+    assert "hub_token: <redacted>" in out.out and "(TRL default: null)" in out.out
+    assert doctor([str(recipe), "--", "--hub_token", FLAG_TOKEN]) == 0
+    out2 = capsys.readouterr()
+    for text in (out.out, out.err, out2.out, out2.err):
+        assert not any(t in text for t in (ENV_TOKEN, RECIPE_TOKEN, FLAG_TOKEN)), text
+
+
+@pytest.mark.slow
+def test_training_writes_and_logs_no_token(make_recipe, tmp_path, capfd, caplog, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", ENV_TOKEN)
+    recipe = make_recipe(hub_token=RECIPE_TOKEN, max_steps=1, save_steps=1)
+    assert train.cli_main([str(recipe), "--hub_token", FLAG_TOKEN]) == 0
+    # the log handlers train set up scrub any line (here: pytest's, which stands in for the console's)
+    logging.getLogger("oneshot_trl.train").warning("a log line with %s and %s", ENV_TOKEN, FLAG_TOKEN)
+    assert "a log line with <redacted> and <redacted>" in caplog.text
+    out = capfd.readouterr()
+    texts = [out.out, out.err, caplog.text]
+    texts += [
+        p.read_text(errors="replace")
+        for p in (tmp_path / "run").rglob("*")
+        if p.suffix in (".json", ".yaml", ".md", ".jsonl")
+    ]
+    assert "hub_token: <redacted>" in (tmp_path / "run" / "recipe.yaml").read_text()
+    for text in texts:
+        assert not any(t in text for t in (ENV_TOKEN, RECIPE_TOKEN, FLAG_TOKEN))

@@ -16,12 +16,18 @@ Flags after `--` override recipe keys, as for `train`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import enum
+import io
 import sys
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from oneshot_trl.checks import Launch, batch_plan, count_rows, find_problems
+from oneshot_trl.hub.tokens import is_secret_key, scrub, secrets_in
 from oneshot_trl.memory import estimate_memory, kv_cache, model_info
 from oneshot_trl.setups import OFFICIAL_GPUS, OFFICIAL_PROMPTS_PER_STEP, PAPER_SETUPS
 
@@ -110,11 +116,27 @@ def resolve_launch(args: argparse.Namespace) -> Launch:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from oneshot_trl.config import RecipeError, load_recipe, parse_recipe
-
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = build_parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    # The report goes out scrubbed of every secret (recipe, flags, HF_TOKEN): slurm_train.sbatch logs it.
+    try:
+        raw = yaml.safe_load(Path(args.recipe).read_text())
+    except (OSError, yaml.YAMLError):
+        raw = None
+    tokens = secrets_in(raw if isinstance(raw, dict) else None, overrides)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            return _report(args, overrides)
+    finally:
+        sys.stdout.write(scrub(out.getvalue(), *tokens))
+        sys.stderr.write(scrub(err.getvalue(), *tokens))
+
+
+def _report(args: argparse.Namespace, overrides: list[str]) -> int:
+    from oneshot_trl.config import RecipeError, load_recipe, parse_recipe
+
     try:
         launch = resolve_launch(args)
         recipe = load_recipe(args.recipe)
@@ -152,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in keys:
         if key == "env":
             continue
-        print(f"  {key}: {_show(effective(configs, key))}")
+        print(f"  {key}: {_show(effective(configs, key), key)}")
     print(
         f"  (derived for world size {plan.world_size}) generation_batch_size: {plan.generation_batch_size}, "
         f"steps_per_generation: {plan.steps_per_generation}, entropy_coef: {training_args.entropy_coef}"
@@ -191,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(f"\nDiffers from TRL's defaults ({len(trl_diffs)}):")
     for key, ours, default in trl_diffs:
-        print(f"  {key}: {_show(ours)}   (TRL default: {_show(default)})")
+        print(f"  {key}: {_show(ours, key)}   (TRL default: {_show(default)})")
 
     print(f"\nBatch (world size {launch.num_processes}):")
     for line in plan.lines():
@@ -232,7 +254,9 @@ def _is_trl_field(key: str) -> bool:
     return key not in {f.name for f in dataclasses.fields(OneShotArguments)}
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, key: str = "") -> str:
+    if value is not None and is_secret_key(key):
+        return "<redacted>"
     return "null" if value is None else str(plain(value))
 
 

@@ -29,6 +29,7 @@ from oneshot_trl.callbacks import BenchmarkEvalCallback
 from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
+from oneshot_trl.hub.tokens import ScrubFilter, redact_recipe, secrets_in
 from oneshot_trl.layout import RECIPE_FILE, RUN_INFO_FILE, checkpoint_dirs
 from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.precision import PrecisionCallback
@@ -56,6 +57,11 @@ def setup_logging(training_args: OneShotGRPOConfig) -> None:
     level = training_args.get_process_log_level()
     logging.getLogger("oneshot_trl").setLevel(level)
     transformers.utils.logging.set_verbosity(level)
+    scrubber = ScrubFilter(training_args.hub_token)  # no token in any log line (HF_TOKEN, recipe, flags)
+    for handler in logging.getLogger().handlers + logging.getLogger("transformers").handlers:
+        for old in [f for f in handler.filters if isinstance(f, ScrubFilter)]:  # an earlier run's (lab)
+            handler.removeFilter(old)
+        handler.addFilter(scrubber)
 
 
 def resolve_checkpoint(training_args: OneShotGRPOConfig) -> str | None:
@@ -209,7 +215,9 @@ def build_trainer(
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2))
         if recipe_path is not None:
-            shutil.copyfile(recipe_path, output_dir / RECIPE_FILE)
+            # the run's copy (pushed, shown on cards) with secret values redacted
+            recipe_text = Path(recipe_path).read_text(encoding="utf-8")
+            (output_dir / RECIPE_FILE).write_text(redact_recipe(recipe_text, training_args.hub_token))
 
     trainer_class = OneShotPPOTrainer if script_args.algorithm == "ppo" else OneShotGRPOTrainer
     trainer = trainer_class(
@@ -262,11 +270,11 @@ def cli_main(argv: list[str] | None = None) -> int:
     try:  # a bad recipe, flag or input: one line and exit code 2 (errors once training runs keep their traceback)
         script_args, training_args, model_args, recipe_path = parse_recipe(argv)
     except (ValueError, OSError) as err:  # RecipeError, InputError, the configs' own __post_init__ checks
-        return fail("oneshot-trl train", err)
+        return fail("oneshot-trl train", err, *secrets_in(None, sys.argv[1:] if argv is None else argv))
     try:
         main(script_args, training_args, model_args, recipe_path)
     except InputError as err:
-        return fail("oneshot-trl train", err)
+        return fail("oneshot-trl train", err, training_args.hub_token)
     return 0
 
 

@@ -25,12 +25,13 @@ class InputError(ValueError):
     """A user input that cannot be used; the message is one line naming the input."""
 
 
-def fail(prog: str, err: BaseException | str) -> int:
-    """Print `prog: error: <err>` (one line, secrets scrubbed) to stderr; the exit code of a usage error."""
+def fail(prog: str, err: BaseException | str, *tokens: str | None) -> int:
+    """Print `prog: error: <err>` (one line, `tokens` and the known ones scrubbed) to stderr; the exit code of a
+    usage error."""
     from oneshot_trl.hub.tokens import scrub
 
     message = " ".join(str(err).split()) if isinstance(err, InputError) else str(err)
-    print(f"{prog}: error: {scrub(message)}", file=sys.stderr)
+    print(f"{prog}: error: {scrub(message, *tokens)}", file=sys.stderr)
     return 2
 
 

@@ -3,6 +3,7 @@ recipes through `redact_recipe`. HfApi is the only code that gets a token."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 
@@ -40,3 +41,37 @@ def redact_recipe(text: str, *tokens: str | None) -> str:
             line = f"{match.group(1)}{_REDACTED}"
         lines.append(line)
     return scrub("\n".join(lines), *tokens) + ("\n" if text.endswith("\n") else "")
+
+
+_SECRET_NAME_RE = re.compile(r"token|secret|password|api_?key", re.I)
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a config key or flag names a secret (hub_token, ...): its value is never shown."""
+    return bool(_SECRET_NAME_RE.search(str(key)))
+
+
+def secrets_in(recipe: dict | None = None, argv: list[str] | None = None) -> list[str]:
+    """The values of secret keys in a recipe mapping and in `--key value` / `--key=value` flags."""
+    values = [v for k, v in (recipe or {}).items() if is_secret_key(k) and isinstance(v, str)]
+    argv = argv or []
+    for i, arg in enumerate(argv):
+        key, eq, inline = arg.lstrip("-").partition("=")
+        if arg.startswith("--") and is_secret_key(key):
+            values.append(inline if eq else (argv[i + 1] if i + 1 < len(argv) else ""))
+    return [v for v in values if v]
+
+
+class ScrubFilter(logging.Filter):
+    """A logging filter that scrubs `tokens` (and the known ones, see `scrub`) from every record it passes."""
+
+    def __init__(self, *tokens: str | None) -> None:
+        super().__init__()
+        self.tokens = tokens
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(message, *self.tokens)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
