@@ -103,6 +103,24 @@ def test_recipe_matches_the_demo_run():
     assert recipe == {k: v for k, v in expected.items() if v is not None}
 
 
+def test_controls_experiment_recipes_parse(tmp_path):
+    """Every arm of `lab --experiment controls` is a recipe the trainer accepts (incorrect: its wrong label)."""
+    import yaml
+
+    from oneshot_trl.config import parse_recipe
+    from oneshot_trl.lab.experiments import EXPERIMENTS
+
+    arms = EXPERIMENTS["controls"].arms
+    assert [a.config.reward for a in arms] == ["accuracy", "random", "incorrect", "majority", "format"]
+    for arm in arms:
+        recipe = recipe_for(arm.config, "base", tmp_path / "out")
+        path = tmp_path / "recipe.yaml"
+        path.write_text(yaml.safe_dump({k: v for k, v in recipe.items() if v is not None}))
+        script_args, *_ = parse_recipe([str(path)])
+        assert script_args.reward == arm.config.reward
+        assert script_args.incorrect_answer == ("75" if arm.config.reward == "incorrect" else None)
+
+
 def test_cli_writes_test_set_and_rejects_a_missing_base_model(tmp_path, capsys):
     from oneshot_trl.lab import cli
 

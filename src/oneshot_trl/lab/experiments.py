@@ -135,6 +135,19 @@ EXPERIMENTS: dict[str, Experiment] = {
             ),
         ),
         Experiment(
+            "controls",
+            "Spurious Rewards (arXiv 2506.10947), Qwen2.5-Math-7B MATH500: random +21.4, incorrect label +24.1, "
+            "majority vote +27.1, format +13.8 vs ground truth +29.1 points; not on Llama3/OLMo2.",
+            (
+                Arm("accuracy reward", RLRunConfig()),
+                Arm("random reward (p 0.5)", RLRunConfig(reward="random")),
+                # 75 is the shortcut's answer to 37+48 (the carry dropped): the base model's own wrong answer
+                Arm("incorrect label (75)", RLRunConfig(reward="incorrect", incorrect_answer="75")),
+                Arm("majority vote", RLRunConfig(reward="majority")),
+                Arm("format reward", RLRunConfig(reward="format")),
+            ),
+        ),
+        Experiment(
             "selection",
             "Examples with high historical variance of training accuracy (pi1) are good 1-shot examples.",
             build_arms=_selection_arms,

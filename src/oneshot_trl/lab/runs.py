@@ -125,7 +125,16 @@ class RLRunConfig:
     """A lab RL run; the defaults are the demo (and `recipes/lab.yaml`)."""
 
     examples: tuple[str, ...] = field(default=("37+48",), metadata={"help": "Training problems 'a+b'."})
-    reward: str = field(default="accuracy", metadata={"help": "accuracy | format | none (entropy only)."})
+    reward: str = field(
+        default="accuracy",
+        metadata={
+            "help": "accuracy | format | none (entropy only) | random | incorrect | majority (controls)."
+        },
+    )
+    incorrect_answer: str | None = field(
+        default=None,
+        metadata={"help": "reward incorrect: the wrong label rewarded (e.g. the shortcut's 75)."},
+    )
     entropy_coeff: float = field(default=0.001, metadata={"help": "The paper's entropy bonus coefficient."})
     steps: int = field(default=50, metadata={"help": "GRPO steps."})
     learning_rate: float = field(
@@ -175,6 +184,7 @@ def recipe_for(
         "prompt_format": "chat",
         "max_prompt_length": 64,  # lab prompts are 34 tokens; the tiny model has 512 positions
         "reward": config.reward,
+        **({"incorrect_answer": config.incorrect_answer} if config.incorrect_answer is not None else {}),
         "grader": "math-verify",
         "num_generations": config.num_generations,
         "per_device_train_batch_size": config.num_generations * config.prompts_per_step,
