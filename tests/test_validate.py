@@ -367,3 +367,34 @@ def test_training_writes_and_logs_no_token(make_recipe, tmp_path, capfd, caplog,
     assert "hub_token: <redacted>" in (tmp_path / "run" / "recipe.yaml").read_text()
     for text in texts:
         assert not any(t in text for t in (ENV_TOKEN, RECIPE_TOKEN, FLAG_TOKEN))
+
+
+# --- eval identity -------------------------------------------------------------------------------------------
+
+
+def test_eval_resume_with_other_weights_is_refused(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from oneshot_trl.eval.benchmarks import load_benchmark
+    from oneshot_trl.eval.runner import ResumeMismatchError, evaluate
+    from oneshot_trl.lab.tiny import build_random_model
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    kw = {
+        "backend": "transformers",
+        "problems": {"math500": load_benchmark("math500")[:1]},
+        "max_new_tokens": 2,
+    }
+    first = evaluate(str(model), output_dir=tmp_path / "out", progress=False, **kw)
+    assert first["weights_fingerprint"] and first["commit_sha"] is None
+    run_json = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run_json["weights_fingerprint"] == first["weights_fingerprint"]
+    # same weights: resumes (nothing to redo); other weights in the same folder: refused like another protocol
+    assert evaluate(str(model), output_dir=tmp_path / "out", progress=False, **kw)["benchmarks"]
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    build_random_model(tokenizer, hidden_size=64, num_layers=2, num_heads=2, seed=1).save_pretrained(model)
+    with pytest.raises(ResumeMismatchError, match="weights_fingerprint.*--overwrite"):
+        evaluate(str(model), output_dir=tmp_path / "out", progress=False, **kw)
+    again = evaluate(str(model), output_dir=tmp_path / "out", progress=False, overwrite=True, **kw)
+    assert again["weights_fingerprint"] != first["weights_fingerprint"]

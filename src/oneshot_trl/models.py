@@ -174,3 +174,28 @@ def download_text(api: Any, repo_id: str, filename: str, revision: str) -> str |
     except EntryNotFoundError:
         return None
     return Path(path).read_text()
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+_FINGERPRINT_SAMPLES, _FINGERPRINT_CHUNK = 16, 1 << 16
+
+
+def weights_fingerprint(folder: str | Path) -> str | None:
+    """A fingerprint of a local model folder's weights (None when it has no weight files): sha256 over each
+    weight file's name, size and 16 chunks of 64 KiB spread over it. Replacing the weights (another
+    checkpoint, a fine-tune: every byte differs) changes it; reading ~1 MiB per file keeps it instant where a
+    full hash of a 3 GB model takes seconds. Local models have no commit sha: this is their identity."""
+    import hashlib
+
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        size = path.stat().st_size
+        digest.update(f"{path.name}\0{size}\0".encode())
+        with open(path, "rb") as f:
+            for i in range(_FINGERPRINT_SAMPLES):
+                f.seek(max(0, size - _FINGERPRINT_CHUNK) * i // max(1, _FINGERPRINT_SAMPLES - 1))
+                digest.update(f.read(_FINGERPRINT_CHUNK))
+    return digest.hexdigest()[:16]

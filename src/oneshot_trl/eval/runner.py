@@ -29,6 +29,7 @@ from oneshot_trl.eval.protocols import Protocol, SamplingSpec, get_protocol
 from oneshot_trl.eval.sharding import Shard
 from oneshot_trl.eval.templates import needs_tokenizer, render_prompt
 from oneshot_trl.layout import AUDIT_FILE, EVAL_RUN_FILE, RESULTS_FILE, SAMPLES_FILE
+from oneshot_trl.models import weights_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +128,9 @@ def _prepare_output_dir(output_dir: Path, run_info: dict, overwrite: bool) -> di
     previous = json.loads(run_path.read_text()) if run_path.exists() else None
     rows = _read_samples(samples_path)
     if previous is not None:
-        keys = ("model", "revision", "commit_sha", "protocol_hash")
-        diff = {k: (previous.get(k), run_info[k]) for k in keys if previous.get(k) != run_info[k]}
+        keys = ("model", "revision", "commit_sha", "weights_fingerprint", "protocol_hash")
+        # (a run.json written before fingerprints were recorded has none: not a mismatch)
+        diff = {k: (previous[k], run_info[k]) for k in keys if k in previous and previous[k] != run_info[k]}
         if diff:
             detail = "; ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in diff.items())
             raise ResumeMismatchError(
@@ -352,6 +354,8 @@ def evaluate(
         "model": model_name,
         "revision": revision,
         "commit_sha": commit_sha,
+        # a local model has no commit: its weights' fingerprint tells a resume that they were not replaced
+        "weights_fingerprint": weights_fingerprint(model_path) if model_path and commit_sha is None else None,
         "protocol_hash": proto.hash(),
         "protocol_name": proto.name,
     }
@@ -416,6 +420,7 @@ def evaluate(
             generator.close()  # an engine we built: free it (several revisions are evaluated in one process)
 
     results = _results(problem_sets, done, proto, model_name, revision, commit_sha, backend_name, limit)
+    results["weights_fingerprint"] = run_info["weights_fingerprint"]
     if audit:
         rows = [done[(name, p.id)] for name, plist in problem_sets.items() for p in plist]
         report = _audit(rows, proto, out if write else None)
