@@ -79,3 +79,48 @@ def test_two_process_in_training_eval_equals_a_one_process_eval(ci_base, tmp_pat
     assert base != trained
     state = json.loads((run / "trainer_state.json").read_text())
     assert [row["step"] for row in state["log_history"] if "eval/heldout" in row] == [0, 2]
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_vllm_colocate_in_training_eval_uses_the_trainers_engine(ci_base, tmp_path, monkeypatch):
+    """use_vllm colocate: the evals generate on TRL's engine (no second one), with the trained weights synced."""
+    vllm = pytest.importorskip("vllm")
+    from test_train import train_in_process
+
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    engines = []
+    init = vllm.LLM.__init__
+    monkeypatch.setattr(
+        vllm.LLM, "__init__", lambda self, *a, **k: engines.append(self) or init(self, *a, **k)
+    )
+    heldout = write_problems(splits()["test"][:9], tmp_path / "heldout.jsonl")
+    recipe = recipe_for(RLRunConfig(steps=2, eval_every=2, learning_rate=1e-3), str(ci_base), tmp_path / "run",
+                        heldout_file=heldout)  # fmt: skip
+    recipe |= {
+        "use_vllm": True,
+        "vllm_mode": "colocate",
+        "vllm_enable_sleep_mode": False,
+        "disable_tqdm": True,
+    }
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    trainer = train_in_process(tmp_path / "recipe.yaml")
+    assert engines == [trainer.vllm_generation.llm]  # one engine in the training process: TRL's
+    del trainer, engines[:]
+
+    run = tmp_path / "run"
+    for step, weights in ((0, ci_base), (2, run / "checkpoint-2")):
+        in_training = run / "eval" / f"step-{step:06d}"
+        assert json.loads((in_training / "results.json").read_text())["backend"] == "trainer-vllm"
+        evaluate(  # `oneshot-trl eval --backend vllm` of the same weights, in an engine of its own
+            str(weights),
+            problems={"heldout": load_dataset_problems(str(heldout))},
+            template=recipe["eval_template"],
+            max_new_tokens=recipe["eval_max_new_tokens"],
+            backend="vllm",
+            output_dir=tmp_path / f"reference-{step}",
+            progress=False,
+        )
+        assert _samples(in_training) == _samples(tmp_path / f"reference-{step}"), step
+    assert _samples(run / "eval" / "step-000000") != _samples(run / "eval" / "step-000002")  # synced weights
