@@ -145,6 +145,9 @@ def build_trainer(
         check_vllm_training(training_args)
         # --- Data: the example(s), checked, repeated, as prompts ---
         examples = load_examples(script_args)
+        wrong_labels = (  # reward: incorrect: a wrong label per example, checked against its gold now
+            incorrect_labels(examples, script_args.incorrect_answer) if script_args.reward == "incorrect" else None
+        )
         # `oneshot-trl doctor`'s checks (batch arithmetic, dataset size, vLLM layout) with the real world size
         check_before_training(script_args, training_args, model_args, len(examples))
         check_model_dir(model_args.model_name_or_path, "model_name_or_path")
@@ -166,9 +169,7 @@ def build_trainer(
         script_args.reward_timeout_s,
         random_p=script_args.random_reward_p,
         seed=training_args.seed,
-        incorrect_labels=(
-            incorrect_labels(examples, script_args.incorrect_answer) if script_args.reward == "incorrect" else None
-        ),
+        incorrect_labels=wrong_labels,
         num_generations=training_args.num_generations,
     )
     training_args.reward_weights = weights
@@ -262,7 +263,13 @@ def main(
         trainer.processing_class.save_pretrained(training_args.output_dir)
     logger.info("Model saved to %s", training_args.output_dir)
     if hub_callback is not None:
-        hub_callback.push_final()  # final model + card to `main`; waits for checkpoint uploads, logs a summary
+        # final model + card to `main`; waits for checkpoint uploads, logs a summary
+        summary = hub_callback.push_final()
+        from oneshot_trl.hub.push_cli import HubPushFailed, failure_message
+
+        message = failure_message(summary, training_args.output_dir) if summary else None
+        if message:  # everything is saved locally: the run ends with what is missing and how to push it
+            raise HubPushFailed(message)
     return trainer
 
 
@@ -271,10 +278,15 @@ def cli_main(argv: list[str] | None = None) -> int:
         script_args, training_args, model_args, recipe_path = parse_recipe(argv)
     except (ValueError, OSError) as err:  # RecipeError, InputError, the configs' own __post_init__ checks
         return fail("oneshot-trl train", err, *secrets_in(None, sys.argv[1:] if argv is None else argv))
+    from oneshot_trl.hub.push_cli import HubPushFailed
+
     try:
         main(script_args, training_args, model_args, recipe_path)
     except InputError as err:
         return fail("oneshot-trl train", err, training_args.hub_token)
+    except HubPushFailed as err:
+        fail("oneshot-trl train", err, training_args.hub_token)
+        return 1
     return 0
 
 
