@@ -398,3 +398,66 @@ def test_eval_resume_with_other_weights_is_refused(tiny_model_dir, tmp_path):
         evaluate(str(model), output_dir=tmp_path / "out", progress=False, **kw)
     again = evaluate(str(model), output_dir=tmp_path / "out", progress=False, overwrite=True, **kw)
     assert again["weights_fingerprint"] != first["weights_fingerprint"]
+
+
+# --- Hub pushes that failed ----------------------------------------------------------------------------------
+
+
+def test_push_command_pushes_only_what_is_missing(tmp_path, monkeypatch, capsys):
+    from test_hub_push import FakeHub, make_callback, save
+
+    from oneshot_trl.hub import push_cli, retry
+
+    monkeypatch.setattr(retry, "_sleep", lambda s: None)
+    out = tmp_path / "run"
+    cb, args = make_callback(out, FakeHub(tmp_path, fail={("create_commit", "step-000010"): -1}))
+    for step in (10, 20):
+        save(cb, args, out, step)
+    (out / "model.safetensors").write_bytes(b"final weights")
+    (out / "config.json").write_text("{}")
+    message = push_cli.failure_message(cb.push_final(), out)
+    assert "step-000010" in message and f"oneshot-trl push {out}" in message and "step-000020" not in message
+
+    api = FakeHub(tmp_path)  # the Hub is back
+    summary = push_cli.push_missing(out, api=api)
+    assert (summary["pushed"], summary["failed"]) == (3, 0)
+    assert [c[0] for c in api.commits] == ["step-000010"]  # only what was missing
+    assert json.loads((out / "hub_pushes.json").read_text())["failed"] == 0
+    monkeypatch.setattr("oneshot_trl.hub.push.HfApi", lambda *a, **k: api)
+    assert push_cli.main([str(out)]) == 0  # idempotent: nothing left to push
+    assert [c[0] for c in api.commits] == ["step-000010"]
+    assert "nothing missing" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_training_whose_pushes_fail_exits_1_with_the_retry_command(
+    make_recipe, tmp_path, monkeypatch, capsys
+):
+    from test_hub_push import FakeHub
+
+    from oneshot_trl.hub import push, retry
+
+    monkeypatch.setattr(retry, "_sleep", lambda s: None)
+    monkeypatch.setattr(push, "HfApi", lambda *a, **k: FakeHub(tmp_path, fail={("create_commit", None): -1}))
+    recipe = make_recipe(max_steps=2, save_steps=2, push_to_hub=True, hub_model_id="user/tiny")
+    assert train.cli_main([str(recipe)]) == 1
+    err = capsys.readouterr().err
+    assert "2 push(es) to user/tiny did not succeed" in err and f"oneshot-trl push {tmp_path / 'run'}" in err
+    assert (tmp_path / "run" / "model.safetensors").exists() and (tmp_path / "run" / "checkpoint-2").is_dir()
+
+
+def test_eval_push_failure_keeps_results_and_exits_1(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from oneshot_trl.hub import push
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Hub unreachable")
+
+    monkeypatch.setattr(push, "push_eval_results", offline)
+    argv = ["--model", str(tiny_model_dir), "--benchmarks", "math500", "--limit", "1", "--max-new-tokens", "2",
+            "--backend", "transformers", "--output-dir", str(tmp_path / "out"), "--push-to-hub",
+            "--hub-repo-id", "user/tiny", "--no-progress"]  # fmt: skip
+    assert eval_cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "1 push(es) to the Hub failed" in err and "Hub unreachable" in err
+    assert "oneshot-trl card user/tiny --revision main --results" in err
+    assert (tmp_path / "out" / "results.json").exists()

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "select": ("oneshot_trl.select", "Rank training examples by historical accuracy variance."),
     "analyze": ("oneshot_trl.analysis.cli", "Plots and a report from a training run or eval outputs."),
     "card": ("oneshot_trl.hub.cli", "Render (and optionally push) the model card of a run dir or Hub repo."),
+    "push": ("oneshot_trl.hub.push_cli", "Push what a run's failed pushes left off the Hub (idempotent)."),
 }
 
 
