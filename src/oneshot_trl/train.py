@@ -285,7 +285,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     except InputError as err:
         return fail("oneshot-trl train", err, training_args.hub_token)
     except HubPushFailed as err:
-        fail("oneshot-trl train", err, training_args.hub_token)
+        fail("oneshot-trl train", str(err), training_args.hub_token)  # several lines: what is missing
         return 1
     return 0
 

@@ -26,11 +26,11 @@ class InputError(ValueError):
 
 
 def fail(prog: str, err: BaseException | str, *tokens: str | None) -> int:
-    """Print `prog: error: <err>` (one line, `tokens` and the known ones scrubbed) to stderr; the exit code of a
-    usage error."""
+    """Print `prog: error: <err>` (an exception on one line; a str as it is; `tokens` and the known ones
+    scrubbed) to stderr; returns 2, the exit code of a usage error."""
     from oneshot_trl.hub.tokens import scrub
 
-    message = " ".join(str(err).split()) if isinstance(err, InputError) else str(err)
+    message = " ".join(str(err).split()) if isinstance(err, BaseException) else err  # an exception: one line
     print(f"{prog}: error: {scrub(message, *tokens)}", file=sys.stderr)
     return 2
 
