@@ -21,8 +21,8 @@ one these tests follow:
   their sizes vary); TRL's micro-batches have a fixed number of sequences. Same rule, different partition: not
   reproducible without token packing, and the tests use equal micro-batches.
 - Policy loss. 0.9.1 adds dual-clip (for A < 0 the loss is capped at -3·A) and clamps the log-ratio to [-20, 20];
-  the fork has neither, nor has TRL. Followed: the fork (the tests' ratios stay in (0.3, 3), where both agree; the
-  official run is on-policy, ratio 1).
+  the fork has neither, nor has TRL. Followed: the fork (the tests assert their ratios stay below 3, where all agree;
+  the official run is on-policy, ratio 1).
 - `low_var_kl`. 0.9.1 clamps the log-ratio to [-20, 20] before the exponential; the fork does not. Both clamp the
   estimate to [-10, 10], which already makes the value 10 and the gradient 0 wherever the inner clamp would act:
   no difference. TRL has neither clamp: OneShotGRPOTrainer adds the outer one (`kl_clamp`).
@@ -36,6 +36,10 @@ one these tests follow:
 - Value loss mask. The fork's `dp_critic` masks the value loss with `attention_mask[:, -L-1:-1]` (shifted by one:
   it drops no token of a truncated response but adds the first padding position of a finished one); 0.9.1 uses the
   response mask. Followed: 0.9.1. The value loss's aggregation follows the fork, as the policy's (per micro-batch).
+- Defaults. 0.9.1's actor has `entropy_coeff: 0` (and computes no entropy unless asked); the fork's is 0.001, which
+  the official script keeps. The recipes follow the fork (0.001); these tests set their own coefficients.
+- Position ids. verl passes ids counted from the first unpadded token; TRL leaves them to the model. With RoPE the
+  attention scores depend only on relative positions: with a left-padded prompt in the batch, all agrees to ~2e-7.
 - Precision. The fork computes logits under bf16 autocast; these tests run fp32 throughout (the rule, not the
   precision, is under test).
 """
