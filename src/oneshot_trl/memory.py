@@ -3,8 +3,9 @@
 Parameter counts come from instantiating the architecture on PyTorch's meta device (no memory, no download),
 from `setups.KNOWN_ARCHITECTURES` for the paper's Hub ids or from a local folder's config.json. The estimate
 uses the ZeRO paper's accounting for mixed-precision Adam (bf16 weights 2 B + bf16 grads 2 B + fp32 master
-weights and Adam moments 12 B per trainable parameter, each part sharded by its ZeRO stage) and states what
-it leaves out. It is arithmetic, not a measurement.
+weights and Adam moments 12 B per trainable parameter, each part sharded by its ZeRO stage), adds PPO's
+replicated fp32 critic and vLLM's share, compares the colocated engine's KV cache with what a generation batch
+needs (`KVCache`), and states what it leaves out. It is arithmetic, not a measurement.
 """
 
 from __future__ import annotations
