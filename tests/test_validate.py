@@ -153,6 +153,8 @@ def test_truncated_weights_are_named(make_recipe, tiny_model_dir, tmp_path, caps
         check_safetensors(weights)
     assert train.cli_main([str(make_recipe(model_name_or_path=str(tmp_path / "cut")))]) == 2
     _one_line_error(capsys, "model.safetensors is truncated")
+    assert eval_cli.main(["--model", str(tmp_path / "cut"), "--dry-run", "--benchmarks", "math500"]) == 2
+    _one_line_error(capsys, "model.safetensors is truncated")
 
 
 # --- training directories ------------------------------------------------------------------------------------

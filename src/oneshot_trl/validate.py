@@ -207,7 +207,8 @@ def check_data_file(path: str | os.PathLike, flag: str) -> None:
 
 
 def check_model_dir(name_or_path: str, flag: str) -> None:
-    """A local model path is a folder with config.json and tokenizer files (a Hub id passes: resolved later)."""
+    """A local model path is a folder with config.json, tokenizer files and whole safetensors weights (a Hub id
+    passes: resolved later)."""
     path = Path(str(name_or_path)).expanduser()
     if path.is_file():
         raise InputError(
@@ -222,6 +223,7 @@ def check_model_dir(name_or_path: str, flag: str) -> None:
             f"{flag} {name_or_path} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
             "tokenizer next to the model (tokenizer.save_pretrained)."
         )
+    check_weights(path)
 
 
 def check_flags(argv: list[str], fields: dict[str, Any]) -> None:
