@@ -67,6 +67,7 @@ from oneshot_trl.ppo import (
     token_level_rewards,
 )
 from oneshot_trl.trainer import OneShotGRPOTrainer
+from oneshot_trl.update_rule import k3
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "qwen15b.yaml"
 # Recipe keys that define the update rule (everything else is batch shape, optimizer, generation, I/O).
@@ -377,6 +378,38 @@ def test_verl_parity_grpo_dapo_is_verl_091_token_mean(tiny_model_dir, tmp_path):
         )
         pg_loss.backward()  # no 1/accumulation: the global token count already spans the mini-batch
     assert relative(ours, gradient(trainer.model)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo", "luspo"])
+def test_verl_parity_kl_clamp_aggregates_like_trl(tiny_model_dir, tmp_path, loss_type):
+    """The clamp's correction term is reduced exactly as TRL reduces its per-token loss, for every loss_type: with
+    zero advantages and no clamp, TRL's loss is beta * k3 reduced, which `_aggregate` must reproduce."""
+    trainer = make_trainer(
+        tiny_model_dir, tmp_path, BETA, 0.0, loss_type=loss_type, kl_clamp=None, gradient_accumulation_steps=2
+    )
+    perturb(trainer.model, 0.6, seed=1)
+    batch = fixed_batch(trainer.processing_class.eos_token_id, trainer.processing_class.pad_token_id)
+    input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    with torch.no_grad():
+        ref, _, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.ref_model, input_ids, attention_mask, COMPLETION_LEN
+        )
+        logps, _, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, input_ids, attention_mask, COMPLETION_LEN
+        )
+    half = slice(0, GENERATIONS)
+    inputs = {k: v[half] for k, v in batch.items()}
+    inputs |= {
+        "advantages": torch.zeros(GENERATIONS),
+        "ref_per_token_logps": ref[half],
+        "num_items_in_batch": batch["completion_mask"].sum(),
+    }
+    trainer.current_gradient_accumulation_steps = 2
+    loss = trainer.compute_loss(trainer.model, inputs)
+    expected = BETA * trainer._aggregate(k3(ref[half], logps[half]), inputs["completion_mask"], inputs)
+    assert loss.item() > 0
+    assert abs(loss.item() - expected.item()) <= TOLERANCE * expected.item()
 
 
 # -- PPO -------------------------------------------------------------------------------------------------------------
