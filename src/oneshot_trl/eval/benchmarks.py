@@ -15,20 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oneshot_trl.eval.problem import Problem
+from oneshot_trl.eval.random_calc import generate, is_random_calc, parse_seed
 from oneshot_trl.files import read_jsonl, resource_path
 
 logger = logging.getLogger(__name__)
 
 # `parse_question` of the official harness: the first of these fields that is present.
 QUESTION_FIELDS = ("question", "problem", "Question", "input")
-
-
-@dataclass(frozen=True)
-class Problem:
-    id: str  # stable id inside its benchmark (the dataset's own id field when it has one, else the row index)
-    problem: str  # question text as the prompt template receives it
-    gold: str  # raw gold answer string (the grader normalises it)
-    benchmark: str
 
 
 def gold_string(value: Any) -> str:
@@ -90,8 +84,6 @@ GENERATED_BENCHMARKS: tuple[str, ...] = ("random-calc",)
 
 
 def _is_generated(name: str) -> bool:
-    from oneshot_trl.eval.random_calc import is_random_calc
-
     return is_random_calc(name)
 
 
@@ -115,8 +107,6 @@ def parse_benchmark_names(value: str | Iterable[str]) -> list[str]:
         raise ValueError(f"No benchmark given. Choose from: all, {', '.join(BENCHMARKS)}.")
     for name in names:
         if _is_generated(name):
-            from oneshot_trl.eval.random_calc import parse_seed
-
             parse_seed(name)  # a bad seed fails here, before any model is loaded
         else:
             get_benchmark(name)
@@ -175,8 +165,6 @@ def _rows_to_problems(
 def load_benchmark(name: str) -> list[Problem]:
     """The bundled benchmark `name` as a list of problems (in file order), or a generated one's problems."""
     if _is_generated(name):
-        from oneshot_trl.eval.random_calc import generate, parse_seed
-
         return generate(parse_seed(name), name=name)
     spec = get_benchmark(name)
     rows = read_jsonl(resource_path("benchmarks", spec.filename))

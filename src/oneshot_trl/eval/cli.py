@@ -30,7 +30,7 @@ from oneshot_trl.eval.runner import (
 from oneshot_trl.eval.seeds import evaluate_seeds, format_seed_table, parse_seeds, split_by_sampling
 from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
 from oneshot_trl.hub.tokens import scrub
-from oneshot_trl.layout import RESULTS_FILE, SUMMARY_STEM, step_from_label
+from oneshot_trl.layout import AUDIT_FILE, RESULTS_FILE, SUMMARY_STEM, step_from_label
 from oneshot_trl.validate import (
     FRACTION_ABOVE_ZERO,
     check_count,
@@ -396,7 +396,7 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
         if "audit" in results:
             a = results["audit"]
             print(f"\naudit: {a['n_disagreements']} samples where official and math-verify disagree "
-                  f"(see {out / 'audit.jsonl'})")  # fmt: skip
+                  f"(see {out / AUDIT_FILE})")  # fmt: skip
             for name, s in a["benchmarks"].items():
                 print(f"  {name}: {s['disagreements']}/{s['n_samples']}  official {100 * s['accuracy_official']:.1f}"
                       f"  math-verify {100 * s['accuracy_math-verify']:.1f}")  # fmt: skip

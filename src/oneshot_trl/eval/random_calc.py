@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 from fractions import Fraction
 
-from oneshot_trl.eval.benchmarks import Problem
+from oneshot_trl.eval.problem import Problem
 
 NAME = "random-calc"
 GENERATOR_VERSION = 1
