@@ -53,14 +53,14 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     args = parser.parse_args()
 
-    from oneshot_trl.eval import runner
+    from oneshot_trl.eval import runner, scoring
     from oneshot_trl.eval.generate import VLLMGenerator
     from oneshot_trl.grading import shutdown_workers
 
     limit, repeats = (32, 1) if args.quick else (None, args.repeats)
     # Grading time, to explain the share outside generation (the same function evaluate() calls).
     grading_seconds = [0.0]
-    grade_rows = runner._grade_rows
+    grade_rows = scoring.grade_rows
 
     def timed_grade_rows(*a, **k):
         start = time.perf_counter()
@@ -69,7 +69,7 @@ def main() -> None:
         finally:
             grading_seconds[0] += time.perf_counter() - start
 
-    runner._grade_rows = timed_grade_rows
+    scoring.grade_rows = timed_grade_rows
 
     totals, generation, grading, shares = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:

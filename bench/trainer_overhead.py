@@ -83,8 +83,8 @@ def child(
     from transformers import AutoTokenizer, TrainerCallback, set_seed
     from trl import GRPOTrainer
 
-    from oneshot_trl.config import parse_recipe
     from oneshot_trl.data import build_train_dataset, load_examples
+    from oneshot_trl.recipe import parse_recipe
     from oneshot_trl.rewards import get_reward_funcs
     from oneshot_trl.train import build_trainer
 

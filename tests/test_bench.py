@@ -119,7 +119,7 @@ def test_grader_bench_inputs(tmp_path):
 def test_trainer_bench_baseline_has_our_config_values():
     from trl import GRPOConfig
 
-    from oneshot_trl.config import parse_recipe
+    from oneshot_trl.recipe import parse_recipe
 
     bench = load("trainer_overhead")
     _, ours, _, _ = parse_recipe(bench.recipe_argv(Path("model"), Path("out"), 20))

@@ -11,9 +11,10 @@ import yaml
 from test_train import REPO, train_in_process
 
 from oneshot_trl.checks import Launch, SetupError
-from oneshot_trl.config import RECIPE_DATACLASSES, OneShotArguments
+from oneshot_trl.config import OneShotArguments
 from oneshot_trl.doctor import main as doctor
 from oneshot_trl.memory import lora_params, model_info
+from oneshot_trl.recipe import RECIPE_DATACLASSES
 from oneshot_trl.setups import KNOWN_ARCHITECTURES, PAPER_SETUPS
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))

@@ -94,7 +94,7 @@ def test_pretraining_is_deterministic(tmp_path):
 
 def test_recipe_matches_the_demo_run():
     """recipes/lab.yaml is the demo's run: same keys and values as the lab builds them (model and output aside)."""
-    from oneshot_trl.config import load_recipe
+    from oneshot_trl.recipe import load_recipe
 
     recipe = load_recipe(REPO / "recipes" / "lab.yaml")
     expected = recipe_for(
@@ -107,8 +107,8 @@ def test_controls_experiment_recipes_parse(tmp_path):
     """Every arm of `lab --experiment controls` is a recipe the trainer accepts (incorrect: its wrong label)."""
     import yaml
 
-    from oneshot_trl.config import parse_recipe
     from oneshot_trl.lab.experiments import EXPERIMENTS
+    from oneshot_trl.recipe import parse_recipe
 
     arms = EXPERIMENTS["controls"].arms
     assert [a.config.reward for a in arms] == ["accuracy", "random", "incorrect", "majority", "format"]

@@ -11,7 +11,7 @@ from datasets import Dataset
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from oneshot_trl.config import OneShotGRPOConfig, OneShotPPOConfig, RecipeError, load_recipe, parse_recipe
+from oneshot_trl.config import OneShotGRPOConfig, OneShotPPOConfig
 from oneshot_trl.ppo import (
     CRITIC_DIR,
     OneShotPPOTrainer,
@@ -20,6 +20,7 @@ from oneshot_trl.ppo import (
     masked_whiten,
     token_level_rewards,
 )
+from oneshot_trl.recipe import RecipeError, load_recipe, parse_recipe
 from oneshot_trl.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -303,7 +304,7 @@ def test_one_completion_per_prompt_is_ppo_only(tmp_path):
 
 RANK_SCRIPT = """
 import hashlib, sys
-from oneshot_trl.config import parse_recipe
+from oneshot_trl.recipe import parse_recipe
 from oneshot_trl.train import main
 trainer = main(*parse_recipe(sys.argv[1:]))
 digest = hashlib.sha1(b"".join(p.detach().float().numpy().tobytes() for p in trainer.critic.parameters()))

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from oneshot_trl.config import RecipeError, load_recipe, parse_recipe
+from oneshot_trl.recipe import RecipeError, load_recipe, parse_recipe
 from oneshot_trl.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,6 +73,13 @@ def test_python_m_train_runs_and_writes_a_reloadable_checkpoint(make_recipe):
     ]
     run = json.loads((out / "oneshot_run.json").read_text())
     assert run["examples"][0]["answer"] == "12.8"
+    # PrecisionCallback: no DeepSpeed, fp32 weights -> gradients accumulated and reduced in fp32
+    assert run["precision"] == {
+        "deepspeed": None,
+        "weights": "float32",
+        "grad_accum": "float32",
+        "grad_reduce": "float32",
+    }
 
 
 @pytest.mark.slow

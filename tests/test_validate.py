@@ -14,12 +14,12 @@ from types import SimpleNamespace
 import pytest
 
 from oneshot_trl import train
-from oneshot_trl.config import RecipeError, load_recipe, parse_recipe
 from oneshot_trl.doctor import main as doctor
 from oneshot_trl.eval import cli as eval_cli
 from oneshot_trl.eval import grade_cli
 from oneshot_trl.files import read_jsonl
 from oneshot_trl.hub import cli as card_cli
+from oneshot_trl.recipe import RecipeError, load_recipe, parse_recipe
 from oneshot_trl.run import Run
 from oneshot_trl.validate import (
     InputError,

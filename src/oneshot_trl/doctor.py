@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(args: argparse.Namespace, overrides: list[str]) -> int:
-    from oneshot_trl.config import RecipeError, load_recipe, parse_recipe
+    from oneshot_trl.recipe import RecipeError, load_recipe, parse_recipe
 
     try:
         launch = resolve_launch(args)

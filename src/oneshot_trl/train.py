@@ -27,12 +27,13 @@ from trl import ModelConfig, get_peft_config
 from oneshot_trl import __version__
 from oneshot_trl.callbacks import BenchmarkEvalCallback
 from oneshot_trl.checks import check_before_training
-from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig, parse_recipe
+from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
 from oneshot_trl.hub.tokens import ScrubFilter, redact_recipe, secrets_in
 from oneshot_trl.layout import RECIPE_FILE, RUN_INFO_FILE, TRAINER_STATE_FILE, checkpoint_dirs
 from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.precision import PrecisionCallback
+from oneshot_trl.recipe import parse_recipe
 from oneshot_trl.rewards import get_reward_funcs, incorrect_labels
 from oneshot_trl.trainer import OneShotGRPOTrainer
 from oneshot_trl.validate import (

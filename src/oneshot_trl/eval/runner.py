@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from oneshot_trl.eval import scoring
 from oneshot_trl.eval.benchmarks import SIX_BENCHMARKS, Problem, load_benchmark, parse_benchmark_names
 from oneshot_trl.eval.metrics import benchmark_average, summarize
 from oneshot_trl.eval.protocols import Protocol, SamplingSpec, get_protocol
@@ -179,132 +180,6 @@ def _make_generator(
     )
 
 
-def _warn_unparseable_golds(problem_sets: Mapping[str, Sequence[Problem]], grader: str) -> None:
-    """Report at load time (before any generation) the gold answers the grader cannot parse."""
-    from oneshot_trl.grading import GoldParseError, check_gold
-
-    for name, plist in problem_sets.items():
-        bad = []
-        for p in plist:
-            try:
-                check_gold(p.gold, grader, p.benchmark)
-            except GoldParseError:
-                bad.append(p.id)
-        if bad:
-            logger.warning(
-                "%s: the %s grader cannot parse the gold answer of %d problem(s) (ids %s); they will be graded "
-                "wrong and listed under unparseable_golds.",
-                name,
-                grader,
-                len(bad),
-                ", ".join(bad[:20]),
-            )
-
-
-def _grade_rows(
-    problems: Sequence[Problem],
-    prompts: Sequence[str],
-    responses: Sequence[Sequence[str]],
-    protocol: Protocol,
-) -> list[dict]:
-    """Grade every response of each problem (in parallel workers) into samples.jsonl rows."""
-    from oneshot_trl.grading import GoldParseError, answer_anywhere_batch, check_gold, grade_batch
-
-    flat_responses = [r for rs in responses for r in rs]
-    flat_golds = [p.gold for p, rs in zip(problems, responses, strict=True) for _ in rs]
-    flat_benchmarks = [p.benchmark for p, rs in zip(problems, responses, strict=True) for _ in rs]
-    grades = grade_batch(
-        flat_responses,
-        flat_golds,
-        grader=protocol.grader,
-        boxed_only=protocol.boxed_only,
-        timeout_s=protocol.grade_timeout_s,
-        benchmark=flat_benchmarks,
-    )
-    anywhere = answer_anywhere_batch(flat_responses, flat_golds, timeout_s=protocol.grade_timeout_s)
-    rows, pos = [], 0
-    for problem, prompt, rs in zip(problems, prompts, responses, strict=True):
-        g, a = grades[pos : pos + len(rs)], anywhere[pos : pos + len(rs)]
-        pos += len(rs)
-        try:
-            check_gold(problem.gold, protocol.grader, problem.benchmark)
-            gold_error = None
-        except GoldParseError as err:
-            gold_error = str(err) or "unparseable gold"
-        rows.append(
-            {
-                "benchmark": problem.benchmark,
-                "problem_id": problem.id,
-                "prompt": prompt,
-                "gold": problem.gold,
-                "responses": list(rs),
-                "extracted": [x.extracted for x in g],
-                "correct": [bool(x.correct) for x in g],
-                "boxed": [bool(x.boxed) for x in g],
-                "answer_anywhere": [bool(x) for x in a],
-                "grade_errors": [x.error for x in g],
-                "gold_error": gold_error,
-                "protocol_hash": protocol.hash(),
-            }
-        )
-    return rows
-
-
-def _audit(rows: Sequence[dict], protocol: Protocol, output_dir: Path | None) -> dict:
-    """Grade every sample with both graders; write the disagreements to audit.jsonl; per-benchmark summary."""
-    from oneshot_trl.grading import GRADERS, grade_batch
-
-    responses = [r for row in rows for r in row["responses"]]
-    golds = [row["gold"] for row in rows for _ in row["responses"]]
-    benchmarks = [row["benchmark"] for row in rows for _ in row["responses"]]
-    by_grader = {
-        g: grade_batch(
-            responses,
-            golds,
-            grader=g,
-            boxed_only=protocol.boxed_only,
-            timeout_s=protocol.grade_timeout_s,
-            benchmark=benchmarks,
-        )
-        for g in GRADERS
-    }
-    summary: dict[str, dict] = {}
-    disagreements, pos = [], 0
-    for row in rows:
-        s = summary.setdefault(
-            row["benchmark"], {"n_samples": 0, "disagreements": 0, **{g: 0 for g in GRADERS}}
-        )
-        for i, response in enumerate(row["responses"]):
-            grades = {g: by_grader[g][pos] for g in GRADERS}
-            pos += 1
-            s["n_samples"] += 1
-            for g, grade in grades.items():
-                s[g] += int(grade.correct)
-            if len({grade.correct for grade in grades.values()}) > 1:
-                s["disagreements"] += 1
-                disagreements.append(
-                    {
-                        "benchmark": row["benchmark"],
-                        "problem_id": row["problem_id"],
-                        "sample": i,
-                        "gold": row["gold"],
-                        "response": response,
-                        **{
-                            g: {"correct": x.correct, "extracted": x.extracted, "error": x.error}
-                            for g, x in grades.items()
-                        },
-                    }
-                )
-    for s in summary.values():  # counts -> accuracies
-        for g in GRADERS:
-            s[f"accuracy_{g}"] = s.pop(g) / s["n_samples"] if s["n_samples"] else float("nan")
-    if output_dir is not None:
-        with (output_dir / AUDIT_FILE).open("w", encoding="utf-8") as f:
-            for d in disagreements:
-                f.write(json.dumps(d, ensure_ascii=False) + "\n")
-    return {"benchmarks": summary, "disagreements": disagreements}
-
-
 def evaluate(
     model: Any,
     *,
@@ -347,7 +222,7 @@ def evaluate(
         else (load_problem_sets(benchmarks, limit))
     )
     proto = proto.with_generated(problem_sets)  # random-calc: its seed and generator version in the hash
-    _warn_unparseable_golds(problem_sets, proto.grader)
+    scoring.warn_unparseable_golds(problem_sets, proto.grader)
     model_name, model_path, revision, commit_sha = _model_identity(model, revision, isinstance(backend, str))
     backend_name = backend if isinstance(backend, str) else getattr(backend, "name", type(backend).__name__)
     run_info = {
@@ -423,7 +298,7 @@ def evaluate(
     results["weights_fingerprint"] = run_info["weights_fingerprint"]
     if audit:
         rows = [done[(name, p.id)] for name, plist in problem_sets.items() for p in plist]
-        report = _audit(rows, proto, out if write else None)
+        report = scoring.audit(rows, proto, out if write else None)
         results["audit"] = {
             "benchmarks": report["benchmarks"],
             "n_disagreements": len(report["disagreements"]),
@@ -456,7 +331,7 @@ def _generate_rows(
     )
     if not shard.contributes:  # another process of this engine group grades the same generations
         return []
-    rows = _grade_rows(problems, prompts, responses, proto)
+    rows = scoring.grade_rows(problems, prompts, responses, proto)
     num_tokens = getattr(generator, "last_num_tokens", None)
     if num_tokens and len(num_tokens) == len(rows):
         for row, counts in zip(rows, num_tokens, strict=True):

@@ -245,7 +245,7 @@ def write_problems(problems: Sequence[ArithmeticProblem], path: Path) -> Path:
 def train(config: RLRunConfig, base_model: str | Path, output_dir: str | Path, progress: bool = True):
     """Train through the package's entry point; returns the trainer (its model is the trained policy)."""
     from oneshot_trl import train as train_module
-    from oneshot_trl.config import parse_recipe
+    from oneshot_trl.recipe import parse_recipe
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
