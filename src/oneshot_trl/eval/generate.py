@@ -98,8 +98,9 @@ class TransformersGenerator:
         seed: int,
     ) -> list[list[str]]:
         import torch
-        from tqdm.auto import tqdm
         from transformers import GenerationConfig
+
+        from oneshot_trl.progress import progress_bar
 
         tok = self.tokenizer
         greedy = temperature == 0
@@ -146,7 +147,7 @@ class TransformersGenerator:
                 torch.inference_mode(),
             ):
                 torch.manual_seed(seed)
-                bar = tqdm(
+                bar = progress_bar(
                     total=len(jobs), desc="generate", unit="seq", disable=not self.progress, leave=False
                 )
                 for start in range(0, len(jobs), self.batch_size):

@@ -211,7 +211,7 @@ def evaluate(
     With `shard` (every process of a distributed job calls this in lockstep), each process generates and grades its
     part of each chunk, and the main process writes the files (`oneshot_trl.eval.sharding`).
     """
-    from tqdm.auto import tqdm
+    from oneshot_trl.progress import progress_bar
 
     proto = get_protocol(protocol).with_overrides(
         grader=grader, template=template, max_new_tokens=max_new_tokens, seed=seed
@@ -271,7 +271,7 @@ def evaluate(
                     )
             # Chunks bound the work lost to a kill; big enough to keep the backend's batches full (on each shard).
             per_chunk = max(1, getattr(generator, "chunk_sequences", 256) // spec.n) * shard.count
-            bar = tqdm(total=len(plist), initial=len(plist) - len(todo), desc=name, unit="problem",
+            bar = progress_bar(total=len(plist), initial=len(plist) - len(todo), desc=name, unit="problem",
                        disable=not (progress and shard.is_main))  # fmt: skip
             for start in range(0, len(todo), per_chunk):
                 chunk = todo[start : start + per_chunk]

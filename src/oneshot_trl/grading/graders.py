@@ -34,6 +34,7 @@ from oneshot_trl.grading.boxes import gold_text, last_boxed, unbox
 from oneshot_trl.grading.deadline import call_with_deadline, can_use_signals
 from oneshot_trl.grading.mathverify import LiteralGold
 from oneshot_trl.grading.workers import run_in_pool
+from oneshot_trl.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -226,9 +227,7 @@ def grade_batch(
     ]
     if num_workers == 0 and can_use_signals():
         if progress:
-            from tqdm.auto import tqdm
-
-            args = tqdm(args, total=len(responses), desc="grading", unit="answer")
+            args = progress_bar(args, total=len(responses), desc="grading", unit="answer")
         return [_grade_in_process(*a) for a in args]
     return run_in_pool(
         [(_grade_in_process, a) for a in args],

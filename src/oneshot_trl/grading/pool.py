@@ -210,9 +210,9 @@ class Pool:
         queue, attempts, remaining = deque(range(len(tasks))), [0] * len(tasks), len(tasks)
         bar = None
         if progress:
-            from tqdm.auto import tqdm
+            from oneshot_trl.progress import progress_bar
 
-            bar = tqdm(total=len(tasks), desc="grading", unit="answer")
+            bar = progress_bar(total=len(tasks), desc="grading", unit="answer")
 
         def finish(index: int, result: object) -> None:
             nonlocal remaining

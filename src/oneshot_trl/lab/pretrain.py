@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from oneshot_trl.data import TRAIN_PROMPT_SUFFIX
 from oneshot_trl.lab.task import (
@@ -45,6 +44,7 @@ from oneshot_trl.lab.task import (
     splits,
 )
 from oneshot_trl.lab.tiny import IM_END, build_random_model, build_tokenizer
+from oneshot_trl.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def pretrain(config: BaseModelConfig, output_dir: str | Path, progress: bool = T
     batches = _batches(tokenizer, config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        bar = tqdm(total=config.max_steps, desc="pretrain base model", disable=not progress, leave=False)
+        bar = progress_bar(total=config.max_steps, desc="pretrain base model", disable=not progress, leave=False)
         while step < config.max_steps:
             input_ids, labels = next(batches)
             # right padding + causal attention: pads never influence real tokens, so no mask is needed

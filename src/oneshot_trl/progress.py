@@ -1,0 +1,74 @@
+"""Progress bars that suit where they are shown: a live bar on a terminal; to a file or a pipe, a line now and then.
+
+tqdm redraws its bar in place with carriage returns, up to ten times a second; in a log file or a pipe every redraw
+stays. `progress_bar` keeps tqdm's bar on a TTY; elsewhere it prints a
+plain line when the bar starts, then at most one every `LOG_EVERY_S` seconds and only after another
+`LOG_EVERY_FRACTION` of the work (so at most ~10 lines per bar), and a last one when it ends.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterable
+from typing import IO, Any
+
+from tqdm.auto import tqdm
+
+__all__ = ["progress_bar"]
+
+LOG_EVERY_S = 20.0
+LOG_EVERY_FRACTION = 0.1
+
+
+class _Lines:
+    """A file for tqdm that turns each redraw (`\\r` + bar) into one line and drops the blank clears."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _is_tty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def progress_bar(
+    iterable: Iterable | None = None,
+    *,
+    total: int | None = None,
+    desc: str | None = None,
+    disable: bool = False,
+    leave: bool = True,
+    file: IO[str] | None = None,
+    **kwargs: Any,
+) -> tqdm:
+    """`tqdm(iterable, total=, desc=, ...)` that suits its output (see the module doc); `disable` hides it."""
+    stream = file if file is not None else sys.stderr
+    if disable or _is_tty(stream):
+        return tqdm(iterable, total=total, desc=desc, disable=disable, leave=leave, file=stream, **kwargs)
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        file=_Lines(stream),
+        mininterval=LOG_EVERY_S,
+        miniters=max(1, math.ceil((total or 0) * LOG_EVERY_FRACTION)),
+        maxinterval=math.inf,  # tqdm's monitor thread would otherwise force a line every 10 s
+        ascii=True,
+        ncols=100,
+        leave=True,  # a line in a log is never erased: the last one says where the bar ended
+        **kwargs,
+    )
