@@ -79,6 +79,17 @@ def test_probe_separates_a_memorising_model_from_a_fresh_one(memorised, tmp_path
     )
 
 
+def test_problems_longer_than_the_context_are_skipped(memorised):
+    _, fresh, tok, seen, _ = memorised
+    long = max(load_benchmark("math500"), key=lambda p: len(p.problem))
+    assert len(tok(long.problem)["input_ids"]) > tok.model_max_length
+    gen = TransformersGenerator(fresh, tok, progress=False)
+    result = probe(fresh, problems={"math500": [*seen[:2], long]}, backend=gen, tokenizer=tok)["benchmarks"][
+        "math500"
+    ]
+    assert (result["n_problems"], result["skipped_too_long"]) == (2, 1)
+
+
 def test_cli_dry_run_help_and_bad_ratio(capsys):
     assert main(["--model", "nowhere", "--benchmarks", "math500,aime24", "--limit", "3", "--dry-run"]) == 0
     assert "math500: 3 problems" in capsys.readouterr().out

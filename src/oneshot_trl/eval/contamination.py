@@ -79,8 +79,11 @@ def probe_rows(
     generator: Any, problems: Sequence[Problem], tokenizer: Any, prefix_ratio: float, max_new_tokens: int
 ) -> list[dict[str, Any]]:
     """Greedy-complete each problem's prefix and score it against the true remainder."""
-    cuts = [split_problem(p.problem, tokenizer, prefix_ratio) for p in problems]
-    todo = [(p, cut) for p, cut in zip(problems, cuts, strict=True) if cut[2] > 0]
+    # a problem longer than the model's context cannot be completed as written: skipped (and counted)
+    limit = getattr(tokenizer, "model_max_length", None) or 0
+    fits = [p for p in problems if not 0 < limit < 10**7 or len(tokenizer(p.problem)["input_ids"]) <= limit]
+    cuts = [split_problem(p.problem, tokenizer, prefix_ratio) for p in fits]
+    todo = [(p, cut) for p, cut in zip(fits, cuts, strict=True) if cut[2] > 0]
     budget = min(max((cut[2] for _, cut in todo), default=1), max_new_tokens)
     completions = generator.generate(
         [cut[0] for _, cut in todo], n=1, temperature=0.0, top_p=1.0, max_new_tokens=budget, stop=[], seed=0
@@ -103,12 +106,15 @@ def probe_rows(
     return rows
 
 
-def summarize_probe(rows: Sequence[Mapping[str, Any]], top: int = TOP_ROWS) -> dict[str, Any]:
+def summarize_probe(
+    rows: Sequence[Mapping[str, Any]], skipped: int = 0, top: int = TOP_ROWS
+) -> dict[str, Any]:
     """Exact-match rate, mean ROUGE-L and the `top` highest-overlap rows of one benchmark."""
     n = len(rows)
     best = sorted(rows, key=lambda r: (-r["rouge_l"], r["problem_id"]))[:top]
     return {
         "n_problems": n,
+        "skipped_too_long": skipped,
         "exact_match_rate": sum(r["exact_match"] for r in rows) / n if n else None,
         "mean_rouge_l": sum(r["rouge_l"] for r in rows) / n if n else None,
         "highest_overlap": [
@@ -155,7 +161,7 @@ def probe(
         for bench, plist in sets.items():
             rows = probe_rows(generator, plist, tokenizer, prefix_ratio, max_new_tokens)
             all_rows += rows
-            per_benchmark[bench] = summarize_probe(rows)
+            per_benchmark[bench] = summarize_probe(rows, skipped=len(plist) - len(rows))
     finally:
         if isinstance(backend, str) and hasattr(generator, "close"):
             generator.close()
@@ -184,10 +190,14 @@ def probe(
 
 
 def format_probe_table(results: Mapping[str, Any]) -> str:
-    lines = ["| benchmark | problems | exact match | mean ROUGE-L |", "|---|---:|---:|---:|"]
+    lines = [
+        "| benchmark | problems | exact match | mean ROUGE-L | skipped (too long) |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for bench, m in results["benchmarks"].items():
         lines.append(
-            f"| {bench} | {m['n_problems']} | {100 * m['exact_match_rate']:.1f}% | {m['mean_rouge_l']:.3f} |"
+            f"| {bench} | {m['n_problems']} | {100 * m['exact_match_rate']:.1f}% | {m['mean_rouge_l']:.3f} "
+            f"| {m['skipped_too_long']} |"
         )
     p = results["probe"]
     lines.append(
