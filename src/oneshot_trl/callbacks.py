@@ -1,4 +1,5 @@
-"""Training callbacks: benchmark evaluation of each saved checkpoint (the post-saturation curve).
+"""Training callbacks: benchmark evaluation of each saved checkpoint (the post-saturation curve), and the training
+progress bar.
 
 Hub pushes live in `hub.push.HubPushCallback`; per-example accuracy history is written by the trainer itself,
 where the rewards are known.
@@ -12,12 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import ProgressCallback, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from oneshot_trl.config import OneShotArguments
 from oneshot_trl.eval.generate import TransformersGenerator, VLLMGenerator
 from oneshot_trl.eval.sharding import Shard
 from oneshot_trl.layout import RESULTS_FILE, checkpoint_name, eval_dir
+from oneshot_trl.progress import progress_bar
 
 if TYPE_CHECKING:
     from trl import GRPOTrainer
@@ -25,6 +27,16 @@ if TYPE_CHECKING:
     from oneshot_trl.eval.benchmarks import Problem
 
 logger = logging.getLogger(__name__)
+
+
+class TrainingProgressCallback(ProgressCallback):
+    """transformers' training bar through `progress.progress_bar`: the same live bar on a terminal; in a log file
+    or a pipe, a line now and then instead of a redraw ten times a second."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.training_bar = progress_bar(total=state.max_steps, desc="train", unit="step")
+        self.current_step = 0
 
 
 class TrainerEngineGenerator(VLLMGenerator):

@@ -2,8 +2,8 @@
 
 tqdm redraws its bar in place with carriage returns, up to ten times a second; in a log file or a pipe every redraw
 stays. `progress_bar` keeps tqdm's bar on a TTY; elsewhere it prints a
-plain line when the bar starts, then at most one every `LOG_EVERY_S` seconds and only after another
-`LOG_EVERY_FRACTION` of the work (so at most ~10 lines per bar), and a last one when it ends.
+plain line at most every `LOG_EVERY_S` seconds and only after another `LOG_EVERY_FRACTION` of the work (so at
+most ~10 lines per bar), and one when it ends: a bar shorter than `LOG_EVERY_S` is that one line.
 """
 
 from __future__ import annotations
@@ -36,6 +36,15 @@ class _Lines:
         self.stream.flush()
 
 
+class _LogBar(tqdm):
+    """A bar that waits `delay` before its first line, but always writes its last one (tqdm skips it)."""
+
+    def close(self) -> None:
+        if not self.disable and getattr(self, "last_print_t", None) is not None:
+            self.delay, self.last_print_t = 0.0, self.start_t
+        super().close()
+
+
 def _is_tty(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
@@ -59,11 +68,12 @@ def progress_bar(
         return tqdm(iterable, total=total, desc=desc, disable=disable, leave=leave, file=stream, **kwargs)
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
-    return tqdm(
+    return _LogBar(
         iterable,
         total=total,
         desc=desc,
         file=_Lines(stream),
+        delay=LOG_EVERY_S,
         mininterval=LOG_EVERY_S,
         miniters=max(1, math.ceil((total or 0) * LOG_EVERY_FRACTION)),
         maxinterval=math.inf,  # tqdm's monitor thread would otherwise force a line every 10 s

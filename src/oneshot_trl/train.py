@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import transformers
-from transformers import AutoTokenizer, TrainerCallback, set_seed
+from transformers import AutoTokenizer, ProgressCallback, TrainerCallback, set_seed
 from trl import ModelConfig, get_peft_config
 
 from oneshot_trl import __version__
-from oneshot_trl.callbacks import BenchmarkEvalCallback
+from oneshot_trl.callbacks import BenchmarkEvalCallback, TrainingProgressCallback
 from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
@@ -234,6 +234,8 @@ def build_trainer(
     )
     if eval_callback is not None:
         eval_callback.bind(trainer)  # evals generate with this trainer's engine or policy
+    if trainer.pop_callback(ProgressCallback) is not None:  # the same bar, but a few lines when logged to a file
+        trainer.add_callback(TrainingProgressCallback())
     logger.info(
         "Training %s on %d example(s) for %s steps.",
         model_args.model_name_or_path,
