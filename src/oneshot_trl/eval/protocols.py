@@ -165,7 +165,7 @@ ONE_SHOT_RLVR = Protocol(
         "same samples).",
         "Stops: the stop strings, plus each of them that is a single token of the tokenizer as a stop token "
         "(the harness adds ids 151645/151643 for Qwen2 models).",
-        "Grading: the official extraction + math_equal rules reimplemented in oneshot_trl.eval.official "
+        "Grading: the official extraction + math_equal rules reimplemented in oneshot_trl.grading.official "
         "(sympy/math-verify based), not the harness' code.",
     ),
 )
