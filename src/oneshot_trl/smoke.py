@@ -396,7 +396,7 @@ def report(args, system, scale: Scale, work: Path, phases: dict[str, Phase], che
     checks.append(Check("within_budget", total <= scale.budget_s, f"{total:.0f} s of {scale.budget_s:.0f} s"))
     model_file = work / "model" / "smoke_model.json"
     sync = [{k: r.get(k) for k in ("step", *IS_METRICS, "sampling/sampling_logp_difference/max", "kl",
-                                   "completions/mean_length")} for r in rows if IS_METRICS[0] in r]  # fmt: skip
+                                   "entropy", "completions/mean_length")} for r in rows if IS_METRICS[0] in r]  # fmt: skip
     return {
         "what": "the recipes' GPU path on a random-init, peaked model of the real architecture; measured",
         "mode": "cpu dry run (tiny; numbers say nothing about a GPU)" if args.cpu else "gpu",
