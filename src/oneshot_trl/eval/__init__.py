@@ -1,1 +1,1 @@
-"""Evaluation: benchmarks, prompt templates, protocols, generation, grading and metrics."""
+"""Evaluation: benchmarks, prompt templates, protocols, generation, scoring (with `oneshot_trl.grading`) and metrics."""
