@@ -71,7 +71,11 @@ def run_case(case: Case, src: Path, work: Path) -> tuple[str, str]:
         return ("clear error" if case.needle in output else "silently wrong"), output
     if proc.returncode != 0:
         return "silently wrong", output
-    return ("correct" if case.check is None or case.check(output) else "silently wrong"), output
+    try:
+        passed = case.check is None or case.check(output)
+    except (OSError, ValueError) as err:  # the files it left cannot even be read
+        passed, output = False, f"{output}\ncheck failed: {err}"
+    return ("correct" if passed else "silently wrong"), output
 
 
 def build_world(work: Path, src: Path) -> dict[str, Path]:
