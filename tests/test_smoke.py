@@ -112,4 +112,5 @@ def test_gpu_smoke_dry_run_on_cpu_runs_every_phase_and_passes_its_checks(tmp_pat
     assert [len(result["phases"][p]["step_time_s"]) for p in ("grpo", "resume", "ppo")] == [2, 1, 1]
     assert all(p["peak_memory_gib"] > 0 for p in result["phases"].values())
     assert [row["step"] for row in result["sync"]] == [1, 2, 3]
-    assert result["model"]["entropy_nats"] < 0.6 * math.log(151936)  # peaked, not a uniform random model
+    model = result["model"]
+    assert model["entropy_nats"] < 0.6 * math.log(model["vocab_size"])  # peaked, not a uniform random model
