@@ -194,6 +194,7 @@ def recipe_for(
         "top_p": 1.0,
         "top_k": 0,
         "beta": config.beta,
+        "use_bias_correction_kl": False,  # verl's KL (see recipes/qwen15b.yaml); idle while beta is 0
         "entropy_coeff": config.entropy_coeff,
         "loss_type": "bnpo",
         "scale_rewards": "group",
