@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from tqdm.auto import tqdm
 
-__all__ = ["progress_bar"]
+__all__ = ["is_terminal", "progress_bar"]
 
 LOG_EVERY_S = 20.0
 LOG_EVERY_FRACTION = 0.1
@@ -45,7 +45,9 @@ class _LogBar(tqdm):
         super().close()
 
 
-def _is_tty(stream: Any) -> bool:
+def is_terminal(stream: Any = None) -> bool:
+    """Whether `stream` (default: stderr, where bars go) is a terminal, where a live bar can redraw in place."""
+    stream = sys.stderr if stream is None else stream
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
@@ -64,7 +66,7 @@ def progress_bar(
 ) -> tqdm:
     """`tqdm(iterable, total=, desc=, ...)` that suits its output (see the module doc); `disable` hides it."""
     stream = file if file is not None else sys.stderr
-    if disable or _is_tty(stream):
+    if disable or is_terminal(stream):
         return tqdm(iterable, total=total, desc=desc, disable=disable, leave=leave, file=stream, **kwargs)
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]

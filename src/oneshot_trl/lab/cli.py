@@ -19,6 +19,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from oneshot_trl.progress import is_terminal
+
 logger = logging.getLogger(__name__)
 
 
@@ -83,10 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING if args.quiet else logging.INFO
     )
     progress = not args.quiet
-    if args.quiet:  # transformers' own bars (loading, saving weights) too
+    if args.quiet or not is_terminal():  # transformers' and datasets' own bars (weights, shards, splits) too
+        import datasets
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
