@@ -62,6 +62,11 @@ BENCHMARKS: dict[str, Benchmark] = {
         ("eval-pipeline",),
         "MATH500 protocol end to end: share of time outside generation (<= 0.05)",
     ),
+    "eval-in-training": Benchmark(
+        ["bench/eval_in_training.py"],
+        ("eval-in-training",),
+        "one checkpoint, 64 MATH500 problems: the training's vLLM engine vs `oneshot-trl eval` (<= 0.5x)",
+    ),
     "lab": Benchmark(
         ["bench/lab.py"], ("lab",), "default `oneshot-trl lab`, fresh cache: wall time (<= 300 s)"
     ),
