@@ -152,7 +152,8 @@ def parse_recipe(
         # validate before TrlParser, which would accept wrong types silently
         algorithm = algorithm or load_recipe(recipe_path, algorithm).get("algorithm")
     classes = recipe_dataclasses(algorithm or "grpo")
-    check_flags(argv, _recipe_fields(classes))  # one line per bad flag, not argparse's usage
+    if not {"-h", "--help"} & set(argv):  # --help is argparse's: it lists every field and exits 0
+        check_flags(argv, _recipe_fields(classes))  # one line per bad flag, not argparse's usage
     parser = TrlParser(classes)
     script_args, training_args, model_args = parser.parse_args_and_config(argv)
     return script_args, training_args, model_args, recipe_path
