@@ -249,11 +249,12 @@ def cases(work: Path) -> list[Case]:
             f.write(b'{"step": 2, "example_id": "\xe2\x88')  # killed mid-write, inside a character
 
     def half_saved_checkpoint() -> None:
-        (run / "checkpoint-2" / "trainer_state.json").unlink()
+        (run / "checkpoint-2" / "trainer_state.json").unlink(missing_ok=True)
 
     def other_run_checkpoints() -> None:
         shutil.rmtree(work / "run_lr", ignore_errors=True)
-        shutil.copytree(run / "checkpoint-1", work / "run_lr" / "checkpoint-9")
+        (work / "run_lr" / "checkpoint-9").mkdir(parents=True)  # a killed run's checkpoint
+        (work / "run_lr" / "checkpoint-9" / "trainer_state.json").write_text("{}")
 
     def history_steps_ok(_: str) -> bool:
         steps = [
