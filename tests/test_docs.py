@@ -154,3 +154,17 @@ def test_performance_headlines_are_the_results_files():
         assert f"**{headline}**" in rows[name], f"docs/performance.md row {name}: {path.name} says {headline}"
         checked += 1
     assert checked >= 5
+
+
+def test_lab_timings_are_the_results_file():
+    """The demo's timings are quoted in three pages; all three say what bench/results/lab.json measured."""
+    figures = json.loads((ROOT / "bench" / "results" / "lab.json").read_text())["figures"]
+    cold, pretrain, warm = (
+        round(figures[k]["median"]) for k in ("cold_seconds", "pretrain_seconds", "warm_seconds")
+    )
+    for page in (README, ROOT / "docs" / "lab.md", ROOT / "docs" / "performance.md"):
+        text = page.read_text(encoding="utf-8")
+        for seconds in (cold, pretrain, warm):
+            assert f"{seconds} s" in text, f"{page.name}: lab.json says {seconds} s"
+        quoted = re.findall(r"(\d+) s cold", text)
+        assert all(int(s) == cold for s in quoted), f"{page.name}: cold {quoted} vs lab.json {cold} s"
