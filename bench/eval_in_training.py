@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,16 @@ from eval_generation import build_model  # noqa: E402
 from trainer_overhead import VLLM_ENV, recipe_argv  # noqa: E402
 
 os.environ.update({**VLLM_ENV, "TOKENIZERS_PARALLELISM": "false"})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# TRL's colocated engine joins a one-process torch.distributed group: not on a port something else holds
+os.environ.setdefault("MASTER_PORT", str(free_port()))
 
 PROBLEMS = 64
 MAX_NEW_TOKENS = 256
@@ -67,6 +78,9 @@ def main() -> None:
              "--max_prompt_length", "1024", "--disable_tqdm", "true"]
         )  # fmt: skip
         script_args.eval_benchmarks, script_args.eval_limit = ["math500"], problems
+        script_args.eval_template = (
+            None  # the protocol's prompt, as `oneshot-trl eval` (lab.yaml sets its own)
+        )
         script_args.eval_max_new_tokens = max_new_tokens
         trainer, _ = build_trainer(script_args, training_args, model_args)
         trainer.train()
