@@ -21,6 +21,20 @@ from oneshot_trl.eval.runner import evaluate
 from oneshot_trl.eval.sharding import Shard
 from oneshot_trl.lab.runs import RLRunConfig, recipe_for, write_problems
 from oneshot_trl.lab.task import splits
+from oneshot_trl.layout import eval_dir
+
+
+def _reference_eval(weights: Path, heldout: Path, recipe: dict, backend: str, output_dir: Path) -> dict:
+    """What `oneshot-trl eval` of the same weights gives: one process, an engine or model of its own."""
+    return evaluate(
+        str(weights),
+        problems={"heldout": load_dataset_problems(str(heldout))},
+        template=recipe["eval_template"],
+        max_new_tokens=recipe["eval_max_new_tokens"],
+        backend=backend,
+        output_dir=output_dir,
+        progress=False,
+    )
 
 
 def _samples(eval_dir: Path) -> dict[tuple[str, str], dict]:
@@ -57,16 +71,8 @@ def test_two_process_in_training_eval_equals_a_one_process_eval(ci_base, tmp_pat
     run = tmp_path / "run"
 
     for step, weights in ((0, ci_base), (2, run / "checkpoint-2")):
-        in_training = run / "eval" / f"step-{step:06d}"
-        reference = evaluate(  # what `oneshot-trl eval` of the same weights gives, one process
-            str(weights),
-            problems={"heldout": load_dataset_problems(str(heldout))},
-            template=recipe["eval_template"],
-            max_new_tokens=recipe["eval_max_new_tokens"],
-            backend="transformers",
-            output_dir=tmp_path / f"reference-{step}",
-            progress=False,
-        )
+        in_training = eval_dir(run, step)
+        reference = _reference_eval(weights, heldout, recipe, "transformers", tmp_path / f"reference-{step}")
         assert _samples(in_training) == _samples(tmp_path / f"reference-{step}"), step
         results = json.loads((in_training / "results.json").read_text())
         assert results["backend"] == "trainer-policy"
@@ -74,7 +80,7 @@ def test_two_process_in_training_eval_equals_a_one_process_eval(ci_base, tmp_pat
         assert results["benchmarks"]["heldout"]["n_problems"] == 9
         assert results["benchmarks"]["heldout"]["accuracy"] == reference["benchmarks"]["heldout"]["accuracy"]
     # the comparison has teeth: the base model answers, and training changed what it answers
-    base, trained = _samples(run / "eval" / "step-000000"), _samples(run / "eval" / "step-000002")
+    base, trained = _samples(eval_dir(run, 0)), _samples(eval_dir(run, 2))
     assert any(any(row["correct"]) for row in base.values())
     assert base != trained
     state = json.loads((run / "trainer_state.json").read_text())
@@ -111,16 +117,8 @@ def test_vllm_colocate_in_training_eval_uses_the_trainers_engine(ci_base, tmp_pa
 
     run = tmp_path / "run"
     for step, weights in ((0, ci_base), (2, run / "checkpoint-2")):
-        in_training = run / "eval" / f"step-{step:06d}"
+        in_training = eval_dir(run, step)
         assert json.loads((in_training / "results.json").read_text())["backend"] == "trainer-vllm"
-        evaluate(  # `oneshot-trl eval --backend vllm` of the same weights, in an engine of its own
-            str(weights),
-            problems={"heldout": load_dataset_problems(str(heldout))},
-            template=recipe["eval_template"],
-            max_new_tokens=recipe["eval_max_new_tokens"],
-            backend="vllm",
-            output_dir=tmp_path / f"reference-{step}",
-            progress=False,
-        )
+        _reference_eval(weights, heldout, recipe, "vllm", tmp_path / f"reference-{step}")
         assert _samples(in_training) == _samples(tmp_path / f"reference-{step}"), step
-    assert _samples(run / "eval" / "step-000000") != _samples(run / "eval" / "step-000002")  # synced weights
+    assert _samples(eval_dir(run, 0)) != _samples(eval_dir(run, 2))  # synced weights
