@@ -127,7 +127,7 @@ def record_wall_time(results_dir: Path, names: tuple[str, ...], seconds: float) 
 
 
 def summary_row(name: str, result: dict) -> str:
-    if name == "gpu-smoke":  # the smoke script's own format (oneshot_trl.smoke.report)
+    if name == "gpu-smoke":  # the smoke script's own format (oneshot_trl.smoke.run.report)
         phases = result.get("phases", {})
         steps = phases.get("grpo", {}).get("step_time_s") or [0]
         peak = max((p.get("peak_memory_gib", 0) for p in phases.values()), default=0)

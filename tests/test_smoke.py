@@ -13,10 +13,10 @@ import torch
 import yaml
 from test_train import ENV, REPO
 
-import oneshot_trl.smoke as smoke_module
+import oneshot_trl.smoke.run as smoke_module
 from oneshot_trl.doctor import main as doctor
 from oneshot_trl.setups import KNOWN_ARCHITECTURES
-from oneshot_trl.smoke import GPU_SCALE, smoke_config, smoke_recipe, sync_checks
+from oneshot_trl.smoke.run import GPU_SCALE, smoke_config, smoke_recipe, sync_checks
 
 MODEL = "Qwen/Qwen2.5-Math-1.5B"
 

@@ -40,7 +40,7 @@ import yaml
 
 from oneshot_trl.layout import RECIPE_FILE, TRAINER_STATE_FILE
 from oneshot_trl.setups import MAIN_RUN
-from oneshot_trl.smoke_system import MemorySampler, gpu_info, padded_tokenizer
+from oneshot_trl.smoke.system import MemorySampler, gpu_info, padded_tokenizer
 
 PEAK_LOGIT_STD = 4.0  # measured: ~2 nats of entropy at temperature 0.6 (uniform over 152k tokens: 11.9)
 # Tied embeddings: in a shallow random model the input token's own logit dominates (it repeats itself, logps ~0
