@@ -1,13 +1,23 @@
-"""Files shipped in the package and JSONL reading (dependency-free: cheap to import from any command)."""
+"""Files shipped in the package, JSONL reading and atomic writes (dependency-free: cheap to import from any
+command).
+
+Every file a command writes goes through `atomic_writer` / `atomic_write_text`: the text goes to a temporary
+file in the target's directory, is flushed and fsynced, and only then renamed over the target (`os.replace`, atomic
+on POSIX). A write that fails (full disk, file-size limit, Ctrl-C) removes the temporary file and leaves the
+target as it was; the error is a `WriteError` (an OSError) whose message is one line naming the path.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import secrets
 from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 logger = logging.getLogger(__name__)
 
@@ -47,3 +57,76 @@ def read_jsonl(path: str | Path, *, skip_invalid: bool = False) -> list[dict[str
     """The rows of a JSONL file (see `iter_jsonl`): read as bytes, so a bad byte is named, not a crash."""
     with open(path, "rb") as f:
         return parse_jsonl(f, str(path), skip_invalid=skip_invalid)
+
+
+# --- atomic writes --------------------------------------------------------------------------------------------
+
+
+class WriteError(OSError):
+    """A write that failed and left its target as it was; str() is one line naming the path (for `fail`)."""
+
+    def __init__(self, path: str | os.PathLike, err: BaseException) -> None:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err) or type(err).__name__
+        errno = err.errno if isinstance(err, OSError) else None
+        super().__init__(errno, f"could not write {path} ({reason}); it was left as it was")
+        self.path = str(path)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether paths `a` and `b` name the same file (the same inode when both exist: links and `./` included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet): compare what they would resolve to
+        return Path(a).resolve() == Path(b).resolve()
+
+
+@contextlib.contextmanager
+def atomic_writer(
+    path: str | os.PathLike, mode: str = "w", *, encoding: str | None = "utf-8"
+) -> Iterator[IO[Any]]:
+    """A file object (text with mode "w", bytes with "wb") whose content replaces `path` when the block ends
+    without an error; on an error (or an interrupt) `path` is untouched, the temporary file is removed, and an
+    OSError is raised as `WriteError`. The new file gets the permissions an ordinary open() would give (umask)."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_writer: mode must be 'w' or 'wb', not {mode!r}")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as err:
+        raise WriteError(path, err) from err
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise WriteError(path, err) from err
+        raise
+    with contextlib.suppress(
+        OSError
+    ):  # make the rename itself durable (best effort: not on every filesystem)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> None:
+    """Replace `path` by `text` atomically (see `atomic_writer`)."""
+    with atomic_writer(path, "w", encoding=encoding) as f:
+        f.write(text)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Replace `path` by `data` atomically (see `atomic_writer`)."""
+    with atomic_writer(path, "wb") as f:
+        f.write(data)
