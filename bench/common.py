@@ -4,7 +4,10 @@ A result file `bench/results/<name>.json` holds:
 - `figures`: each measured quantity with its `runs` (one value per repetition), `median`, `min`, `max`, `unit`;
 - top-level `ratio` (ours / baseline, measured side by side in the same run) and/or `value` (a figure with no
   baseline), the `target` it is held to, `better` ("lower" or "higher") and `met` (null when not measured);
-- `machine` (CPU model, cores, threads, load average before and after, GPU) and `versions`.
+- `machine` (CPU model, cores, threads, load average before and after, GPU) and `versions`;
+- `fingerprint`: the git object ids of the source paths the benchmark measures, as the tree held them when it
+  ran (`bench/run.py` stamps it). `stale_results()` compares them with the tree now: a result whose code has
+  changed since is stale, and `python bench/run.py --check` lists it (tests/test_docs.py fails on one).
 
 Absolute numbers move with the machine and its load; ratios of interleaved runs move much less. Either way a
 result is one sample of one machine.
@@ -18,7 +21,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -151,6 +156,58 @@ def describe(result: dict[str, Any]) -> str:
     sign = "<=" if result["better"] == "lower" else ">="
     verdict = {True: "met", False: "NOT met", None: "n/a"}[result["met"]]
     return f"{kind} {headline:g} (target {sign} {result['target']:g}: {verdict})"
+
+
+def _git(*args: str, root: Path = ROOT, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def source_fingerprint(paths: Sequence[str], root: Path = ROOT) -> dict[str, str]:
+    """Each path's git object id as the working tree holds it now (tracked and new files, .gitignore applied).
+
+    Computed in a scratch index, so it is the id a commit of the tree would record (`git rev-parse HEAD:PATH`
+    on a clean checkout) and the repository's own index is not touched. A missing path maps to "absent".
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        _git("read-tree", "--empty", root=root, env=env)
+        present = [p for p in paths if (root / p).exists()]
+        if present:
+            _git("add", "--all", "--", *present, root=root, env=env)
+        tree = _git("write-tree", root=root, env=env)
+        ids = {}
+        for path in paths:
+            try:
+                ids[path] = (
+                    _git("rev-parse", f"{tree}:{path}", root=root, env=env) if path in present else "absent"
+                )
+            except subprocess.CalledProcessError:  # a path .gitignore hides entirely
+                ids[path] = "absent"
+        return ids
+
+
+def fingerprint_record(paths: Sequence[str], root: Path = ROOT) -> dict[str, Any]:
+    """What a result records of its code: the paths' ids, and the commit and whether the tree was dirty there."""
+    dirty = bool(_git("status", "--porcelain", "--", *paths, root=root))
+    commit = _git("rev-parse", "HEAD", root=root)
+    return {"paths": source_fingerprint(paths, root), "commit": commit, "dirty": dirty}
+
+
+def stale_results(results_dir: Path = RESULTS, root: Path = ROOT) -> dict[str, str]:
+    """{result file name: why it no longer describes the code} for every result file in `results_dir`."""
+    stale = {}
+    for path in sorted(results_dir.glob("*.json")):
+        recorded = json.loads(path.read_text()).get("fingerprint")
+        if not recorded:
+            stale[path.name] = "records no fingerprint: the code it measured is unknown"
+            continue
+        now = source_fingerprint(list(recorded["paths"]), root)
+        changed = [p for p, oid in recorded["paths"].items() if now[p] != oid]
+        if changed:
+            stale[path.name] = f"changed since it ran (at {recorded['commit'][:10]}): {', '.join(changed)}"
+    return stale
 
 
 def base_parser(doc: str) -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -128,3 +129,63 @@ def test_trainer_bench_baseline_has_our_config_values():
     assert ours.max_steps == 20 and ours.entropy_coef == 0.001
     differing = {k for k in GRPOConfig.__dataclass_fields__ if getattr(vanilla, k) != getattr(ours, k)}
     assert not differing, differing
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A git repository with one committed source file, standing in for the project's tree."""
+    root = tmp_path / "repo"
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "src" / "pkg" / "a.py").write_text("x = 1\n")
+    (root / "README.md").write_text("doc\n")
+    for args in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"],
+    ):
+        subprocess.run(["git", *args], cwd=root, check=True)
+    return root
+
+
+def test_fingerprint_is_what_a_commit_records(common, repo):
+    ids = common.source_fingerprint(["src/pkg", "README.md", "gone.py"], repo)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD:src/pkg", "HEAD:README.md"], cwd=repo, capture_output=True, text=True
+    ).stdout.split()
+    assert [ids["src/pkg"], ids["README.md"]] == head and ids["gone.py"] == "absent"
+    (repo / "src" / "pkg" / "b.py").write_text("y = 2\n")  # a new, uncommitted file changes the tree's id
+    assert common.source_fingerprint(["src/pkg"], repo)["src/pkg"] != ids["src/pkg"]
+    (repo / "src" / "pkg" / "__pycache__").mkdir()  # ignored files do not
+    (repo / ".gitignore").write_text("__pycache__/\n")
+    (repo / "src" / "pkg" / "b.py").unlink()
+    (repo / "src" / "pkg" / "__pycache__" / "a.pyc").write_bytes(b"\0")
+    assert common.source_fingerprint(["src/pkg"], repo)["src/pkg"] == ids["src/pkg"]
+
+
+def test_stale_results_finds_changed_code_and_unrecorded_results(common, repo, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    fresh = {"name": "fresh", "fingerprint": common.fingerprint_record(["src/pkg"], repo)}
+    (results / "fresh.json").write_text(json.dumps(fresh))
+    (results / "old.json").write_text(json.dumps({"name": "old"}))
+    assert set(common.stale_results(results, repo)) == {"old.json"}
+    (repo / "src" / "pkg" / "a.py").write_text("x = 2\n")
+    stale = common.stale_results(results, repo)
+    assert set(stale) == {"old.json", "fresh.json"} and "src/pkg" in stale["fresh.json"]
+
+
+def test_runner_stamps_results_and_every_benchmark_names_its_sources(runner, common, tmp_path):
+    for name, spec in runner.BENCHMARKS.items():
+        assert spec.depends, f"{name} declares no source paths"
+        for path in spec.sources:
+            assert (BENCH.parent / path).exists() or path.endswith("lab_base"), (
+                f"{name}: {path} does not exist"
+            )
+    common.Result("lab", "wall", "c", value=100.0).write(tmp_path)
+    runner.stamp(tmp_path, ("lab",), 3.0, {"paths": {"bench/lab.py": "abc"}, "commit": "c", "dirty": False})
+    written = json.loads((tmp_path / "lab.json").read_text())
+    assert (
+        written["fingerprint"]["paths"] == {"bench/lab.py": "abc"}
+        and written["benchmark_wall_seconds"] == 3.0
+    )
+    assert runner.check(tmp_path) == 1  # "abc" is not bench/lab.py's id

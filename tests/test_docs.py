@@ -168,3 +168,17 @@ def test_lab_timings_are_the_results_file():
             assert f"{seconds} s" in text, f"{page.name}: lab.json says {seconds} s"
         quoted = re.findall(r"(\d+) s cold", text)
         assert all(int(s) == cold for s in quoted), f"{page.name}: cold {quoted} vs lab.json {cold} s"
+
+
+def test_no_quoted_number_comes_from_a_stale_result():
+    """A result quoted in README.md or docs/ was measured on the code as it is (issue 23: numbers older than the
+    code). Stale: its fingerprint's source paths have changed since; re-run `python bench/run.py NAME`."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import stale_results
+
+    text = "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
+    stale = stale_results(ROOT / "bench" / "results", ROOT)
+    quoted = {
+        name: why for name, why in stale.items() if re.search(rf"(?<![\w-]){Path(name).stem}(?![\w-])", text)
+    }
+    assert not quoted, "\n".join(f"{name}: {why}" for name, why in quoted.items())
