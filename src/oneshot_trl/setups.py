@@ -2,7 +2,7 @@
 
 `PAPER_SETUPS` is what `oneshot-trl doctor` compares a recipe with (`paper_setup:` names the setup). Values are
 recipe keys. The main run's values come from the official script `scripts/train/training_1.5b_pi1_r128.sh` and
-verl's defaults (shared/paper/train_recipes.md); the other setups change only what the paper says changes.
+verl 0.9's trainer defaults (One-Shot-RLVR's `verl/trainer/config/ppo_trainer.yaml`); the other setups change only what the paper says changes.
 
 `KNOWN_ARCHITECTURES` holds the `config.json` values of the paper's models, so that parameter counts, memory
 estimates and a random-init model of the real architecture (scripts/gpu_smoke.sh) need no Hub access.

@@ -1,7 +1,7 @@
 """Benchmarks: the paper's six bundled evaluation sets, and any other dataset of (problem, answer) rows.
 
 Gold answers are read exactly as the official Qwen2.5-Math harness reads them
-(`parser.py::parse_ground_truth`, see shared/paper/eval_protocol.md section 6): MATH500 and Minerva take the
+(`Qwen2.5-Eval/evaluation/parser.py::parse_ground_truth`; docs/evaluation.md#benchmarks-and-metrics): MATH500 and Minerva take the
 last `\\boxed{}` of the reference solution, OlympiadBench `final_answer[0].strip("$")`, AIME/AMC the `answer`
 field (AMC floats such as `27.0` become `"27"`). Normalisation (`strip_string`) is the grader's job, so the gold
 kept here is the raw extracted string.

@@ -4,7 +4,7 @@ A protocol fixes the prompt template, per-benchmark sampling (samples per proble
 tokens), stop strings and the grader. Its `hash()` (short sha256 of the canonical JSON) is written into every
 result, so two numbers obtained under different settings are never silently compared. Any override
 (`--grader`, `--max-new-tokens`, `--template`) produces a different hash and is listed under `overrides`.
-The facts behind each preset are in shared/paper/eval_protocol.md.
+The facts behind each preset (the official harness's settings, value by value) are in docs/evaluation.md#protocols.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Prompt templates: how a benchmark question becomes the text the model continues.
 
-`qwen25-math-cot` is the exact string of the official harness (`utils.py::PROMPT_TEMPLATES`, shared/paper/
-eval_protocol.md section 3). It is rendered as a literal string whatever the tokenizer is, because that is
+`qwen25-math-cot` is the exact string of the official harness (One-Shot-RLVR's
+`Qwen2.5-Eval/evaluation/utils.py::PROMPT_TEMPLATES`; docs/evaluation.md#protocols). It is rendered as a literal string whatever the tokenizer is, because that is
 what the harness does; for Qwen2.5-Math it equals the tokenizer's chat template with its default system prompt.
 """
 
