@@ -7,7 +7,7 @@ endif
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install install-gpu install-verl test lint demo python-check
+.PHONY: install install-gpu install-verl test test-fast lint demo python-check
 
 python-check:
 	@test -n "$(PY)" || { echo "error: no Python >= 3.11 found (trl 1.16 requires it); install one or pass PY=/path/to/python3.11" >&2; exit 1; }
@@ -44,6 +44,11 @@ install-verl:
 
 test:
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --timeout 1200 tests
+
+# The development lane: no end-to-end training, no vLLM or DeepSpeed start (those carry the `slow`, `vllm` or
+# `deepspeed` marks); CI runs the full `make test`.
+test-fast:
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --timeout 600 -m "not slow and not vllm and not deepspeed" tests
 
 lint:
 	$(BIN)/ruff check src tests bench
