@@ -17,7 +17,7 @@ from oneshot_trl.hub.cards import (
     results_to_eval_results,
     set_card_eval_results,
 )
-from oneshot_trl.hub.tokens import redact_recipe
+from oneshot_trl.secrets import redact_recipe
 
 REPO = "user/qwen-pi1"
 TOKEN = "hf_THISisAfakeTOKENthatMUSTnotLEAK123"

@@ -185,7 +185,7 @@ class Run:
         return info if isinstance(info, dict) else {}
 
     def recipe_text(self) -> str | None:
-        """recipe.yaml as written (it may hold a token: redact it before showing it, see `hub.tokens`)."""
+        """recipe.yaml as written (it may hold a token: redact it before showing it, see `secrets`)."""
         return self.read_text(RECIPE_FILE)
 
     def hub_record(self) -> dict:

@@ -1,5 +1,6 @@
-"""Tokens never leave the process: every text we log, render or upload goes through `scrub`, and uploaded
-recipes through `redact_recipe`. HfApi is the only code that gets a token."""
+"""Tokens never leave the process: every text we log, print, render or upload goes through `scrub`, and written
+or uploaded recipes through `redact_recipe`. HfApi is the only code that gets a token. A leaf: imports nothing of
+the package, so every floor (validation, training, eval, the Hub) can use it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ _REDACTED = "<redacted>"
 
 
 def _known_tokens(*extra: str | None) -> list[str]:
+    # Imported here: huggingface_hub costs ~0.3 s, and `scrub` sits on every command's error path (`--help` too).
     from huggingface_hub import get_token
 
     tokens = [*extra, os.environ.get("HF_TOKEN"), os.environ.get("HUGGING_FACE_HUB_TOKEN")]

@@ -29,7 +29,7 @@ from oneshot_trl.callbacks import BenchmarkEvalCallback, TrainingProgressCallbac
 from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
-from oneshot_trl.hub.tokens import ScrubFilter, redact_recipe, secrets_in
+from oneshot_trl.secrets import ScrubFilter, redact_recipe, secrets_in
 from oneshot_trl.layout import RECIPE_FILE, RUN_INFO_FILE, TRAINER_STATE_FILE, checkpoint_dirs
 from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.precision import PrecisionCallback

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from oneshot_trl.secrets import scrub
+
 # Tokenizer files: a model folder without any of them cannot tokenize (transformers fails much later).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
 
@@ -28,8 +30,6 @@ class InputError(ValueError):
 def fail(prog: str, err: BaseException | str, *tokens: str | None) -> int:
     """Print `prog: error: <err>` (an exception on one line; a str as it is; `tokens` and the known ones
     scrubbed) to stderr; returns 2, the exit code of a usage error."""
-    from oneshot_trl.hub.tokens import scrub
-
     message = " ".join(str(err).split()) if isinstance(err, BaseException) else err  # an exception: one line
     print(f"{prog}: error: {scrub(message, *tokens)}", file=sys.stderr)
     return 2

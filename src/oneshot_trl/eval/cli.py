@@ -29,7 +29,7 @@ from oneshot_trl.eval.runner import (
 )
 from oneshot_trl.eval.seeds import evaluate_seeds, format_seed_table, parse_seeds, split_by_sampling
 from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
-from oneshot_trl.hub.tokens import scrub
+from oneshot_trl.secrets import scrub
 from oneshot_trl.layout import AUDIT_FILE, RESULTS_FILE, SUMMARY_STEM, step_from_label
 from oneshot_trl.validate import (
     FRACTION_ABOVE_ZERO,

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from oneshot_trl.hub.tokens import redact_recipe, scrub
+from oneshot_trl.secrets import redact_recipe, scrub
 from oneshot_trl.layout import STEP_BRANCH_RE, step_branch
 from oneshot_trl.run import Run
 

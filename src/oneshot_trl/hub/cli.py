@@ -18,7 +18,7 @@ from oneshot_trl.hub.cards import (
     training_eval_results,
 )
 from oneshot_trl.hub.retry import with_retries
-from oneshot_trl.hub.tokens import scrub
+from oneshot_trl.secrets import scrub
 from oneshot_trl.layout import STEP_BRANCH_RE
 from oneshot_trl.models import download_text, list_step_revisions
 from oneshot_trl.run import Run

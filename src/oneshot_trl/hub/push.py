@@ -39,7 +39,7 @@ from oneshot_trl.hub.cards import (
     training_eval_results,
 )
 from oneshot_trl.hub.retry import with_retries
-from oneshot_trl.hub.tokens import redact_recipe, scrub
+from oneshot_trl.secrets import redact_recipe, scrub
 from oneshot_trl.layout import (
     COMPLETIONS_FILE,
     HISTORY_FILE,

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from oneshot_trl.hub.tokens import scrub
+from oneshot_trl.secrets import scrub
 
 logger = logging.getLogger(__name__)
 
