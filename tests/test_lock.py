@@ -1,0 +1,69 @@
+"""lock.run_lock: one writer per output dir, a dead holder's lock taken over."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from oneshot_trl.lock import LOCK_FILE, RunLocked, holder, run_lock
+from oneshot_trl.validate import InputError
+
+HOLD = textwrap.dedent(
+    """
+    import sys
+    from oneshot_trl.lock import run_lock
+    with run_lock(sys.argv[1], command="oneshot-trl train"):
+        print("locked", flush=True)
+        sys.stdin.readline()  # hold until the parent says so (or kills us)
+    """
+)
+
+
+def start_holder(directory):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(directory)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_writer_gets_one_line_naming_the_holder(tmp_path):
+    proc = start_holder(tmp_path / "run")
+    try:
+        with pytest.raises(RunLocked) as info, run_lock(tmp_path / "run"):
+            pass
+        message = str(info.value)
+        assert isinstance(info.value, InputError) and "\n" not in message
+        assert str(tmp_path / "run") in message and f"pid {proc.pid}" in message and "oneshot-trl train" in message
+    finally:
+        proc.communicate("\n")
+    assert proc.returncode == 0
+    assert not (tmp_path / "run" / LOCK_FILE).exists()  # released: the file goes with it
+    with run_lock(tmp_path / "run"):
+        assert holder(tmp_path / "run")["pid"] == os.getpid()
+
+
+def test_a_killed_holders_lock_is_taken_over(tmp_path, caplog):
+    proc = start_holder(tmp_path)
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    proc.stdin.close()
+    assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == proc.pid  # left behind
+    with caplog.at_level(logging.WARNING, logger="oneshot_trl.lock"), run_lock(tmp_path):
+        assert holder(tmp_path)["pid"] == os.getpid()
+    assert f"pid {proc.pid}" in caplog.text and "gone" in caplog.text
+
+
+def test_reentrant_in_one_process(tmp_path):
+    with run_lock(tmp_path):
+        with run_lock(tmp_path / "."):  # the same dir, another spelling
+            pass
+        assert holder(tmp_path)["pid"] == os.getpid()  # the inner exit did not release it
+    assert not (tmp_path / LOCK_FILE).exists()
