@@ -1,13 +1,22 @@
 """`oneshot-trl` command line: a thin dispatcher over the package's modules.
 
-Each subcommand lives in the module of its concern and exposes `main(argv) -> int`; this file only
-routes, so `oneshot-trl <cmd> --help` is the subcommand's own argparse help.
+Each subcommand lives in the module of its concern and exposes `main(argv) -> int`; this file routes, so
+`oneshot-trl <cmd> --help` is the subcommand's own argparse help, and holds the one error path of every command:
+an `InputError` raised anywhere becomes `oneshot-trl <cmd>: error: ...` on stderr and exit 2, a failed write
+(`files.WriteError`) one line and exit 1, Ctrl-C one line (what was kept, how to resume) and exit 130.
+A command that knows what an interrupt kept raises `KeyboardInterrupt("kept ...; rerun ... to resume")`.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+
+from oneshot_trl.files import WriteError
+from oneshot_trl.secrets import scrub, secrets_in
+from oneshot_trl.validate import InputError, fail
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 # name -> ("module[:function]", one-line description); the function defaults to `main`. Modules are imported lazily: `oneshot-trl grade` must not
 # pay for importing torch/transformers.
@@ -54,10 +63,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"oneshot-trl: unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
+        print(f"oneshot-trl: error: unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
         return 2
+    return run_command(name, rest)
+
+
+def run_command(name: str, argv: list[str]) -> int:
+    """Run the command `name` with `argv` through the one error path (see the module docstring)."""
+    prog = f"oneshot-trl {name}"
     module_name, _, func = COMMANDS[name][0].partition(":")
-    return int(getattr(importlib.import_module(module_name), func or "main")(rest) or 0)
+    tokens = secrets_in(None, argv)  # a token given as a flag is scrubbed from the message too
+    try:
+        return int(getattr(importlib.import_module(module_name), func or "main")(argv) or 0)
+    except InputError as err:
+        return fail(prog, err, *tokens)
+    except WriteError as err:
+        fail(prog, err.strerror or str(err), *tokens)
+        return 1
+    except KeyboardInterrupt as err:
+        note = " ".join(str(err.args[0]).split()) if err.args else "nothing more was written"
+        print(scrub(f"{prog}: interrupted: {note}", *tokens), file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

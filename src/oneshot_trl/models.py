@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from oneshot_trl.layout import STEP_BRANCH_RE, checkpoint_dirs, revision_dirs, step_branch
+from oneshot_trl.validate import InputError
 
 _COMMIT_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
-class ModelResolutionError(ValueError):
+class ModelResolutionError(InputError):
     """A model could not be resolved to a local folder; the message says what was tried."""
 
 

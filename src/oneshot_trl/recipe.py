@@ -33,7 +33,7 @@ def recipe_dataclasses(algorithm: str = "grpo") -> tuple[type, ...]:
     return (OneShotArguments, OneShotPPOConfig, ModelConfig) if algorithm == "ppo" else RECIPE_DATACLASSES
 
 
-class RecipeError(ValueError):
+class RecipeError(InputError):
     """A recipe file that cannot be used: missing, not a mapping, unknown key or wrong value type."""
 
 

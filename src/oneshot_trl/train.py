@@ -293,5 +293,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(cli_main())
+if __name__ == "__main__":  # through the CLI's one error path, as `oneshot-trl train`
+    from oneshot_trl.cli import run_command
+
+    sys.exit(run_command("train", sys.argv[1:]))
