@@ -27,8 +27,8 @@ from typing import Any
 import yaml
 
 from oneshot_trl.checks import Launch, batch_plan, count_rows, find_problems
-from oneshot_trl.secrets import is_secret_key, scrub, secrets_in
 from oneshot_trl.memory import estimate_memory, kv_cache, model_info
+from oneshot_trl.secrets import is_secret_key, scrub, secrets_in
 from oneshot_trl.setups import OFFICIAL_GPUS, OFFICIAL_PROMPTS_PER_STEP, PAPER_SETUPS
 
 ALIASES = {"entropy_coeff": "entropy_coef"}  # recipe key -> the field that holds its effective value

@@ -29,12 +29,13 @@ from oneshot_trl.callbacks import BenchmarkEvalCallback, TrainingProgressCallbac
 from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
-from oneshot_trl.secrets import ScrubFilter, redact_recipe, secrets_in
+from oneshot_trl.hub.retry import HubPushFailed, failure_message
 from oneshot_trl.layout import RECIPE_FILE, RUN_INFO_FILE, TRAINER_STATE_FILE, checkpoint_dirs
 from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.precision import PrecisionCallback
 from oneshot_trl.recipe import parse_recipe
 from oneshot_trl.rewards import get_reward_funcs, incorrect_labels
+from oneshot_trl.secrets import ScrubFilter, redact_recipe, secrets_in
 from oneshot_trl.trainer import OneShotGRPOTrainer
 from oneshot_trl.validate import (
     InputError,
@@ -268,8 +269,6 @@ def main(
     if hub_callback is not None:
         # final model + card to `main`; waits for checkpoint uploads, logs a summary
         summary = hub_callback.push_final()
-        from oneshot_trl.hub.push_cli import HubPushFailed, failure_message
-
         message = failure_message(summary, training_args.output_dir) if summary else None
         if message:  # everything is saved locally: the run ends with what is missing and how to push it
             raise HubPushFailed(message)
@@ -281,8 +280,6 @@ def cli_main(argv: list[str] | None = None) -> int:
         script_args, training_args, model_args, recipe_path = parse_recipe(argv)
     except (ValueError, OSError) as err:  # RecipeError, InputError, the configs' own __post_init__ checks
         return fail("oneshot-trl train", err, *secrets_in(None, sys.argv[1:] if argv is None else argv))
-    from oneshot_trl.hub.push_cli import HubPushFailed
-
     try:
         main(script_args, training_args, model_args, recipe_path)
     except InputError as err:

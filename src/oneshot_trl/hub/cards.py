@@ -19,9 +19,9 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from oneshot_trl.secrets import redact_recipe, scrub
 from oneshot_trl.layout import STEP_BRANCH_RE, step_branch
 from oneshot_trl.run import Run
+from oneshot_trl.secrets import redact_recipe, scrub
 
 # Hyperparameters shown on the card (an allow-list: arguments also hold hub_token).
 HYPERPARAMETER_KEYS = (

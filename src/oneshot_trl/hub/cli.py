@@ -18,11 +18,11 @@ from oneshot_trl.hub.cards import (
     training_eval_results,
 )
 from oneshot_trl.hub.retry import with_retries
-from oneshot_trl.secrets import scrub
 from oneshot_trl.layout import STEP_BRANCH_RE
 from oneshot_trl.models import download_text, list_step_revisions
 from oneshot_trl.run import Run
-from oneshot_trl.validate import InputError, check_run_target, fail
+from oneshot_trl.secrets import scrub
+from oneshot_trl.validate import InputError, check_run_target
 
 
 def _load_results_files(paths: Iterable[str]) -> list[EvalResult]:
@@ -64,12 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     step_match = STEP_BRANCH_RE.match(revision)
     step = int(step_match.group(1)) if step_match else None
     if revision != "main" and step is None:
-        print(f"oneshot-trl card: --revision must be main or step-NNNNNN, got {revision!r}", file=sys.stderr)
-        return 2
-    try:
-        check_run_target(args.target)
-    except InputError as err:
-        return fail("oneshot-trl card", err)
+        raise InputError(f"--revision must be main or step-NNNNNN, got {revision!r}.")
+    check_run_target(args.target)
     api = HfApi()
     try:
         extra = _load_results_files(args.results)
@@ -103,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         # In-training evals, then what the card already holds (newer evals), then --results: later ones win.
         results = merge_eval_results(merge_eval_results(training_eval_results(run, step), kept), extra)
         card = render_model_card(repo_id, run, step=step, step_revisions=steps, eval_results=results)
-    except (OSError, ValueError) as err:
-        print(f"oneshot-trl card: {scrub(str(err))}", file=sys.stderr)
-        return 1
+    except InputError:
+        raise
+    except (OSError, ValueError) as err:  # a --results file, the run or the Hub: one line (oneshot_trl.cli)
+        raise InputError(scrub(str(err))) from err
     content = str(card)
     if args.output:
         Path(args.output).write_text(content)

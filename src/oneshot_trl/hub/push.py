@@ -39,7 +39,6 @@ from oneshot_trl.hub.cards import (
     training_eval_results,
 )
 from oneshot_trl.hub.retry import with_retries
-from oneshot_trl.secrets import redact_recipe, scrub
 from oneshot_trl.layout import (
     COMPLETIONS_FILE,
     HISTORY_FILE,
@@ -51,6 +50,7 @@ from oneshot_trl.layout import (
 )
 from oneshot_trl.models import download_text
 from oneshot_trl.run import Run
+from oneshot_trl.secrets import redact_recipe, scrub
 
 logger = logging.getLogger(__name__)
 

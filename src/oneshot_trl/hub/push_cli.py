@@ -13,28 +13,12 @@ import logging
 import sys
 from pathlib import Path
 
+from oneshot_trl.hub.retry import failure_message
 from oneshot_trl.layout import HUB_PUSHES_FILE, RECIPE_FILE
 from oneshot_trl.run import Run
 from oneshot_trl.validate import InputError, check_run_target, fail
 
 PROG = "oneshot-trl push"
-
-
-class HubPushFailed(RuntimeError):
-    """Some pushes of a run failed; everything is saved locally and the message says how to retry."""
-
-
-def failure_message(summary: dict, run_dir: str | Path) -> str | None:
-    """What is not on the Hub and the command that pushes it (None when every push is ok)."""
-    missing = [p for p in summary.get("pushes", []) if p.get("status") != "ok"]
-    if not missing:
-        return None
-    lines = [
-        f"{len(missing)} push(es) to {summary.get('repo_id')} did not succeed; everything is saved locally:"
-    ]
-    lines += [f"  {p['revision']} ({p['local_path']}): {p.get('error') or p.get('status')}" for p in missing]
-    lines.append(f"Retry (pushes only what is missing): oneshot-trl push {run_dir}")
-    return "\n".join(lines)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -46,6 +30,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def push_missing(run_dir: str | Path, repo_id: str | None = None, api=None) -> dict:
     """Re-push the pushes of `run_dir` that are not ok; returns the new summary (also in hub_pushes.json)."""
+    # imported here: hub.push loads transformers (~5 s), and `push --help` or a bad run dir must not wait for it
     from oneshot_trl.hub.push import HubPushCallback, PushRecord
 
     run = Run(run_dir)
@@ -85,13 +70,10 @@ def push_missing(run_dir: str | Path, repo_id: str | None = None, api=None) -> d
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        check_run_target(args.run_dir)
-        summary = push_missing(args.run_dir, args.repo_id)
-    except InputError as err:
-        return fail(PROG, err)
+    check_run_target(args.run_dir)  # an InputError is one line and exit 2 (oneshot_trl.cli)
+    summary = push_missing(args.run_dir, args.repo_id)
     message = failure_message(summary, args.run_dir)
-    if message:
+    if message:  # not an input error: several lines (what is missing, how to retry) and exit 1
         fail(PROG, message)
         return 1
     print(f"{summary['pushed']} push(es) on {summary['url']}: nothing missing.")

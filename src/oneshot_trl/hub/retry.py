@@ -1,11 +1,13 @@
 """Hub calls that can fail transiently: `with_retries` retries them with exponential backoff, logging each failure
-with tokens scrubbed, and gives up at once on errors that retrying cannot fix (bad request, auth, not found)."""
+with tokens scrubbed, and gives up at once on errors that retrying cannot fix (bad request, auth, not found).
+Pushes that still failed: `failure_message` says what is missing and how to retry, `HubPushFailed` carries it."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from oneshot_trl.secrets import scrub
@@ -53,3 +55,20 @@ def with_retries(
             )
             _sleep(delay)
     raise AssertionError("unreachable")
+
+
+class HubPushFailed(RuntimeError):
+    """Some pushes of a run failed; everything is saved locally and the message says how to retry."""
+
+
+def failure_message(summary: dict, run_dir: str | Path) -> str | None:
+    """What is not on the Hub and the command that pushes it (None when every push is ok)."""
+    missing = [p for p in summary.get("pushes", []) if p.get("status") != "ok"]
+    if not missing:
+        return None
+    lines = [
+        f"{len(missing)} push(es) to {summary.get('repo_id')} did not succeed; everything is saved locally:"
+    ]
+    lines += [f"  {p['revision']} ({p['local_path']}): {p.get('error') or p.get('status')}" for p in missing]
+    lines.append(f"Retry (pushes only what is missing): oneshot-trl push {run_dir}")
+    return "\n".join(lines)
