@@ -314,7 +314,7 @@ def test_gold_text_is_the_answer_it_states(gold, stated):
 
 
 def test_list_golds_of_datasets_keep_every_answer():
-    from oneshot_trl.eval.benchmarks import gold_string
+    from oneshot_trl.grading import gold_string
 
     assert gold_string([27.0]) == "27"
     assert gold_string(["1", "-2"]) == "1, -2"

@@ -18,9 +18,8 @@ from typing import Any
 from datasets import Dataset
 
 from oneshot_trl.config import OneShotArguments
-from oneshot_trl.eval.benchmarks import gold_string
 from oneshot_trl.files import read_jsonl, resource_path
-from oneshot_trl.grading import GoldParseError, check_gold
+from oneshot_trl.grading import GoldParseError, check_gold, gold_string
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
 
 logger = logging.getLogger(__name__)

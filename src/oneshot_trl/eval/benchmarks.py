@@ -13,11 +13,11 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from oneshot_trl.eval.problem import Problem
 from oneshot_trl.eval.random_calc import generate, is_random_calc, parse_seed
 from oneshot_trl.files import read_jsonl, resource_path
+from oneshot_trl.grading.boxes import gold_string, last_boxed
 
 logger = logging.getLogger(__name__)
 
@@ -25,21 +25,7 @@ logger = logging.getLogger(__name__)
 QUESTION_FIELDS = ("question", "problem", "Question", "input")
 
 
-def gold_string(value: Any) -> str:
-    """Gold value -> string: AMC stores answers as floats (27.0 -> "27"); a list of several answers is the
-    comma-separated list it states (never only its first element)."""
-    if isinstance(value, (list, tuple)):
-        return ", ".join(s for s in map(gold_string, value) if s)
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 def _boxed_of_solution(row: dict) -> str:
-    from oneshot_trl.grading import last_boxed
-
     return last_boxed(row["solution"]) or ""
 
 

@@ -14,8 +14,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from oneshot_trl.eval.benchmarks import gold_string
-from oneshot_trl.grading import GRADERS, grade_batch
+from oneshot_trl.grading import GRADERS, gold_string, grade_batch
 from oneshot_trl.validate import InputError, check_count, check_seconds, check_writable, fail, jsonl_rows
 
 PROG = "oneshot-trl grade"

@@ -7,8 +7,9 @@ the trainer's completion records, the benchmarks' gold strings and both graders.
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["all_boxed", "gold_text", "last_boxed", "matching_brace", "unbox"]
+__all__ = ["all_boxed", "gold_string", "gold_text", "last_boxed", "matching_brace", "unbox"]
 
 BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 # Boxes looked at from the end of a response: bounds the work on a text made of thousands of "\boxed{".
@@ -99,3 +100,15 @@ def gold_text(gold: str) -> str:
     if len(spans) > 1 and all(_BOX_LIST_GLUE.fullmatch(g) for g in glue):
         return ", ".join(unbox(content).strip() for _, content, _ in spans)
     return last_boxed(gold) or ""  # a reference solution: its last box is the answer
+
+
+def gold_string(value: Any) -> str:
+    """A dataset's gold value as the string a grader reads: AMC stores answers as floats (27.0 -> "27"); a list
+    of several answers is the comma-separated list it states (never only its first element)."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(s for s in map(gold_string, value) if s)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
