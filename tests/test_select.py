@@ -195,17 +195,19 @@ def test_run_dir_history(tmp_path, capsys):
 
 def test_run_without_problem_text_is_a_clear_error(tmp_path, capsys):
     run = _write_run(tmp_path / "run", with_info=False)
-    assert main(["--history", str(run), "--top", "1", "--output", str(tmp_path / "x.jsonl")]) == 2
+    assert (
+        cli_main(["select", "--history", str(run), "--top", "1", "--output", str(tmp_path / "x.jsonl")]) == 2
+    )
     assert "oneshot_run.json" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()
 
 
 def test_bad_inputs_are_errors(tmp_path, capsys):
-    assert main(["--history", str(tmp_path)]) == 2  # a dir without accuracy_history.jsonl
+    assert cli_main(["select", "--history", str(tmp_path)]) == 2  # a dir without accuracy_history.jsonl
     assert "accuracy_history.jsonl" in capsys.readouterr().err
-    assert main(["--history", str(tmp_path / "missing.jsonl")]) == 2
+    assert cli_main(["select", "--history", str(tmp_path / "missing.jsonl")]) == 2
     assert "missing.jsonl does not exist" in capsys.readouterr().err
-    assert main(["--ranks", "1300"]) == 2
+    assert cli_main(["select", "--ranks", "1300"]) == 2
     assert "1209" in capsys.readouterr().err
     assert parse_ranks("1-3, 13") == [1, 2, 3, 13]
     for bad in ("0", "3-1", "x"):
@@ -235,3 +237,48 @@ def test_official_format_file_and_hub_repo(tmp_path, monkeypatch):
     examples = select.load_history("user/run", revision="step-000004")
     assert calls == [("user/run", "step-000004", ("accuracy_history.jsonl", "oneshot_run.json"))]
     assert len(examples) == 3
+
+
+@pytest.mark.parametrize("bad", ["NaN", "null", "1.5", "-0.25", '"0.5"'])
+def test_history_with_a_bad_accuracy_is_one_line_naming_the_row(tmp_path, capsys, bad):
+    run = _write_run(tmp_path / "run")
+    history = run / "accuracy_history.jsonl"
+    lines = history.read_text().splitlines()
+    lines[2] = lines[2].replace('"accuracy": 0.5', f'"accuracy": {bad}')  # custom:b at step 1, line 3
+    history.write_text("\n".join(lines) + "\n")
+    assert cli_main(["select", "--history", str(history), "--top", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("oneshot-trl select: error: ") and "\n" not in err
+    assert f"accuracy_history.jsonl:3: accuracy {json.loads(bad)!r}" in err
+
+
+def test_official_format_with_nan_names_the_example(tmp_path, capsys):
+    path = tmp_path / "acc.json"
+    path.write_text('{"3": [0.5, 0.25], "7": [0.5, NaN]}')
+    assert cli_main(["select", "--history", str(path)]) == 2
+    assert "example '7', value 2: accuracy nan" in capsys.readouterr().err
+
+
+def test_unreadable_history_lines_are_counted_with_the_first_line_number(tmp_path, caplog):
+    run = _write_run(tmp_path / "run")
+    history = run / "accuracy_history.jsonl"
+    lines = history.read_text().splitlines()
+    lines[4:4] = ['{"step": 2, "exa', "\xff\xfe not json"]  # lines 5 and 6
+    history.write_text("\n".join(lines) + "\n")
+    with caplog.at_level("WARNING"):
+        examples = load_history(str(history))
+    assert len(examples) == 3
+    assert "2 unreadable line(s) skipped, the first at line 5" in caplog.text
+
+
+def test_output_that_is_a_directory_or_the_history_is_refused_before_any_work(tmp_path, capsys):
+    run = _write_run(tmp_path / "run")
+    history = run / "accuracy_history.jsonl"
+    before = history.read_bytes()
+    assert cli_main(["select", "--history", str(history), "--output", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert cli_main(["select", "--history", str(history), "--output", str(history)]) == 2
+    assert "is the --history file itself" in capsys.readouterr().err
+    assert history.read_bytes() == before
+    assert cli_main(["select", "--history", str(history), "--top", "0"]) == 2
+    assert "--top must be >= 1" in capsys.readouterr().err

@@ -33,7 +33,9 @@ def iter_jsonl(
     """(line number, row) of JSONL `lines` (str, or bytes decoded line by line; blank lines skipped); `where`
     names them in messages. The one JSONL reader: a line that is not UTF-8 or not JSON is a ValueError naming
     `where:line`, or, with `skip_invalid`, logged and skipped: a run killed mid-write leaves a torn last line
-    (possibly cut inside a multi-byte character), and the rows before it are still good."""
+    (possibly cut inside a multi-byte character), and the rows before it are still good. Skipped lines are never
+    silent: one warning gives their count and the first one's number."""
+    skipped: list[int] = []
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -43,7 +45,12 @@ def iter_jsonl(
             kind = "UTF-8" if isinstance(err, UnicodeDecodeError) else "JSON"
             if not skip_invalid:
                 raise ValueError(f"{where}:{lineno} is not valid {kind} ({err}).") from None
-            logger.warning("%s:%d is not valid %s (interrupted write?); skipped.", where, lineno, kind)
+            skipped.append(lineno)
+    if skipped:
+        logger.warning(
+            "%s: %d unreadable line(s) skipped, the first at line %d (not UTF-8 JSON: an interrupted write?).",
+            where, len(skipped), skipped[0],
+        )  # fmt: skip
 
 
 def parse_jsonl(
@@ -65,10 +72,12 @@ def read_jsonl(path: str | Path, *, skip_invalid: bool = False) -> list[dict[str
 class WriteError(OSError):
     """A write that failed and left its target as it was; str() is one line naming the path (for `fail`)."""
 
-    def __init__(self, path: str | os.PathLike, err: BaseException) -> None:
+    def __init__(
+        self, path: str | os.PathLike, err: BaseException, kept: str = "it was left as it was"
+    ) -> None:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err) or type(err).__name__
         errno = err.errno if isinstance(err, OSError) else None
-        super().__init__(errno, f"could not write {path} ({reason}); it was left as it was")
+        super().__init__(errno, " ".join(f"could not write {path} ({reason}); {kept}".split()))
         self.path = str(path)
 
     def __str__(self) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import random
 import sys
 from collections.abc import Callable, Sequence
@@ -32,10 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from oneshot_trl.files import read_jsonl, resource_path
+from oneshot_trl.files import atomic_write_text, iter_jsonl, read_jsonl, resource_path
 from oneshot_trl.layout import HISTORY_FILE, RUN_INFO_FILE
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
 from oneshot_trl.run import Run
+from oneshot_trl.validate import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +128,7 @@ def score_histories(histories: Sequence[list[float]], method: str = "std", seed:
         return _lim_scores(histories)
     if method == "random":
         return _random_scores(histories, seed)
-    raise ValueError(f"Unknown selection method {method!r}; choose one of: {', '.join(METHODS)}.")
+    raise InputError(f"Unknown selection method {method!r}; choose one of: {', '.join(METHODS)}.")
 
 
 def rank_examples(
@@ -142,7 +144,7 @@ def rank_examples(
     if len(kept) < len(examples):
         logger.warning("%d example(s) have an empty history and are not ranked.", len(examples) - len(kept))
     if not kept:
-        raise ValueError("No example has any recorded accuracy: nothing to rank.")
+        raise InputError("No example has any recorded accuracy: nothing to rank.")
     scores = score_histories([e.accuracies for e in kept], method=method, seed=seed)
     order = sorted(range(len(kept)), key=lambda i: scores[i], reverse=True)
     return [RankedExample(rank=r, example=kept[i], score=scores[i]) for r, i in enumerate(order, start=1)]
@@ -158,7 +160,19 @@ def load_dsr_sub_rows() -> list[dict]:
     return read_jsonl(resource_path("train", "dsr_sub.jsonl"))
 
 
-def _history_from_dict(data: dict, dsr_rows: list[dict] | None) -> list[ExampleHistory]:
+def checked_accuracy(value: object, where: str) -> float:
+    """An accuracy read from a history: a number in [0, 1], else an InputError naming `where` (NaN, null, a
+    string or 1.5 would rank first or crash the ranking)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{where}: accuracy {value!r} is not a number in [0, 1].")
+    if not 0.0 <= value <= 1.0:
+        raise InputError(f"{where}: accuracy {value!r} is out of range [0, 1].")
+    return float(value)
+
+
+def _history_from_dict(
+    data: dict, dsr_rows: list[dict] | None, where: str = "acc_step_500.json"
+) -> list[ExampleHistory]:
     examples = []
     for key, values in data.items():
         index = int(key) if str(key).lstrip("-").isdigit() else None
@@ -171,7 +185,10 @@ def _history_from_dict(data: dict, dsr_rows: list[dict] | None) -> list[ExampleH
             ExampleHistory(
                 example_id=f"dsr_sub:{key}" if index is not None else str(key),
                 index=index,
-                accuracies=[float(v) for v in values],
+                accuracies=[
+                    checked_accuracy(v, f"{where}: example {key!r}, value {i + 1}")
+                    for i, v in enumerate(values)
+                ],
                 problem=row["prompt"][0]["content"] if row else None,
                 answer=row["reward_model"]["ground_truth"] if row else None,
                 row=row,
@@ -188,12 +205,18 @@ def load_official_history() -> list[ExampleHistory]:
 
 
 def read_accuracy_history(path: str | Path, run_info: dict | None = None) -> list[ExampleHistory]:
-    """Read an `accuracy_history.jsonl` file (see `histories_from_rows`); a torn last line is skipped."""
-    return histories_from_rows(read_jsonl(path, skip_invalid=True), run_info, where=str(path))
+    """Read an `accuracy_history.jsonl` file (see `histories_from_rows`); unreadable lines (a torn last line) are
+    skipped with a warning giving their count and the first one's number."""
+    with open(path, "rb") as f:
+        numbered = list(iter_jsonl(f, str(path), skip_invalid=True))
+    return histories_from_rows([row for _, row in numbered], run_info, str(path), [n for n, _ in numbered])
 
 
 def histories_from_rows(
-    rows: Sequence[dict], run_info: dict | None = None, where: str = HISTORY_FILE
+    rows: Sequence[dict],
+    run_info: dict | None = None,
+    where: str = HISTORY_FILE,
+    line_numbers: Sequence[int] | None = None,
 ) -> list[ExampleHistory]:
     """Histories from a run's accuracy-history rows (one per step and example, see `oneshot_trl.layout`).
 
@@ -204,10 +227,12 @@ def histories_from_rows(
     per_example: dict[str, dict[int, float]] = {}
     indices: dict[str, int | None] = {}
     for number, rec in enumerate(rows, start=1):
+        label = f"{where}:{line_numbers[number - 1]}" if line_numbers else f"{where}: row {number}"
         try:
-            example_id, step, acc = str(rec["example_id"]), int(rec["step"]), float(rec["accuracy"])
+            example_id, step = str(rec["example_id"]), int(rec["step"])
         except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"{where}: row {number} is not an accuracy-history row ({err}).") from None
+            raise InputError(f"{label} is not an accuracy-history row (missing or bad {err}).") from None
+        acc = checked_accuracy(rec.get("accuracy"), label)
         per_example.setdefault(example_id, {})[step] = acc
         if rec.get("index") is not None:
             indices[example_id] = int(rec["index"])
@@ -253,7 +278,7 @@ def _read_history_file(path: Path) -> list[ExampleHistory]:
     except (json.JSONDecodeError, UnicodeDecodeError):  # JSONL, possibly with a torn last line
         data = None
     if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
-        return _history_from_dict(data, load_dsr_sub_rows())
+        return _history_from_dict(data, load_dsr_sub_rows(), str(path))
     return read_accuracy_history(path, Run(path.parent).run_info())  # the run info next to it
 
 
@@ -265,15 +290,15 @@ def load_history(source: str, revision: str | None = None, token: str | None = N
     if path.is_file():
         return _read_history_file(path)
     if path.suffix in (".json", ".jsonl") and not path.is_dir():
-        raise FileNotFoundError(f"History file {source} does not exist.")
+        raise InputError(f"--history {source} does not exist.")
     # A run dir, or a Hub repo id of a run: of a Hub revision download only the two small files we need.
     run = Run.open(source, revision=revision, token=token, patterns=(HISTORY_FILE, RUN_INFO_FILE))
     if not run.has(HISTORY_FILE):
         if path.is_dir():
-            raise FileNotFoundError(
+            raise InputError(
                 f"{path} has no {HISTORY_FILE}: is it a training run dir? (runs write it from the first step)"
             )
-        raise FileNotFoundError(f"Hub repo {source!r} (revision {revision or 'main'}) has no {HISTORY_FILE}.")
+        raise InputError(f"Hub repo {source!r} (revision {revision or 'main'}) has no {HISTORY_FILE}.")
     return histories_from_rows(run.accuracy_history(), run.run_info(), where=f"{run.source}/{HISTORY_FILE}")
 
 
@@ -287,7 +312,7 @@ def training_row(example: ExampleHistory) -> dict:
     if example.row is not None:
         return example.row
     if example.problem is None or example.answer is None:
-        raise ValueError(
+        raise InputError(
             f"No problem text/answer for example {example.example_id!r}: the run dir needs its {RUN_INFO_FILE}."
         )
     suffix = TRAIN_PROMPT_SUFFIX
@@ -305,17 +330,29 @@ def training_row(example: ExampleHistory) -> dict:
 def build_training_rows(examples: Sequence[ExampleHistory], repeat: int = 128) -> list[dict]:
     """Whole-set blocks, like the official `pd.concat([df] * repeat)`: [e1, e2, e1, e2, ...]."""
     if repeat < 1:
-        raise ValueError(f"repeat must be >= 1, got {repeat}.")
+        raise InputError(f"--repeat must be >= 1, got {repeat}.")
     block = [training_row(e) for e in examples]
     return block * repeat
 
 
+def check_output(path: str | Path, history: str) -> None:
+    """--output is a file path that is not the history it is computed from (checked before any work)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(
+            f"--output {path} is a directory; give a file path (e.g. {path / 'selected.jsonl'})."
+        )
+    if any(p.exists() and not p.is_dir() for p in path.parents):
+        raise InputError(f"--output {path}: a parent of it is a file, not a folder.")
+    if Path(history).expanduser().is_file() and path.exists() and path.samefile(Path(history).expanduser()):
+        raise InputError(f"--output {path} is the --history file itself; write the selection elsewhere.")
+
+
 def write_jsonl(rows: Sequence[dict], path: str | Path) -> None:
+    """Write the rows atomically (a temporary file renamed into place: a failed write leaves no half file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -334,9 +371,9 @@ def parse_ranks(spec: str) -> list[int]:
         try:
             start, end = int(lo), int(hi or lo)
         except ValueError:
-            raise ValueError(f"Bad rank {part!r} in --ranks {spec!r}: use e.g. 1,13 or 1-16.") from None
+            raise InputError(f"Bad rank {part!r} in --ranks {spec!r}: use e.g. 1,13 or 1-16.") from None
         if start < 1 or end < start:
-            raise ValueError(f"Bad rank range {part!r} in --ranks {spec!r}: ranks start at 1.")
+            raise InputError(f"Bad rank range {part!r} in --ranks {spec!r}: ranks start at 1.")
         ranks.extend(range(start, end + 1))
     return ranks
 
@@ -414,20 +451,20 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        examples = load_history(args.history, revision=args.revision)
-        ranking = rank_examples(examples, method=args.method, seed=args.seed)
-        ranks = parse_ranks(args.ranks) if args.ranks else list(range(1, args.top + 1))
-        too_far = [r for r in ranks if r > len(ranking)]
-        if too_far or not ranks:
-            raise ValueError(
-                f"Ranks {too_far or ranks} do not exist: the history ranks {len(ranking)} examples."
-            )
-        selected = [ranking[r - 1] for r in ranks]
-        rows = build_training_rows([r.example for r in selected], repeat=args.repeat) if args.output else None
-    except (ValueError, FileNotFoundError) as err:
-        print(f"oneshot-trl select: error: {err}", file=sys.stderr)
-        return 2
+    # Every input checked before the ranking is printed or anything written; an InputError is one line, exit 2
+    # (oneshot_trl.cli).
+    if args.output:
+        check_output(args.output, args.history)
+    if args.top < 1:
+        raise InputError(f"--top must be >= 1, got {args.top}.")
+    examples = load_history(args.history, revision=args.revision)
+    ranking = rank_examples(examples, method=args.method, seed=args.seed)
+    ranks = parse_ranks(args.ranks) if args.ranks else list(range(1, args.top + 1))
+    too_far = [r for r in ranks if r > len(ranking)]
+    if too_far or not ranks:
+        raise InputError(f"Ranks {too_far or ranks} do not exist: the history ranks {len(ranking)} examples.")
+    selected = [ranking[r - 1] for r in ranks]
+    rows = build_training_rows([r.example for r in selected], repeat=args.repeat) if args.output else None
 
     if args.json:
         for r in ranking:
