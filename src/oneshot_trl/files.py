@@ -35,7 +35,7 @@ def iter_jsonl(
     `where:line`, or, with `skip_invalid`, logged and skipped: a run killed mid-write leaves a torn last line
     (possibly cut inside a multi-byte character), and the rows before it are still good. Skipped lines are never
     silent: one warning gives their count and the first one's number."""
-    skipped: list[int] = []
+    skipped: list[tuple[int, str]] = []
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -45,11 +45,12 @@ def iter_jsonl(
             kind = "UTF-8" if isinstance(err, UnicodeDecodeError) else "JSON"
             if not skip_invalid:
                 raise ValueError(f"{where}:{lineno} is not valid {kind} ({err}).") from None
-            skipped.append(lineno)
+            skipped.append((lineno, kind))
     if skipped:
+        (first, kind), count = skipped[0], len(skipped)
         logger.warning(
-            "%s: %d unreadable line(s) skipped, the first at line %d (not UTF-8 JSON: an interrupted write?).",
-            where, len(skipped), skipped[0],
+            "%s:%d is not valid %s (interrupted write?): %d unreadable line(s) skipped, the first at line %d.",
+            where, first, kind, count, first,
         )  # fmt: skip
 
 
