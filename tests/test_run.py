@@ -22,7 +22,7 @@ def _json(path: Path, data) -> None:
 
 def _history_rows(steps) -> list[dict]:
     return [
-        {"step": s, "example_id": "dsr_sub:124", "index": 124, "accuracy": s / 4, "num_samples": 8}
+        {"step": s, "example_id": "dsr_sub:124", "index": 124, "accuracy": s / 10, "num_samples": 8}
         for s in steps
     ]
 
