@@ -55,6 +55,8 @@ def main() -> None:
 
     from oneshot_trl.eval import runner, scoring
     from oneshot_trl.eval.generate import VLLMGenerator
+    from oneshot_trl.eval.protocols import get_protocol
+    from oneshot_trl.eval.request import EvalOptions, EvalOutput, EvalRequest, ModelRef
     from oneshot_trl.grading import shutdown_workers
 
     limit, repeats = (32, 1) if args.quick else (None, args.repeats)
@@ -82,16 +84,15 @@ def main() -> None:
             shutdown_workers()  # each repetition starts its grading workers, as a fresh `oneshot-trl eval` does
             gen, grading_seconds[0] = TimedGenerator(engine), 0.0
             start = time.perf_counter()
-            runner.evaluate(
-                str(model_dir),
-                benchmarks="math500",
-                protocol="one-shot-rlvr",
-                backend=gen,
-                output_dir=Path(tmp) / f"eval-{i}",
+            request = EvalRequest(
+                problems=runner.load_problem_sets("math500", limit),
+                protocol=get_protocol("one-shot-rlvr").with_overrides(max_new_tokens=args.max_new_tokens),
+                model=ModelRef(str(model_dir), str(model_dir)),
+                output=EvalOutput(Path(tmp) / f"eval-{i}"),
+                options=EvalOptions(progress=False),
                 limit=limit,
-                max_new_tokens=args.max_new_tokens,
-                progress=False,
             )
+            runner.evaluate(request, gen)
             total = time.perf_counter() - start
             totals.append(total)
             generation.append(gen.seconds)

@@ -22,6 +22,7 @@ from oneshot_trl.eval.benchmarks import (
 from oneshot_trl.eval.generate import TransformersGenerator, truncate_at_stop
 from oneshot_trl.eval.metrics import benchmark_average, bootstrap_ci, pass_at_k, pass_at_k_table, summarize
 from oneshot_trl.eval.protocols import PROTOCOLS, SamplingSpec, get_protocol
+from oneshot_trl.eval.request import EvalOutput, EvalRequest, ModelRef
 from oneshot_trl.eval.runner import ResumeMismatchError, evaluate
 from oneshot_trl.eval.templates import render_prompt
 
@@ -75,6 +76,13 @@ class ScriptedGenerator:
                 ]
             )
         return out
+
+
+def run_eval(generator, problems, out=None, *, model="m", audit=False, overwrite=False, **overrides):
+    """`evaluate` of `problems` under one-shot-rlvr (with `overrides`) into `out`."""
+    protocol = get_protocol("one-shot-rlvr").with_overrides(**overrides)
+    output = EvalOutput(out, overwrite=overwrite, audit=audit)
+    return evaluate(EvalRequest(problems, protocol, ModelRef(model), output), generator)
 
 
 # --- benchmarks and the exact prompt -------------------------------------------------------------
@@ -253,9 +261,9 @@ def test_transformers_generator_loaded_model_seed_and_greedy(tiny_eval_model):
     greedy = gen.generate(prompts, n=2, temperature=0.0, seed=0, **kw)
     assert all(len(s) == 2 and s[0] == s[1] for s in greedy)
     # In-process use (lab, in-training eval): a loaded model + tokenizer, no output dir, nothing resolved.
-    results = evaluate(
-        model, tokenizer=tokenizer, benchmarks="aime25", limit=1, max_new_tokens=4, progress=False
-    )
+    problems = {"aime25": load_benchmark("aime25")[:1]}
+    protocol = get_protocol("one-shot-rlvr").with_overrides(max_new_tokens=4)
+    results = evaluate(EvalRequest(problems, protocol, ModelRef.of(model)), gen)
     assert results["model"] == str(tiny_eval_model) and results["commit_sha"] is None
     assert results["benchmarks"]["aime25"]["n_samples"] == 8
 
@@ -351,7 +359,7 @@ def test_scripted_accuracy_audit_and_table(tmp_path):
     problems = {"aime24": load_benchmark("aime24")[:3], "math500": load_benchmark("math500")[:2]}
     flat = [p for ps in problems.values() for p in ps]
     gen = ScriptedGenerator(flat, {"60": 8, "61": 4, "test/precalculus/807.json": 1})
-    results = evaluate("ignored-model", backend=gen, problems=problems, output_dir=tmp_path, audit=True)
+    results = run_eval(gen, problems, tmp_path, model="ignored-model", audit=True)
     aime, math500 = results["benchmarks"]["aime24"], results["benchmarks"]["math500"]
     assert aime["accuracy"] == pytest.approx((1 + 0.5 + 0) / 3)
     assert aime["pass@k"]["8"] == pytest.approx(2 / 3) and aime["boxed_rate"] == 1.0
@@ -373,7 +381,7 @@ def test_audit_lists_grader_disagreements(tmp_path):
 
     # The official math_equal accepts x/100 for a percentage gold; math-verify does not.
     problems = {"pct": [Problem("q1", "What is one half, in percent?", "50", "pct")]}
-    results = evaluate("m", backend=Fixed(), problems=problems, output_dir=tmp_path, audit=True)
+    results = run_eval(Fixed(), problems, tmp_path, audit=True)
     assert results["benchmarks"]["pct"]["accuracy"] == 1.0  # graded by the protocol's grader: official
     (line,) = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert (line["problem_id"], line["official"]["correct"], line["math-verify"]["correct"]) == (
@@ -388,34 +396,32 @@ def test_resume_generates_only_missing_problems(tmp_path):
     problems = {"amc23": load_benchmark("amc23")[:5], "aime25": load_benchmark("aime25")[:3]}
     flat = [p for ps in problems.values() for p in ps]
     right = {"0": 8, "2": 3, "1": 5}
-    first = evaluate("m", backend=ScriptedGenerator(flat, right), problems=problems, output_dir=tmp_path)
+    first = run_eval(ScriptedGenerator(flat, right), problems, tmp_path)
     samples = tmp_path / "samples.jsonl"
     lines = samples.read_text().splitlines(keepends=True)
     assert len(lines) == 8
     # Simulated kill: 3 amc23 problems finished, the 4th was being written.
     samples.write_text("".join(lines[:3]) + lines[3][:40])
     gen = ScriptedGenerator(flat, right)
-    second = evaluate("m", backend=gen, problems=problems, output_dir=tmp_path)
+    second = run_eval(gen, problems, tmp_path)
     assert gen.calls == ["3", "4", "0", "1", "2"]  # amc23 3-4 and all of aime25; nothing twice
     for name in problems:
         assert second["benchmarks"][name]["accuracy"] == first["benchmarks"][name]["accuracy"]
     # Finished run: a re-run generates nothing.
     gen = ScriptedGenerator(flat, right)
-    evaluate("m", backend=gen, problems=problems, output_dir=tmp_path)
+    run_eval(gen, problems, tmp_path)
     assert gen.calls == []
 
 
 def test_other_protocol_in_same_dir_is_refused(tmp_path):
     problems = {"aime25": load_benchmark("aime25")[:1]}
     gen = ScriptedGenerator(problems["aime25"], {})
-    evaluate("m", backend=gen, problems=problems, output_dir=tmp_path)
+    run_eval(gen, problems, tmp_path)
     with pytest.raises(ResumeMismatchError, match="--overwrite"):
-        evaluate("m", backend=gen, problems=problems, output_dir=tmp_path, grader="math-verify")
+        run_eval(gen, problems, tmp_path, grader="math-verify")
     with pytest.raises(ResumeMismatchError, match="model"):
-        evaluate("other", backend=gen, problems=problems, output_dir=tmp_path)
-    results = evaluate(
-        "m", backend=gen, problems=problems, output_dir=tmp_path, grader="math-verify", overwrite=True
-    )
+        run_eval(gen, problems, tmp_path, model="other")
+    results = run_eval(gen, problems, tmp_path, grader="math-verify", overwrite=True)
     assert results["grader"] == "math-verify"
 
 

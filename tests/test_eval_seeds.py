@@ -9,6 +9,7 @@ import pytest
 from oneshot_trl.eval import cli
 from oneshot_trl.eval.benchmarks import load_benchmark
 from oneshot_trl.eval.protocols import get_protocol
+from oneshot_trl.eval.request import EvalOutput, EvalRequest, ModelRef
 from oneshot_trl.eval.seeds import aggregate, evaluate_seeds, format_seed_table, parse_seeds
 from oneshot_trl.eval.templates import render_prompt
 from oneshot_trl.hub.cards import render_eval_table, results_to_eval_results
@@ -87,7 +88,8 @@ class SeededGenerator:
 def test_evaluate_seeds_runs_sampled_per_seed_greedy_once_and_resumes(tmp_path, capsys):
     problems = {"math500": load_benchmark("math500")[:2], "aime24": load_benchmark("aime24")[:2]}
     gen = SeededGenerator([p for ps in problems.values() for p in ps])
-    out = evaluate_seeds("m", [0, 1, 2], output_dir=tmp_path, problems=problems, backend=gen)
+    request = EvalRequest(problems, get_protocol("one-shot-rlvr"), ModelRef("m"), EvalOutput(tmp_path))
+    out = evaluate_seeds(request, gen, [0, 1, 2])
     assert sorted(gen.calls) == sorted(
         [("math500", 0)] * 2 + [("aime24", s) for s in (0, 1, 2) for _ in range(2)]
     )
@@ -96,9 +98,9 @@ def test_evaluate_seeds_runs_sampled_per_seed_greedy_once_and_resumes(tmp_path, 
     assert out["benchmarks"]["aime24"]["per_seed"] == {"0": 0.25, "1": 0.25, "2": 0.25}  # 60: 4/8, 61: 0/8
     assert json.loads((tmp_path / "results.json").read_text())["average"] == pytest.approx(0.625)
     gen.calls.clear()
-    evaluate_seeds("m", [0, 1, 2], output_dir=tmp_path, problems=problems, backend=gen)
+    evaluate_seeds(request, gen, [0, 1, 2])
     assert gen.calls == []  # every seed resumed from its own samples
-    evaluate_seeds("m", [0, 1, 2, 3], output_dir=tmp_path, problems=problems, backend=gen)
+    evaluate_seeds(request, gen, [0, 1, 2, 3])
     assert gen.calls == [("aime24", 3), ("aime24", 3)]  # a new seed adds only its own runs
 
 

@@ -11,7 +11,8 @@ import pytest
 from oneshot_trl.eval.benchmarks import load_benchmark, parse_benchmark_names
 from oneshot_trl.eval.protocols import get_protocol
 from oneshot_trl.eval.random_calc import LEVEL_STEPS, PER_LEVEL, generate
-from oneshot_trl.eval.runner import ResumeMismatchError, evaluate
+from oneshot_trl.eval.request import EvalOutput, EvalRequest, ModelRef
+from oneshot_trl.eval.runner import ResumeMismatchError, evaluate, load_problem_sets
 from oneshot_trl.grading import grade
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
@@ -86,8 +87,12 @@ def test_eval_runs_random_calc_and_refuses_to_mix_seeds(tmp_path):
         def generate(self, prompts, *, n, **kwargs):
             return [[f"\\boxed{{{_evaluate(p)}}}"] * n for p in prompts]  # "-3/4" for a fraction
 
-    results = evaluate("m", backend=Solver(), benchmarks="random-calc", limit=10, output_dir=tmp_path)
+    def request(benchmark: str) -> EvalRequest:
+        problems = load_problem_sets(benchmark, limit=10)
+        return EvalRequest(problems, get_protocol("one-shot-rlvr"), ModelRef("m"), EvalOutput(tmp_path))
+
+    results = evaluate(request("random-calc"), Solver())
     assert results["benchmarks"]["random-calc"]["accuracy"] == 1.0
     assert results["protocol"]["generated"] == {"random-calc": "random-calc v1 seed 0 x40/level"}
     with pytest.raises(ResumeMismatchError):
-        evaluate("m", backend=Solver(), benchmarks="random-calc@1", limit=10, output_dir=tmp_path)
+        evaluate(request("random-calc@1"), Solver())

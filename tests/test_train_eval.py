@@ -17,6 +17,9 @@ import yaml
 from test_train import ENV, REPO, read_jsonl
 
 from oneshot_trl.eval.benchmarks import load_dataset_problems
+from oneshot_trl.eval.generate import Engine
+from oneshot_trl.eval.protocols import get_protocol
+from oneshot_trl.eval.request import EvalOptions, EvalOutput, EvalRequest, ModelRef
 from oneshot_trl.eval.runner import evaluate
 from oneshot_trl.eval.sharding import Shard
 from oneshot_trl.lab.runs import RLRunConfig, recipe_for, write_problems
@@ -26,15 +29,18 @@ from oneshot_trl.layout import eval_dir
 
 def _reference_eval(weights: Path, heldout: Path, recipe: dict, backend: str, output_dir: Path) -> dict:
     """What `oneshot-trl eval` of the same weights gives: one process, an engine or model of its own."""
-    return evaluate(
-        str(weights),
-        problems={"heldout": load_dataset_problems(str(heldout))},
-        template=recipe["eval_template"],
-        max_new_tokens=recipe["eval_max_new_tokens"],
-        backend=backend,
-        output_dir=output_dir,
-        progress=False,
+    protocol = get_protocol("one-shot-rlvr").with_overrides(
+        template=recipe["eval_template"], max_new_tokens=recipe["eval_max_new_tokens"]
     )
+    request = EvalRequest(
+        {"heldout": load_dataset_problems(str(heldout))},
+        protocol,
+        ModelRef.resolve(weights),
+        EvalOutput(output_dir),
+        EvalOptions(progress=False),
+    )
+    with Engine(backend, str(weights)) as engine:
+        return evaluate(request, engine)
 
 
 def _samples(eval_dir: Path) -> dict[tuple[str, str], dict]:

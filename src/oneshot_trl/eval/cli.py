@@ -14,29 +14,31 @@ import argparse
 import importlib.util
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from oneshot_trl.eval.benchmarks import BENCHMARKS, dataset_name, load_dataset_problems
+from oneshot_trl.eval.generate import Engine
 from oneshot_trl.eval.protocols import PROTOCOLS, get_protocol
-from oneshot_trl.eval.runner import (
-    describe_plan,
-    evaluate,
-    format_table,
-    load_problem_sets,
-)
-from oneshot_trl.eval.seeds import evaluate_seeds, format_seed_table, parse_seeds, split_by_sampling
+from oneshot_trl.eval.request import EvalOptions, EvalOutput, EvalRequest, ModelRef
+from oneshot_trl.eval.runner import describe_plan, format_table, load_problem_sets
+from oneshot_trl.eval.seeds import format_seed_table, parse_seeds, split_by_sampling
+from oneshot_trl.eval.sweep import Ranks, evaluate_revisions
 from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
-from oneshot_trl.secrets import scrub
+from oneshot_trl.files import WriteError, atomic_write_text, atomic_writer
 from oneshot_trl.layout import AUDIT_FILE, RESULTS_FILE, SUMMARY_STEM, step_from_label
+from oneshot_trl.secrets import scrub
 from oneshot_trl.validate import (
     FRACTION_ABOVE_ZERO,
+    InputError,
     check_count,
     check_data_file,
     check_model_dir,
     check_number,
+    fail,
 )
 
 logger = logging.getLogger(__name__)
@@ -188,7 +190,8 @@ def make_parser() -> argparse.ArgumentParser:
     return p  # fmt: skip
 
 
-def _problem_sets(args: argparse.Namespace, explicit_benchmarks: bool) -> dict:
+def problem_sets_from_args(args: argparse.Namespace, explicit_benchmarks: bool) -> dict:
+    """{name: problems}: the bundled --benchmarks and/or --dataset, each cut to --limit."""
     sets = {}
     if args.dataset is None or explicit_benchmarks:
         sets.update(load_problem_sets(args.benchmarks, args.limit))
@@ -202,11 +205,13 @@ def _problem_sets(args: argparse.Namespace, explicit_benchmarks: bool) -> dict:
     return sets
 
 
-def _default_backend() -> str:
+def default_backend() -> str:
     return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
 
 
-def _generator_kwargs(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+def engine_from_args(args: argparse.Namespace) -> Engine:
+    """The generation engine the backend flags describe (built when the first generation needs it)."""
+    backend = default_backend() if args.backend == "auto" else args.backend
     kw: dict[str, Any] = {"dtype": args.dtype}
     if backend == "transformers":
         if args.batch_size:
@@ -218,10 +223,25 @@ def _generator_kwargs(args: argparse.Namespace, backend: str) -> dict[str, Any]:
                 kw[key] = getattr(args, key)
         if args.enforce_eager:
             kw["enforce_eager"] = True
-    return kw
+    return Engine(backend, trust_remote_code=args.trust_remote_code, **kw)
 
 
-def _safe_name(text: str) -> str:
+def request_from_args(args: argparse.Namespace, explicit_benchmarks: bool) -> EvalRequest:
+    """The request every revision shares (its model and output folder are set per revision)."""
+    protocol = get_protocol(args.protocol).with_overrides(
+        grader=args.grader, template=args.template, max_new_tokens=args.max_new_tokens, seed=args.seed
+    )
+    return EvalRequest(
+        problems=problem_sets_from_args(args, explicit_benchmarks),
+        protocol=protocol,
+        model=ModelRef(args.model),
+        output=EvalOutput(overwrite=args.overwrite, audit=args.audit),
+        options=EvalOptions(progress=not args.no_progress),
+        limit=args.limit,
+    )
+
+
+def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip("/")).strip("_") or "model"
 
 
@@ -238,12 +258,27 @@ def _revision_list(args: argparse.Namespace) -> list[str | None]:
     return [args.revision]
 
 
+def check_output_dir(path: Path, flag: str = "--output-dir") -> None:
+    """`path` is (or can be made) a writable folder: a file in the way or no permission is one line, up front."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise InputError(f"{flag} {path}: {folder} is a file, not a folder.")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise InputError(f"{flag} {path}: {folder} is not writable (permission denied).")
+            return
+
+
 def write_revision_summary(runs: dict[str, dict], output_dir: Path) -> dict:
     """Combined table (JSON + markdown) and an accuracy-vs-step PNG over several evaluated revisions."""
     benchmarks = list(dict.fromkeys(b for r in runs.values() for b in r["benchmarks"]))
     rows = []
     for revision, results in runs.items():
-        row = {"revision": revision, "step": step_from_label(revision), "commit_sha": results.get("commit_sha")}
+        row = {
+            "revision": revision,
+            "step": step_from_label(revision),
+            "commit_sha": results.get("commit_sha"),
+        }
         row.update(
             {b: results["benchmarks"][b]["accuracy"] for b in benchmarks if b in results["benchmarks"]}
         )
@@ -259,7 +294,7 @@ def write_revision_summary(runs: dict[str, dict], output_dir: Path) -> dict:
         "rows": rows,
     }
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / f"{SUMMARY_STEM}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(output_dir / f"{SUMMARY_STEM}.json", json.dumps(summary, indent=2) + "\n")
     cols = ["revision", "step", *benchmarks, "average"]
     md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -269,7 +304,7 @@ def write_revision_summary(runs: dict[str, dict], output_dir: Path) -> dict:
     md.append(
         f"\nprotocol {first['protocol']['name']} (hash {first['protocol']['hash']}), average: {first.get('average_label')}"
     )
-    (output_dir / f"{SUMMARY_STEM}.md").write_text("\n".join(md) + "\n")
+    atomic_write_text(output_dir / f"{SUMMARY_STEM}.md", "\n".join(md) + "\n")
 
     stepped = [r for r in rows if r["step"] is not None]
     if stepped:
@@ -293,7 +328,8 @@ def write_revision_summary(runs: dict[str, dict], output_dir: Path) -> dict:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(output_dir / f"{SUMMARY_STEM}.png", dpi=120)
+        with atomic_writer(output_dir / f"{SUMMARY_STEM}.png", "wb") as f:
+            fig.savefig(f, format="png", dpi=120)
         plt.close(fig)
     return summary
 
@@ -307,16 +343,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return _run(args, explicit_benchmarks)
+    except WriteError as err:  # an output that cannot be written: one line naming the path
+        return fail("oneshot-trl eval", err)
     except (ValueError, KeyError, ImportError) as err:
         if isinstance(err, OSError):  # io.UnsupportedOperation is a ValueError too: not a usage error
             raise
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"oneshot-trl eval: error: {msg}", file=sys.stderr)
-        return 2
+        return fail("oneshot-trl eval", err.args[0] if isinstance(err, KeyError) and err.args else err)
 
 
-def check_inputs(args: argparse.Namespace) -> None:
-    """Every flag and input file checked before any model loads (`--dry-run` too): InputError names it."""
+def check_inputs(args: argparse.Namespace) -> list[int] | None:
+    """Every flag and input file checked before any model loads (`--dry-run` too): InputError names it.
+    Returns the parsed --seeds."""
     for flag in ("limit", "max_new_tokens", "batch_size", "max_model_len", "tensor_parallel_size"):
         check_count("--" + flag.replace("_", "-"), getattr(args, flag))
     check_count("--seed", args.seed, minimum=0)
@@ -325,10 +362,8 @@ def check_inputs(args: argparse.Namespace) -> None:
         check_model_dir(args.model, "--model")
     if args.dataset is not None:
         check_data_file(args.dataset, "--dataset")
-
-
-def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
-    check_inputs(args)
+    if args.output_dir is not None:
+        check_output_dir(Path(args.output_dir))
     if args.all_revisions and (args.revisions or args.revision):
         raise ValueError("--all-revisions evaluates every step branch: do not combine it with --revision(s).")
     if args.revisions and args.revision:
@@ -336,95 +371,106 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     if seeds is not None and args.seed is not None:
         raise ValueError("Use either --seed or --seeds, not both.")
-    protocol = get_protocol(args.protocol).with_overrides(
-        grader=args.grader, template=args.template, max_new_tokens=args.max_new_tokens, seed=args.seed
-    )
-    problem_sets = _problem_sets(args, explicit_benchmarks)
-    backend = _default_backend() if args.backend == "auto" else args.backend
+    return seeds
 
+
+def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
+    seeds = check_inputs(args)
+    request = request_from_args(args, explicit_benchmarks)
+    engine = engine_from_args(args)
     if args.dry_run:
-        tokenizer = None
-        if needs_tokenizer(protocol.template):  # the chat template lives in the tokenizer: load only that
-            from transformers import AutoTokenizer
-
-            from oneshot_trl.models import resolve_model
-
-            resolved = resolve_model(args.model, revision=args.revision)
-            tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=args.trust_remote_code)
-        print(describe_plan(problem_sets, protocol, tokenizer, backend=backend))
-        if seeds is not None:
-            sampled, greedy = split_by_sampling(list(problem_sets), protocol)
-            print(f"seeds {', '.join(map(str, seeds))}: once per seed: {', '.join(sampled) or 'none'}; "
-                  f"once (greedy ignores the seed): {', '.join(greedy) or 'none'}")  # fmt: skip
+        print_plan(args, request, engine.name, seeds)
         return 0
 
     revisions = _revision_list(args)
-    base = Path(args.output_dir) if args.output_dir else Path("eval_results") / _safe_name(args.model)
+    base = Path(args.output_dir) if args.output_dir else Path("eval_results") / safe_name(args.model)
     multi = len(revisions) > 1 or args.all_revisions or bool(args.revisions)
-    repo_id = args.hub_repo_id
-    if args.push_to_hub and repo_id is None:
-        if Path(args.model).expanduser().is_dir():
-            raise ValueError("--push-to-hub with a local --model needs --hub-repo-id.")
-        repo_id = args.model
+    pusher = _Pusher.from_args(args) if args.push_to_hub else None
 
-    runs: dict[str, dict] = {}
-    failed_pushes: list[str] = []
-    for revision in revisions:
-        if multi or (revision and not args.output_dir):
-            out = base / _safe_name(revision or "main")
-        else:
-            out = base
-        run_kwargs = dict(
-            revision=revision,
-            protocol=protocol,
-            backend=backend,
-            output_dir=out,
-            problems=problem_sets,
-            limit=args.limit,
-            audit=args.audit,
-            overwrite=args.overwrite,
-            trust_remote_code=args.trust_remote_code,
-            generator_kwargs=_generator_kwargs(args, backend),
-            progress=not args.no_progress,
-        )
-        if seeds is None:
-            results = evaluate(args.model, **run_kwargs)
-        else:
-            results = evaluate_seeds(args.model, seeds, **run_kwargs)
-        runs[revision or "main"] = results
-        print(format_table(results) if seeds is None else format_seed_table(results))
-        if "audit" in results:
-            a = results["audit"]
-            print(f"\naudit: {a['n_disagreements']} samples where official and math-verify disagree "
-                  f"(see {out / AUDIT_FILE})")  # fmt: skip
-            for name, s in a["benchmarks"].items():
-                print(f"  {name}: {s['disagreements']}/{s['n_samples']}  official {100 * s['accuracy_official']:.1f}"
-                      f"  math-verify {100 * s['accuracy_math-verify']:.1f}")  # fmt: skip
-        print(f"\nwrote {out / RESULTS_FILE}\n")
-        if args.push_to_hub:
-            from oneshot_trl.hub.push import push_eval_results
+    def output_dir_for(revision: str | None) -> Path:
+        return base / safe_name(revision or "main") if multi or (revision and not args.output_dir) else base
 
-            try:  # the results are saved already: a failed upload is reported, not a traceback
-                push_eval_results(repo_id, results, revision=revision or "main")
-                print(f"pushed results to {repo_id}@{revision or 'main'}")
-            except Exception as err:  # noqa: BLE001 - network, auth, Hub errors after retries
-                failed_pushes.append(
-                    f"{repo_id}@{revision or 'main'}: {scrub(' '.join(str(err).split()))[:300]}\n"
-                    f"  retry: oneshot-trl card {repo_id} --revision {revision or 'main'} "
-                    f"--results {out / RESULTS_FILE} --push"
-                )
-    if multi:
+    def report(revision: str | None, folder: Path, results: dict) -> None:
+        print_results(results, folder, seeds)
+        if pusher is not None:
+            pusher.push(revision, folder, results)
+
+    ranks = Ranks.from_env()
+    with engine:
+        runs = evaluate_revisions(args.model, revisions, request, engine, output_dir_for, seeds=seeds, ranks=ranks,
+                                  on_result=report)  # fmt: skip
+    if multi and ranks.index == 0:
         summary = write_revision_summary(runs, base)
         print((base / f"{SUMMARY_STEM}.md").read_text())
         print(
             f"wrote {base / SUMMARY_STEM}.json/.md"
             + ("/.png" if any(r["step"] is not None for r in summary["rows"]) else "")
         )
-    if failed_pushes:
-        print(f"oneshot-trl eval: error: results saved locally, but {len(failed_pushes)} push(es) to the Hub "
-              "failed:\n" + "\n".join(failed_pushes), file=sys.stderr)  # fmt: skip
+    return pusher.report() if pusher is not None else 0
+
+
+def print_plan(args: argparse.Namespace, request: EvalRequest, backend: str, seeds: list[int] | None) -> None:
+    """--dry-run: the plan, with the first prompts rendered (only the tokenizer is loaded, when the template needs
+    it)."""
+    tokenizer = None
+    if needs_tokenizer(request.protocol.template):  # the chat template lives in the tokenizer: load only that
+        from transformers import AutoTokenizer
+
+        ref = ModelRef.resolve(args.model, args.revision)
+        tokenizer = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=args.trust_remote_code)
+    print(describe_plan(request.problems, request.protocol, tokenizer, backend=backend))
+    if seeds is not None:
+        sampled, greedy = split_by_sampling(list(request.problems), request.protocol)
+        print(f"seeds {', '.join(map(str, seeds))}: once per seed: {', '.join(sampled) or 'none'}; "
+              f"once (greedy ignores the seed): {', '.join(greedy) or 'none'}")  # fmt: skip
+
+
+def print_results(results: dict, folder: Path, seeds: list[int] | None) -> None:
+    """One revision's table (and audit summary) on stdout."""
+    print(format_table(results) if seeds is None else format_seed_table(results))
+    if "audit" in results:
+        a = results["audit"]
+        print(f"\naudit: {a['n_disagreements']} samples where official and math-verify disagree "
+              f"(see {folder / AUDIT_FILE})")  # fmt: skip
+        for name, s in a["benchmarks"].items():
+            print(f"  {name}: {s['disagreements']}/{s['n_samples']}  official {100 * s['accuracy_official']:.1f}"
+                  f"  math-verify {100 * s['accuracy_math-verify']:.1f}")  # fmt: skip
+    print(f"\nwrote {folder / RESULTS_FILE}\n")
+
+
+class _Pusher:
+    """--push-to-hub: each revision's results onto its branch's model card; failures collected, reported at the
+    end (the results are saved locally already)."""
+
+    def __init__(self, repo_id: str) -> None:
+        self.repo_id = repo_id
+        self.failed: list[str] = []
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> _Pusher:
+        if args.hub_repo_id is None and Path(args.model).expanduser().is_dir():
+            raise ValueError("--push-to-hub with a local --model needs --hub-repo-id.")
+        return cls(args.hub_repo_id or args.model)
+
+    def push(self, revision: str | None, folder: Path, results: dict) -> None:
+        from oneshot_trl.hub.push import push_eval_results
+
+        where = f"{self.repo_id}@{revision or 'main'}"
+        try:  # the results are saved already: a failed upload is reported, not a traceback
+            push_eval_results(self.repo_id, results, revision=revision or "main")
+            print(f"pushed results to {where}")
+        except Exception as err:  # noqa: BLE001 - network, auth, Hub errors after retries
+            self.failed.append(
+                f"{where}: {scrub(' '.join(str(err).split()))[:300]}\n  retry: oneshot-trl card {self.repo_id} "
+                f"--revision {revision or 'main'} --results {folder / RESULTS_FILE} --push"
+            )
+
+    def report(self) -> int:
+        if not self.failed:
+            return 0
+        print(f"oneshot-trl eval: error: results saved locally, but {len(self.failed)} push(es) to the Hub "
+              "failed:\n" + "\n".join(self.failed), file=sys.stderr)  # fmt: skip
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,13 +21,16 @@ import argparse
 import datetime as _dt
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from oneshot_trl.eval.benchmarks import Problem
-from oneshot_trl.eval.runner import _make_generator, _model_identity, load_problem_sets, package_versions
+from oneshot_trl.eval.generate import make_generator
+from oneshot_trl.eval.request import ModelRef
+from oneshot_trl.eval.runner import load_problem_sets, package_versions
 from oneshot_trl.layout import RESULTS_FILE, SAMPLES_FILE
 
 logger = logging.getLogger(__name__)
@@ -147,10 +150,13 @@ def probe(
         if problems is not None
         else load_problem_sets(benchmarks, limit)
     )
-    name, path, revision, commit_sha = _model_identity(model, revision, isinstance(backend, str))
-    generator = _make_generator(
-        backend, model, path, tokenizer, trust_remote_code, dict(generator_kwargs or {})
-    )
+    if isinstance(backend, str):  # a backend name: the model resolved and its generator built here
+        ref = ModelRef.resolve(model, revision) if isinstance(model, (str, os.PathLike)) else ModelRef.of(model, revision)
+        generator = make_generator(backend, ref.path or model, tokenizer=tokenizer,
+                                   trust_remote_code=trust_remote_code, **dict(generator_kwargs or {}))  # fmt: skip
+    else:  # a ready generator object
+        ref, generator = ModelRef.of(model, revision), backend
+    name, path, revision, commit_sha = ref.name, ref.path, ref.revision, ref.commit_sha
     tokenizer = tokenizer or getattr(generator, "tokenizer", None)
     if tokenizer is None:
         from transformers import AutoTokenizer
@@ -235,7 +241,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from oneshot_trl.eval.cli import _default_backend, _safe_name
+    from oneshot_trl.eval.cli import default_backend, safe_name
     from oneshot_trl.validate import check_count
 
     args = make_parser().parse_args(argv)
@@ -250,10 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             for bench, plist in sets.items():
                 print(f"{bench}: {len(plist)} problems, first {100 * args.prefix_ratio:.0f}% of tokens given")
             return 0
-        backend = _default_backend() if args.backend == "auto" else args.backend
-        out = Path(args.output_dir) if args.output_dir else Path("contamination") / _safe_name(args.model)
+        backend = default_backend() if args.backend == "auto" else args.backend
+        out = Path(args.output_dir) if args.output_dir else Path("contamination") / safe_name(args.model)
         if args.revision and not args.output_dir:
-            out = out / _safe_name(args.revision)
+            out = out / safe_name(args.revision)
         results = probe(
             args.model, problems=sets, prefix_ratio=args.prefix_ratio, revision=args.revision, backend=backend,
             limit=args.limit, max_new_tokens=args.max_new_tokens, output_dir=out,

@@ -21,16 +21,20 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from oneshot_trl.eval import scoring
 from oneshot_trl.eval.benchmarks import SIX_BENCHMARKS, Problem, load_benchmark, parse_benchmark_names
+from oneshot_trl.eval.generate import Generator
 from oneshot_trl.eval.metrics import benchmark_average, summarize
-from oneshot_trl.eval.protocols import Protocol, SamplingSpec, get_protocol
+from oneshot_trl.eval.protocols import Protocol, SamplingSpec
+from oneshot_trl.eval.request import EvalRequest, ModelRef
 from oneshot_trl.eval.sharding import Shard
 from oneshot_trl.eval.templates import needs_tokenizer, render_prompt
+from oneshot_trl.files import WriteError, atomic_write_text
 from oneshot_trl.layout import AUDIT_FILE, EVAL_RUN_FILE, RESULTS_FILE, SAMPLES_FILE
 from oneshot_trl.models import weights_fingerprint
+from oneshot_trl.validate import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ _VERSIONED_PACKAGES = (
 )
 
 
-class ResumeMismatchError(ValueError):
+class ResumeMismatchError(InputError):
     """The output dir holds samples of another protocol or model."""
 
 
@@ -113,20 +117,26 @@ def _read_samples(path: Path) -> list[dict]:
             broken += 1
             logger.warning("Dropping unreadable line %d of %s (interrupted write).", number, path)
     if broken or (text and not text.endswith("\n")):
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return rows
 
 
 def _prepare_output_dir(output_dir: Path, run_info: dict, overwrite: bool) -> dict[tuple[str, str], dict]:
     """Check the dir belongs to this run (or wipe it with overwrite) and return the finished rows by key."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file in the way, no permission: one line naming the path
+        raise WriteError(output_dir, err) from err
     run_path, samples_path = output_dir / EVAL_RUN_FILE, output_dir / SAMPLES_FILE
     if overwrite:
         for name in (SAMPLES_FILE, RESULTS_FILE, EVAL_RUN_FILE, AUDIT_FILE):
             (output_dir / name).unlink(missing_ok=True)
-    previous = json.loads(run_path.read_text()) if run_path.exists() else None
+    try:
+        previous = json.loads(run_path.read_text()) if run_path.exists() else None
+    except ValueError as err:  # not UTF-8 or not JSON: name the file (a bare JSONDecodeError names no file)
+        raise ResumeMismatchError(
+            f"{run_path} is not readable JSON ({err}). Use another --output-dir, or pass --overwrite to discard it."
+        ) from None
     rows = _read_samples(samples_path)
     if previous is not None:
         keys = ("model", "revision", "commit_sha", "weights_fingerprint", "protocol_hash")
@@ -144,159 +154,112 @@ def _prepare_output_dir(output_dir: Path, run_info: dict, overwrite: bool) -> di
             f"{samples_path} has samples of protocol hash(es) {sorted(stale)}, not {run_info['protocol_hash']}. "
             "Use another --output-dir, or pass --overwrite to discard them."
         )
-    run_path.write_text(json.dumps(run_info, indent=2) + "\n")
+    atomic_write_text(run_path, json.dumps(run_info, indent=2) + "\n")
     return {(r["benchmark"], r["problem_id"]): r for r in rows}
 
 
-def _model_identity(
-    model: Any, revision: str | None, resolve: bool
-) -> tuple[str, str | None, str | None, str | None]:
-    """(display name, local path or None, revision, commit sha) of a model given as str or loaded object.
-
-    With `resolve=False` (a ready generator was given) a string model is only a label.
-    """
-    if isinstance(model, (str, os.PathLike)) and resolve:
-        from oneshot_trl.models import resolve_model
-
-        resolved = resolve_model(str(model), revision=revision)
-        return str(model), resolved.path, resolved.revision, resolved.commit_sha
-    if isinstance(model, (str, os.PathLike)):
-        return str(model), None, revision, None
-    name = getattr(model, "name_or_path", None) or getattr(
-        getattr(model, "config", None), "_name_or_path", None
-    )
-    return str(name or type(model).__name__), None, revision, None
-
-
-def _make_generator(
-    backend: Any, model: Any, path: str | None, tokenizer, trust_remote_code: bool, kwargs: dict
-):
-    if not isinstance(backend, str):
-        return backend  # an object with .generate(...): used as is (tests, custom engines)
-    from oneshot_trl.eval.generate import make_generator
-
-    return make_generator(
-        backend, path or model, tokenizer=tokenizer, trust_remote_code=trust_remote_code, **kwargs
-    )
+def check_context(
+    problem_sets: Mapping[str, Sequence[Problem]],
+    protocol: Protocol,
+    tokenizer: Any,
+    context: int | None,
+    where: str = "the model",
+) -> None:
+    """InputError (one line) when a prompt + its benchmark's `max_new_tokens` exceeds `context` positions, before
+    anything is generated: vLLM would fail mid-run and transformers would silently generate past its positions.
+    Also what doctor calls for a recipe's in-training evals. No check without a tokenizer or a known context."""
+    if tokenizer is None or not context:
+        return
+    for name, problems in problem_sets.items():
+        if not problems:
+            continue
+        budget = protocol.sampling_for(name).max_new_tokens
+        prompts = [render_prompt(p.problem, protocol.template, tokenizer) for p in problems]
+        lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+        longest = max(range(len(lengths)), key=lengths.__getitem__)
+        if lengths[longest] + budget > context:
+            fits = context - lengths[longest]
+            hint = f"lower max_new_tokens to <= {fits}" if fits > 0 else "use a model with a longer context"
+            raise InputError(
+                f"{name}: problem {problems[longest].id}'s prompt ({lengths[longest]} tokens) + max_new_tokens "
+                f"{budget} = {lengths[longest] + budget} exceeds {where}'s context of {context} positions; {hint}."
+            )
 
 
-def evaluate(
-    model: Any,
-    *,
-    revision: str | None = None,
-    benchmarks: str | Sequence[str] = SIX_BENCHMARKS,
-    protocol: str | Protocol = "one-shot-rlvr",
-    backend: Any = "transformers",
-    output_dir: str | os.PathLike | None = None,
-    problems: Mapping[str, Sequence[Problem]] | None = None,
-    limit: int | None = None,
-    template: str | None = None,
-    max_new_tokens: int | None = None,
-    tokenizer=None,
-    grader: str | None = None,
-    seed: int | None = None,
-    audit: bool = False,
-    overwrite: bool = False,
-    trust_remote_code: bool = False,
-    generator_kwargs: Mapping[str, Any] | None = None,
-    progress: bool = True,
-    shard: Shard | None = None,
-) -> dict:
-    """Evaluate `model` (local path, Hub id, or loaded `PreTrainedModel` + `tokenizer`) and return results.json.
+def evaluate(request: EvalRequest, generator: Generator) -> dict:
+    """Run `request` with `generator` (any object with the `generate` interface of `oneshot_trl.eval.generate`;
+    an `Engine` builds its model only when there is something to generate) and return results.json.
 
-    `problems` replaces `benchmarks` with explicit problem sets ({name: problems}); `limit` keeps the first N
-    problems of each. `template`, `max_new_tokens`, `grader`, `seed` override the protocol (and change its
-    hash). `backend` is "vllm", "transformers", or any object with the `generate` interface of
-    `oneshot_trl.eval.generate`. With `output_dir`, samples are appended as problems finish and a re-run resumes.
-    With `shard` (every process of a distributed job calls this in lockstep), each process generates and grades its
-    part of each chunk, and the main process writes the files (`oneshot_trl.eval.sharding`).
+    With `request.output.dir`, samples are appended as problems finish and a re-run resumes. With a
+    `request.options.shard` (every process of a distributed job calls this in lockstep), each process generates
+    and grades its part of each chunk, and the main process writes the files (`oneshot_trl.eval.sharding`).
     """
     from oneshot_trl.progress import progress_bar
 
-    proto = get_protocol(protocol).with_overrides(
-        grader=grader, template=template, max_new_tokens=max_new_tokens, seed=seed
-    )
-    problem_sets = (
-        {k: list(v)[:limit] for k, v in problems.items()}
-        if problems is not None
-        else (load_problem_sets(benchmarks, limit))
-    )
-    proto = proto.with_generated(problem_sets)  # random-calc: its seed and generator version in the hash
+    problem_sets = {k: list(v) for k, v in request.problems.items()}
+    proto = request.protocol.with_generated(
+        problem_sets
+    )  # random-calc: its seed and generator version in the hash
     scoring.warn_unparseable_golds(problem_sets, proto.grader)
-    model_name, model_path, revision, commit_sha = _model_identity(model, revision, isinstance(backend, str))
-    backend_name = backend if isinstance(backend, str) else getattr(backend, "name", type(backend).__name__)
+    model, output, shard = request.model, request.output, request.options.shard
     run_info = {
-        "model": model_name,
-        "revision": revision,
-        "commit_sha": commit_sha,
+        "model": model.name,
+        "revision": model.revision,
+        "commit_sha": model.commit_sha,
         # a local model has no commit: its weights' fingerprint tells a resume that they were not replaced
-        "weights_fingerprint": weights_fingerprint(model_path) if model_path and commit_sha is None else None,
+        "weights_fingerprint": weights_fingerprint(model.path)
+        if model.path and model.commit_sha is None
+        else None,
         "protocol_hash": proto.hash(),
         "protocol_name": proto.name,
     }
-    out = Path(output_dir) if output_dir is not None else None
-    shard = shard or Shard()
-    done = shard.from_main(lambda: _prepare_output_dir(out, run_info, overwrite) if out is not None else {})
+    out = output.dir
+    done = shard.from_main(
+        lambda: _prepare_output_dir(out, run_info, output.overwrite) if out is not None else {}
+    )
     write = out is not None and shard.is_main
-    samples_file = (out / SAMPLES_FILE).open("a", encoding="utf-8") if write else None
-
-    generator = None
-    prompt_tokenizer = tokenizer
+    todo = {name: [p for p in plist if (name, p.id) not in done] for name, plist in problem_sets.items()}
+    samples_file = None
+    tokenizer = None
     try:
+        if any(todo.values()):
+            from oneshot_trl.grading import start_workers
+
+            start_workers()  # the grading workers boot while the engine loads and generates the first chunk
+            tokenizer = _prompt_tokenizer(generator, proto, model.path)
+            if request.options.check_context:
+                check_context(todo, proto, tokenizer, getattr(generator, "max_context", None))
+            if write:
+                samples_file = (out / SAMPLES_FILE).open("a", encoding="utf-8")
         for name, plist in problem_sets.items():
-            todo = [p for p in plist if (name, p.id) not in done]
-            if not todo:
+            if not todo[name]:
                 continue
             spec = proto.sampling_for(name)
-            if generator is None:
-                from oneshot_trl.grading import start_workers
-
-                start_workers()  # the grading workers boot while the engine loads and generates the first chunk
-                # a quiet eval is quiet all the way down, unless the caller asks the generator otherwise
-                gen_kwargs = {} if progress or backend != "transformers" else {"progress": False}
-                generator = _make_generator(
-                    backend,
-                    model,
-                    model_path,
-                    tokenizer,
-                    trust_remote_code,
-                    gen_kwargs | dict(generator_kwargs or {}),
-                )
-                prompt_tokenizer = prompt_tokenizer or getattr(generator, "tokenizer", None)
-                if prompt_tokenizer is None and needs_tokenizer(proto.template):
-                    from transformers import AutoTokenizer
-
-                    prompt_tokenizer = AutoTokenizer.from_pretrained(
-                        model_path, trust_remote_code=trust_remote_code
-                    )
             # Chunks bound the work lost to a kill; big enough to keep the backend's batches full (on each shard).
             per_chunk = max(1, getattr(generator, "chunk_sequences", 256) // spec.n) * shard.count
-            bar = progress_bar(total=len(plist), initial=len(plist) - len(todo), desc=name, unit="problem",
-                       disable=not (progress and shard.is_main))  # fmt: skip
-            for start in range(0, len(todo), per_chunk):
-                chunk = todo[start : start + per_chunk]
-                generate = partial(
-                    _generate_rows, generator, proto=proto, spec=spec, tokenizer=prompt_tokenizer, shard=shard
-                )
+            bar = progress_bar(total=len(plist), initial=len(plist) - len(todo[name]), desc=name, unit="problem",
+                       disable=not (request.options.progress and shard.is_main))  # fmt: skip
+            generate = partial(
+                _generate_rows, generator, proto=proto, spec=spec, tokenizer=tokenizer, shard=shard
+            )
+            for start in range(0, len(todo[name]), per_chunk):
+                chunk = todo[name][start : start + per_chunk]
                 rows = shard.map(chunk, generate)
                 for row in rows:
                     done[(row["benchmark"], row["problem_id"])] = row
-                    if samples_file is not None:
-                        samples_file.write(json.dumps(row, ensure_ascii=False) + "\n")
                 if samples_file is not None:
-                    samples_file.flush()
-                    os.fsync(samples_file.fileno())
+                    _append_rows(samples_file, out / SAMPLES_FILE, rows)
                 bar.update(len(chunk))
             bar.close()
     finally:
         if samples_file is not None:
             samples_file.close()
-        if generator is not None and isinstance(backend, str) and hasattr(generator, "close"):
-            generator.close()  # an engine we built: free it (several revisions are evaluated in one process)
 
-    results = _results(problem_sets, done, proto, model_name, revision, commit_sha, backend_name, limit)
+    results = _results(
+        problem_sets, done, proto, model, getattr(generator, "name", type(generator).__name__), request.limit
+    )
     results["weights_fingerprint"] = run_info["weights_fingerprint"]
-    if audit:
+    if output.audit:
         rows = [done[(name, p.id)] for name, plist in problem_sets.items() for p in plist]
         report = scoring.audit(rows, proto, out if write else None)
         results["audit"] = {
@@ -304,8 +267,30 @@ def evaluate(
             "n_disagreements": len(report["disagreements"]),
         }
     if write:
-        (out / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return results
+
+
+def _prompt_tokenizer(generator: Generator, proto: Protocol, model_path: str | None) -> Any:
+    """The tokenizer prompts are rendered and measured with: the generator's, else the model folder's when the
+    template needs one (a chat template lives in the tokenizer)."""
+    tokenizer = getattr(generator, "tokenizer", None)
+    if tokenizer is None and needs_tokenizer(proto.template):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+    return tokenizer
+
+
+def _append_rows(samples_file: IO[str], path: Path, rows: Sequence[dict]) -> None:
+    """Append finished rows and make them durable (a kill loses at most the chunk in flight). A failed append
+    (full disk, file-size limit) keeps every earlier row: the torn line is dropped on resume (`_read_samples`)."""
+    try:
+        samples_file.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        samples_file.flush()
+        os.fsync(samples_file.fileno())
+    except OSError as err:
+        raise WriteError(path, err) from err
 
 
 def _generate_rows(
@@ -343,9 +328,7 @@ def _results(
     problem_sets: Mapping[str, Sequence[Problem]],
     done: Mapping[tuple[str, str], dict],
     proto: Protocol,
-    model_name: str,
-    revision: str | None,
-    commit_sha: str | None,
+    model: ModelRef,
     backend: str,
     limit: int | None,
 ) -> dict:
@@ -365,9 +348,9 @@ def _results(
         per_benchmark[name] = metrics
     average, label = benchmark_average({k: v["accuracy"] for k, v in per_benchmark.items()})
     return {
-        "model": model_name,
-        "revision": revision,
-        "commit_sha": commit_sha,
+        "model": model.name,
+        "revision": model.revision,
+        "commit_sha": model.commit_sha,
         "protocol": proto.to_dict(),
         "grader": proto.grader,
         "versions": package_versions(),

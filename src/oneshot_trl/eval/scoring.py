@@ -12,6 +12,7 @@ from pathlib import Path
 
 from oneshot_trl.eval.problem import Problem
 from oneshot_trl.eval.protocols import Protocol
+from oneshot_trl.files import atomic_writer
 from oneshot_trl.layout import AUDIT_FILE
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,6 @@ def audit(rows: Sequence[dict], protocol: Protocol, output_dir: Path | None) -> 
         for g in GRADERS:
             s[f"accuracy_{g}"] = s.pop(g) / s["n_samples"] if s["n_samples"] else float("nan")
     if output_dir is not None:
-        with (output_dir / AUDIT_FILE).open("w", encoding="utf-8") as f:
-            for d in disagreements:
-                f.write(json.dumps(d, ensure_ascii=False) + "\n")
+        with atomic_writer(output_dir / AUDIT_FILE) as f:
+            f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in disagreements)
     return {"benchmarks": summary, "disagreements": disagreements}

@@ -20,12 +20,14 @@ import json
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
+from oneshot_trl.eval.generate import Generator
 from oneshot_trl.eval.metrics import benchmark_average
-from oneshot_trl.eval.protocols import Protocol, get_protocol
-from oneshot_trl.eval.runner import evaluate, load_problem_sets
+from oneshot_trl.eval.protocols import Protocol
+from oneshot_trl.eval.request import EvalRequest
+from oneshot_trl.eval.runner import evaluate
+from oneshot_trl.files import atomic_write_text
 from oneshot_trl.layout import RESULTS_FILE
 
 GREEDY_DIR = "greedy"
@@ -114,50 +116,32 @@ def _shared(m: Mapping[str, Any]) -> dict[str, Any]:
     return {k: m[k] for k in ("metric", "n_problems", "n_samples") if k in m}
 
 
-def evaluate_seeds(
-    model: Any,
-    seeds: Sequence[int],
-    *,
-    output_dir: str | Path,
-    protocol: str | Protocol = "one-shot-rlvr",
-    benchmarks: str | Sequence[str] = "all",
-    problems: Mapping[str, Sequence[Any]] | None = None,
-    limit: int | None = None,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    """`evaluate` once for the greedy benchmarks and once per seed for the sampled ones; aggregated results.json.
-
-    `kwargs` go to every `evaluate` call (backend, revision, generator_kwargs, ...). Each run resumes on its own.
-    """
+def evaluate_seeds(request: EvalRequest, generator: Generator, seeds: Sequence[int]) -> dict[str, Any]:
+    """`evaluate` once for the greedy benchmarks and once per seed for the sampled ones, each into its own folder
+    under `request.output.dir`; the aggregated results.json there. Each run resumes on its own."""
     if not seeds:
         raise ValueError("evaluate_seeds needs at least one seed.")
-    proto = get_protocol(protocol)
-    sets = dict(problems) if problems is not None else load_problem_sets(benchmarks, limit)
+    if request.output.dir is None:
+        raise ValueError("evaluate_seeds writes one folder per seed: the request needs an output dir.")
+    proto, sets, out = request.protocol, request.problems, request.output.dir
     sampled, greedy = split_by_sampling(list(sets), proto)
-    out = Path(output_dir)
-    greedy_results = None
-    if greedy:
-        greedy_results = evaluate(
-            model, protocol=proto, problems={n: sets[n] for n in greedy}, limit=limit,
-            output_dir=out / GREEDY_DIR, **kwargs,
-        )  # fmt: skip
-    per_seed: dict[int, dict[str, Any]] = {}
-    for seed in seeds:
-        per_seed[seed] = (
-            evaluate(
-                model,
-                protocol=proto.with_overrides(seed=seed),
-                problems={n: sets[n] for n in sampled},
-                limit=limit,
-                output_dir=out / seed_dir(seed),
-                **kwargs,
-            )  # fmt: skip
-            if sampled
-            else {"benchmarks": {}}
+
+    def run(names: list[str], protocol: Protocol, folder: str) -> dict[str, Any]:
+        part = request.replace(
+            problems={n: sets[n] for n in names},
+            protocol=protocol,
+            output=dataclasses.replace(request.output, dir=out / folder),
         )
+        return evaluate(part, generator)
+
+    greedy_results = run(greedy, proto, GREEDY_DIR) if greedy else None
+    per_seed = {
+        seed: run(sampled, proto.with_overrides(seed=seed), seed_dir(seed)) if sampled else {"benchmarks": {}}
+        for seed in seeds
+    }
     results = aggregate(greedy_results, per_seed, proto)
     out.mkdir(parents=True, exist_ok=True)
-    (out / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return results
 
 

@@ -105,18 +105,18 @@ def evaluate_lab(
     n: int | None = None,
 ) -> dict:
     """Eval on the held-out split (greedy, or `n` samples per problem); returns `lab_metrics`."""
+    from oneshot_trl.eval.generate import TransformersGenerator
+    from oneshot_trl.eval.request import EvalOptions, EvalOutput, EvalRequest, ModelRef
     from oneshot_trl.eval.runner import evaluate
 
-    evaluate(
-        model,
-        tokenizer=tokenizer,
+    request = EvalRequest(
         problems=lab_problems(splits()["test"][:limit]),
         protocol=lab_protocol(n),
-        output_dir=output_dir,
-        overwrite=True,
-        generator_kwargs={"batch_size": 100, "progress": False},
-        progress=progress,
+        model=ModelRef.of(model),
+        output=EvalOutput(Path(output_dir), overwrite=True),
+        options=EvalOptions(progress=progress),
     )
+    evaluate(request, TransformersGenerator(model, tokenizer, batch_size=100, progress=False))
     return lab_metrics(output_dir)
 
 
@@ -269,6 +269,31 @@ def train(config: RLRunConfig, base_model: str | Path, output_dir: str | Path, p
 def series(log_history: list[dict], key: str) -> list[float]:
     """Per-step values of a logged metric (TRL logs one dict per step with logging_steps=1)."""
     return [float(e[key]) for e in log_history if key in e and "step" in e]
+
+
+SATURATION_ACCURACY = 0.9  # the example counts as solved once its 5-step mean train accuracy reaches this
+SATURATION_WINDOW = 5
+
+
+def saturation(record: dict) -> dict:
+    """The post-saturation view of one run: the first step where the example's train accuracy (mean of the last
+    `SATURATION_WINDOW` steps) reaches `SATURATION_ACCURACY`, and held-out accuracy at the base (step 0), at the
+    first eval at or after saturation, at the end, and at its best; `post_saturation_gain` = end - saturation."""
+    acc = record["train_accuracy"]
+    window = [sum(acc[max(0, i - SATURATION_WINDOW + 1) : i + 1]) / min(i + 1, SATURATION_WINDOW) for i in range(len(acc))]  # fmt: skip
+    step = next((i + 1 for i, v in enumerate(window) if v >= SATURATION_ACCURACY), None)
+    points = record["heldout_curve"]
+    at = next((p for p in points if step is not None and p["step"] >= step), None)
+    best = max(points, key=lambda p: p["accuracy"])
+    return {
+        "saturation_step": step,
+        "base": points[0]["accuracy"],
+        "at_saturation": at and {"step": at["step"], "accuracy": at["accuracy"]},
+        "end": {"step": points[-1]["step"], "accuracy": points[-1]["accuracy"]},
+        "best": {"step": best["step"], "accuracy": best["accuracy"]},
+        "lift": points[-1]["accuracy"] - points[0]["accuracy"],
+        "post_saturation_gain": at and points[-1]["accuracy"] - at["accuracy"],
+    }
 
 
 def heldout_curve(run_dir: Path) -> list[dict]:
