@@ -13,6 +13,7 @@ from oneshot_trl.analysis.stats import (
     load_run_data,
     reflection_by_step,
 )
+from oneshot_trl.cli import main as cli_main
 from oneshot_trl.layout import step_from_label
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -332,3 +333,110 @@ def test_hub_repo_target(run_dir, tmp_path, monkeypatch):
     report = (tmp_path / "analysis-pi1-run" / "report.md").read_text()
     assert report.startswith("# oneshot-trl analysis: `user/pi1-run@step-000004`")
     assert len(DEFAULT_REFLECTION_WORDS) == 8
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--saturation-threshold", "7"], "--saturation-threshold"),
+        (["--saturation-threshold", "nan"], "--saturation-threshold"),
+        (["--max-examples", "-3"], "--max-examples"),
+        (["--words", " , "], "--words"),
+    ],
+)
+def test_bad_numeric_flags_are_one_line_before_any_file_is_read(tmp_path, capsys, flags, named):
+    out = tmp_path / "out"
+    assert cli_main(["analyze", str(tmp_path / "no-such-run"), "--output-dir", str(out), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"oneshot-trl analyze: error: {named}") and "\n" not in err
+    assert not out.exists()
+
+
+def test_unreadable_history_rows_are_reported_with_count_and_first_line(tmp_path, caplog):
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [
+        {"step": s, "example_id": EXAMPLE, "index": 124, "accuracy": s / 4, "num_samples": 8}
+        for s in (1, 2, 3)
+    ]
+    lines = [json.dumps(r) for r in rows]
+    lines.insert(1, '{"step": 9, "exa')  # line 2: a torn write in the middle
+    (run / "accuracy_history.jsonl").write_text("\n".join(lines) + "\n")
+    with caplog.at_level("WARNING"):
+        assert main([str(run), "--output-dir", str(tmp_path / "out")]) == 0
+    assert "accuracy_history.jsonl:2 is not valid JSON" in caplog.text
+    assert "1 unreadable line(s) skipped, the first at line 2" in caplog.text
+
+
+SIX = ("math500", "aime24", "amc23", "minerva_math", "olympiadbench", "aime25")
+
+
+def _paper_run(tmp_path, paper_setup):
+    """make_run_dir's run plus the paper's cadence: all six at steps 0 and 8, MATH500 alone at step 6."""
+    run = make_run_dir(tmp_path)
+    info = json.loads((run / "oneshot_run.json").read_text())
+    (run / "oneshot_run.json").write_text(json.dumps({**info, "paper_setup": paper_setup}))
+    six = {0: dict.fromkeys(SIX, 0.1), 8: {**dict.fromkeys(SIX, 0.3), "math500": 0.7}}
+    for step, accs in {0: six[0], 6: {"math500": 0.9}, 8: six[8]}.items():
+        _write_eval(run / "eval" / f"step-{step:06d}", accs, accs, [])
+    return run
+
+
+def test_report_puts_the_papers_row_beside_the_runs_best_and_final(tmp_path):
+    run = _paper_run(tmp_path, "qwen2.5-math-1.5b/pi1")
+    assert main([str(run), "--output-dir", str(tmp_path / "out")]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    result = json.loads((tmp_path / "out" / "analysis.json").read_text())["paper_comparison"]
+    assert result["paper_source"] == "Tab. 8 {pi1}" and result["rule"] == "best six-benchmark average"
+    rows = {r["benchmark"]: r for r in result["rows"]}
+    assert rows["math500"]["paper"] == pytest.approx(0.728) and rows["aime25"]["paper"] == pytest.approx(
+        0.071
+    )
+    # best = the best six-benchmark-average checkpoint (step 8), not MATH500's own best (step 6)
+    assert rows["math500"]["best"]["step"] == 8 and rows["math500"]["best"]["accuracy"] == 0.7
+    assert rows["math500"]["final"]["step"] == 8 and rows["aime24"]["final"]["step"] == 8
+    assert result["average"]["paper"] == pytest.approx(0.35)
+    assert result["average"]["best"]["accuracy"] == pytest.approx((0.7 + 5 * 0.3) / 6)
+    assert "| benchmark | paper (reported) | this run: best | this run: final |" in report
+    assert "| math500 | 72.8 | 70.0 (step 8) | 70.0 (step 8) |" in report
+    assert "the paper's, not measured here" in report
+    assert (tmp_path / "out" / "post_saturation.png").stat().st_size > 0
+    for stem in ("reward", "kl", "loss", "grad_norm"):
+        assert (
+            stem in json.loads((tmp_path / "out" / "analysis.json").read_text())["training_metrics"] or stem
+        )
+    assert (tmp_path / "out" / "reward.png").is_file() and (tmp_path / "out" / "loss.png").is_file()
+
+
+def test_report_without_a_paper_setup_has_no_paper_column(tmp_path):
+    run = _paper_run(tmp_path, None)
+    assert main([str(run), "--output-dir", str(tmp_path / "out")]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| benchmark | this run: best | this run: final |" in report
+    assert "paper (reported)" not in report and "72.8" not in report
+    # the same run with the setup named on the command line gets the column (Tab. 9: best per benchmark)
+    assert (
+        main([str(run), "--output-dir", str(tmp_path / "out2"), "--paper-setup", "qwen2.5-math-1.5b/4-shot"])
+        == 0
+    )
+    report = (tmp_path / "out2" / "report.md").read_text()
+    assert "| math500 | 74.4 | 90.0 (step 6) | 70.0 (step 8) |" in report
+    assert "label 24" in report  # pi2's official label, said where the setup includes it
+
+
+def test_an_unknown_paper_setup_is_one_line(tmp_path, capsys):
+    run = _paper_run(tmp_path, None)
+    assert cli_main(["analyze", str(run), "--paper-setup", "nope/none"]) == 2
+    assert "--paper-setup 'nope/none' is unknown" in capsys.readouterr().err
+
+
+def test_paper_rows_match_the_setups_they_name():
+    from oneshot_trl.paper_results import PAPER_RESULTS
+    from oneshot_trl.setups import PAPER_SETUPS
+
+    for name, row in PAPER_RESULTS.items():
+        target = PAPER_SETUPS[name].target  # the setups' one-line summaries quote MATH500 and the average
+        assert f"MATH500 {row.scores[0]}" in target and f"avg {row.average}" in target, name
+        assert (
+            abs(sum(row.scores) / 6 - row.average) < 0.35 or row.checkpoint != "best six-benchmark average"
+        ), name

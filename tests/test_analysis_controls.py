@@ -9,6 +9,7 @@ from test_analysis import PNG_MAGIC, make_run_dir
 
 from oneshot_trl.analysis.cli import main
 from oneshot_trl.analysis.controls import code_reasoning_by_step, has_code
+from oneshot_trl.cli import main as cli_main
 
 
 def test_code_reasoning_detection_and_rate_per_step():
@@ -87,4 +88,4 @@ def test_compare_overlays_runs(tmp_path, capsys):
     assert abs(second["best"]["accuracy"] - 0.45) < 1e-9 and second["best"]["step"] == 4
     assert (out / "compare.png").read_bytes().startswith(PNG_MAGIC)
     assert "| run | reward |" in capsys.readouterr().out
-    assert main([]) == 2
+    assert cli_main(["analyze"]) == 2  # no run: one line, exit 2 (oneshot_trl.cli)

@@ -485,5 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # as `oneshot-trl select`, through the CLI's one error path
+    from oneshot_trl.cli import run_command
+
+    sys.exit(run_command("select", sys.argv[1:]))

@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
-from oneshot_trl.analysis.report import analyze
+from oneshot_trl.analysis.controls import compare
+from oneshot_trl.analysis.report import analyze, save_plot
 from oneshot_trl.analysis.stats import DEFAULT_REFLECTION_WORDS, load_run_data
 from oneshot_trl.run import Run
+from oneshot_trl.setups import PAPER_SETUPS, known_setup_names
+from oneshot_trl.validate import InputError
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -68,6 +72,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="Training examples drawn in the accuracy plot (default 8).",
     )
     parser.add_argument(
+        "--paper-setup",
+        default=None,
+        help="The paper's setup whose reported row goes beside the run (a name of `oneshot-trl doctor`'s setups, e.g. "
+        "qwen2.5-math-1.5b/pi1). Default: the run's recipe's `paper_setup`; none: the report without the paper's column.",
+    )
+    parser.add_argument(
         "--saturation-threshold",
         type=float,
         default=0.99,
@@ -76,24 +86,37 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_args(args: argparse.Namespace) -> list[str]:
+    """The flags checked before any file is read; returns the reflection words. An InputError is one line and
+    exit 2 (oneshot_trl.cli)."""
+    words = [w.strip() for w in args.words.split(",") if w.strip()]
+    if not words:
+        raise InputError("--words is empty.")
+    if not args.compare and not args.target:
+        raise InputError("give a run (target) or --compare RUN ...")
+    if not (math.isfinite(args.saturation_threshold) and 0.0 < args.saturation_threshold <= 1.0):
+        raise InputError(
+            f"--saturation-threshold must be a mean accuracy in (0, 1], got {args.saturation_threshold}."
+        )
+    if args.max_examples < 1:
+        raise InputError(f"--max-examples must be >= 1, got {args.max_examples}.")
+    if args.paper_setup and args.paper_setup not in PAPER_SETUPS:
+        raise InputError(f"--paper-setup {args.paper_setup!r} is unknown; known: {known_setup_names()}.")
+    if args.output_dir and Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        raise InputError(f"--output-dir {args.output_dir} is a file, not a folder.")
+    return words
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    words = [w.strip() for w in args.words.split(",") if w.strip()]
-    if not words:
-        print("oneshot-trl analyze: error: --words is empty.", file=sys.stderr)
-        return 2
+    words = check_args(args)
     if args.compare:
         return _compare([*([args.target] if args.target else []), *args.compare], args)
-    if not args.target:
-        print("oneshot-trl analyze: error: give a run (target) or --compare RUN ...", file=sys.stderr)
-        return 2
-    try:  # a Hub repo: a snapshot of only the small log/eval files (no weights)
-        run = Run.open(args.target, revision=args.revision)
-    except ValueError as err:  # includes models.ModelResolutionError
-        print(f"oneshot-trl analyze: error: {err}", file=sys.stderr)
-        return 2
+    run = Run.open(
+        args.target, revision=args.revision
+    )  # a Hub repo: only the small log/eval files (no weights)
     local = Path(args.target).expanduser().is_dir()
     output_dir = (
         Path(args.output_dir)
@@ -108,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         words=words,
         max_examples=args.max_examples,
         saturation_threshold=args.saturation_threshold,
+        paper_setup=args.paper_setup,
     )
     print(f"Report: {output_dir / 'report.md'}")
     for name in result["plots"].values():
@@ -118,19 +142,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(targets: list[str], args: argparse.Namespace) -> int:
-    from oneshot_trl.analysis.controls import compare
-    from oneshot_trl.analysis.report import save_plot
-
     runs = {}
-    try:
-        for target in targets:
-            data = load_run_data(Run.open(target, revision=args.revision))
-            data.source = target
-            label = target.rstrip("/").rsplit("/", 1)[-1]
-            runs[label if label not in runs else target] = data  # the folder name, unless two share it
-    except ValueError as err:
-        print(f"oneshot-trl analyze: error: {err}", file=sys.stderr)
-        return 2
+    for target in targets:
+        data = load_run_data(Run.open(target, revision=args.revision))
+        data.source = target
+        label = target.rstrip("/").rsplit("/", 1)[-1]
+        runs[label if label not in runs else target] = data  # the folder name, unless two share it
     output_dir = Path(args.output_dir or "compare")
     result = compare(runs, output_dir, save_plot)
     print((output_dir / "compare.md").read_text())
@@ -139,5 +156,7 @@ def _compare(targets: list[str], args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # as `oneshot-trl analyze`, through the CLI's one error path
+    from oneshot_trl.cli import run_command
+
+    sys.exit(run_command("analyze", sys.argv[1:]))

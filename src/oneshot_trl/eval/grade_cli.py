@@ -175,5 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # as `oneshot-trl grade`, through the CLI's one error path
+    from oneshot_trl.cli import run_command
+
+    sys.exit(run_command("grade", sys.argv[1:]))
