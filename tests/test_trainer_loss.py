@@ -28,15 +28,15 @@ def make_trainer(model_dir, tmp_path, entropy_coeff: float) -> OneShotGRPOTraine
         bf16=False,
         report_to="none",
     )
-    funcs, weights = get_reward_funcs("accuracy")
-    args.reward_weights = weights
+    rewards = get_reward_funcs(["accuracy"])
+    args.reward_weights = rewards.weights
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     dataset = Dataset.from_list(
         [{"prompt": "What is 1+1?", "answer": "2", "example_id": "x", "index": None}] * 2
     )
     trainer = OneShotGRPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(model_dir),
-        reward_funcs=funcs,
+        reward_funcs=rewards.funcs,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
@@ -93,3 +93,15 @@ def test_entropy_bonus_gradient_raises_entropy(tiny_model_dir, tmp_path):
                 p -= 0.05 * p.grad
     _, entropy_after = by_hand(trainer.model, inputs, 0.5)
     assert entropy_after > entropy_before
+
+
+def test_weight_decay_on_every_parameter_as_the_official_fork(tiny_model_dir, tmp_path):
+    """verl's FSDP workers build AdamW over all parameters with weight_decay 0.01; HF's Trainer would leave the
+    biases (q/k/v) and the RMSNorm weights out. One group, every trainable parameter, the recipe's decay."""
+    trainer = make_trainer(tiny_model_dir, tmp_path, 0.0)
+    trainer.args.weight_decay = 0.01
+    optimizer = trainer.create_optimizer()
+    names = {p: n for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert any("bias" in n for n in names.values()) and any("norm" in n for n in names.values())
+    assert [group["weight_decay"] for group in optimizer.param_groups] == [0.01]
+    assert {id(p) for p in optimizer.param_groups[0]["params"]} == {id(p) for p in names}

@@ -67,7 +67,7 @@ from oneshot_trl.ppo import (
     token_level_rewards,
 )
 from oneshot_trl.trainer import OneShotGRPOTrainer
-from oneshot_trl.update_rule import k3
+from oneshot_trl.update_rule import grpo_advantages, k3, verl_low_var_kl
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "qwen15b.yaml"
 # Recipe keys that define the update rule (everything else is batch shape, optimizer, generation, I/O).
@@ -410,6 +410,103 @@ def test_verl_parity_kl_clamp_aggregates_like_trl(tiny_model_dir, tmp_path, loss
     expected = BETA * trainer._aggregate(k3(ref[half], logps[half]), inputs["completion_mask"], inputs)
     assert loss.item() > 0
     assert abs(loss.item() - expected.item()) <= TOLERANCE * expected.item()
+
+
+# -- the KL at its edges: far from the reference -------------------------------------------------------------------
+@pytest.mark.parametrize("clamp", [10.0, 3.0])
+def test_verl_low_var_kl_equals_verl_for_any_log_ratio(clamp):
+    """Value and gradient of verl 0.9.1's own `kl_penalty(low_var_kl)`, elementwise, for log-ratios ref - policy
+    from -90 to 90 (both clamps binding, and neither): equal, and finite everywhere."""
+    delta = torch.linspace(-90.0, 90.0, 721)
+    ref = torch.randn(delta.shape, generator=torch.Generator().manual_seed(7)) - 5.0
+    ours_logp = (ref - delta).requires_grad_()
+    verl_logp = (ref - delta).requires_grad_()
+    ours = verl_low_var_kl(ref, ours_logp, clamp)
+    expected = core_algos.kl_penalty(verl_logp, ref, "low_var_kl")
+    if clamp != 10.0:  # verl hard-codes 10; any other clamp is the same rule with its own bound
+        expected = expected.clamp(-clamp, clamp)
+    ours.sum().backward()
+    expected.sum().backward()
+    assert torch.isfinite(ours).all() and torch.isfinite(ours_logp.grad).all()
+    assert torch.equal(ours, expected)
+    assert torch.equal(ours_logp.grad, verl_logp.grad)
+
+
+def kl_edge_update(model_dir, tmp_path, delta: float) -> tuple[float, float, torch.Tensor]:
+    """Our trainer's update and verl's on the fixed batch with the reference `delta` nats likelier than the policy
+    on every other token (the rest near it): (loss rel diff, gradient rel diff, our gradient)."""
+    trainer = make_trainer(model_dir, tmp_path, BETA, 0.0)
+    perturb(trainer.model, 0.6, seed=1)
+    batch = fixed_batch(trainer.processing_class.eos_token_id, trainer.processing_class.pad_token_id)
+    batch["advantages"] = verl_advantages(REWARDS)
+    with torch.no_grad():
+        _, current = verl_forward(trainer.model, batch, trainer.args.temperature)
+    near = torch.empty_like(current).uniform_(-1.0, 1.0, generator=torch.Generator().manual_seed(3))
+    far = (torch.arange(current.numel()).view(current.shape) % 2 == 0).float()
+    ref = current + far * delta + (1 - far) * near  # k3 in (0, 0.72) off the far tokens: no clamp there
+    our_loss = trainer_update(trainer, {**batch, "ref_per_token_logps": ref}, 1)
+    our_grad = gradient(trainer.model)
+    trainer.model.zero_grad(set_to_none=True)
+    verl_batch = {**batch, "old_log_prob": current, "ref_log_prob": ref}
+    verl_loss = verl_update(trainer.model, verl_batch, 1, BETA, 0.0, trainer.args.temperature)
+    verl_grad = gradient(trainer.model)
+    assert torch.isfinite(verl_loss) and torch.isfinite(verl_grad).all()
+    return (
+        relative(our_loss, verl_loss),
+        relative(our_grad, verl_grad),
+        torch.cat([our_loss.view(1), our_grad]),
+    )
+
+
+@pytest.mark.parametrize("delta", [-30.0, -16.0, 1.0, 16.0, 30.0])
+def test_verl_parity_kl_far_from_reference(tiny_model_dir, tmp_path, delta):
+    """The trainer's loss and gradient equal verl's where the log-ratio ref - policy is large on half the tokens
+    (the old correction on top of TRL's unclamped k3 was 1.8e-4 off at 16 and 234x at 30)."""
+    loss_diff, grad_diff, _ = kl_edge_update(tiny_model_dir, tmp_path, delta)
+    assert loss_diff <= TOLERANCE
+    assert grad_diff <= TOLERANCE
+
+
+def test_verl_parity_kl_finite_at_log_ratio_90(tiny_model_dir, tmp_path):
+    """exp(90) overflows fp32: verl's clamped log-ratio keeps the loss and gradient finite, and so does ours."""
+    loss_diff, grad_diff, ours = kl_edge_update(tiny_model_dir, tmp_path, 90.0)
+    assert torch.isfinite(ours).all()
+    assert loss_diff <= TOLERANCE
+    assert grad_diff <= TOLERANCE
+
+
+# -- the advantage epsilon for both aggregation rules ----------------------------------------------------------------
+def by_hand_advantages(
+    rewards: np.ndarray, weights: np.ndarray, aggregation: str, epsilon: float
+) -> np.ndarray:
+    """TRL's two rules written out in numpy with `epsilon` (unbiased std, groups of GENERATIONS rows)."""
+    groups = rewards.reshape(-1, GENERATIONS, rewards.shape[1])
+    if aggregation == "sum_then_normalize":
+        total = (groups * weights).sum(-1)
+        return (
+            (total - total.mean(1, keepdims=True)) / (total.std(1, ddof=1, keepdims=True) + epsilon)
+        ).ravel()
+    normalized = (groups - groups.mean(1, keepdims=True)) / (groups.std(1, ddof=1, keepdims=True) + epsilon)
+    total = (normalized * weights).sum(-1).ravel()
+    return (total - total.mean()) / (total.std(ddof=1) + epsilon)
+
+
+@pytest.mark.parametrize("aggregation", ["sum_then_normalize", "normalize_then_sum"])
+@pytest.mark.parametrize("epsilon", [1e-6, 1e-4])
+def test_grpo_advantages_use_the_epsilon_for_both_aggregations(aggregation, epsilon):
+    """Two reward functions (one with a zero-variance group), both of TRL's aggregation rules: the advantages are
+    TRL's formula with `advantage_epsilon` wherever TRL divides by std + 1e-4."""
+    rewards = np.array(
+        [[1, 0.5], [0, 0.5], [0, 0.25], [1, 0.5], [1, 0], [1, 1], [1, 0], [1, 1]], dtype=np.float64
+    )
+    weights = np.array([1.0, 0.5])
+    ours = grpo_advantages(
+        torch.tensor(rewards), torch.tensor(weights), GENERATIONS, "group", aggregation, epsilon
+    )
+    expected = by_hand_advantages(rewards, weights, aggregation, epsilon)
+    assert np.allclose(ours.numpy(), expected, rtol=1e-7, atol=1e-12)  # TRL's nanstd: a float32 Bessel factor
+    other = by_hand_advantages(rewards, weights, aggregation, 1e-4 if epsilon == 1e-6 else 1e-6)
+    assert not np.allclose(ours.numpy(), other, rtol=1e-7, atol=0)  # the epsilon shows at this precision
 
 
 # -- PPO -------------------------------------------------------------------------------------------------------------

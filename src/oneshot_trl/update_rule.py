@@ -1,16 +1,21 @@
-"""verl's update rule where TRL 1.16 has no switch for it: the KL clamp and the GRPO advantage's epsilon.
+"""verl's update rule where TRL 1.16 has no switch for it: the KL clamp, the advantage's epsilon, weight decay.
 
 TRL's `GRPOTrainer` with `loss_type: bnpo`, `use_bias_correction_kl: false` and the entropy bonus computes the
 official run's loss (the verl fork's `dp_actor.update_policy`: clipped policy loss, `low_var_kl`, entropy, each a
-token mean over a micro-batch, scaled by 1 / gradient accumulation) except in two hard-coded places, which
+token mean over a micro-batch, scaled by 1 / gradient accumulation) except in three places, which
 `VerlUpdateRule` changes (tests/test_verl_parity.py proves the result equal to verl's, loss and gradient):
 
-- verl's `low_var_kl` clamps each token's k3 estimate to [-10, 10] (`kl_clamp`): a clamped token contributes a
-  constant and no gradient. TRL adds `beta * k3` unclamped to its per-token loss; we add
-  `beta * (clamp(k3) - k3)`, aggregated exactly as TRL aggregates its per-token loss, which leaves TRL's loss
-  where the clamp does not bind and makes it verl's where it does.
-- verl's GRPO advantage is (r - group mean) / (std + 1e-6); TRL adds 1e-4 (`advantage_epsilon`). We rescale
-  TRL's advantages by (std + 1e-4) / (std + epsilon), std being the one TRL used (group or batch, nan-aware).
+- verl's `low_var_kl` (0.9.1's `kl_penalty_forward`) clamps the log-ratio ref - policy to [-20, 20], then each
+  token's k3 estimate to [-10, 10] (`kl_clamp`): a clamped token contributes a constant and no gradient. TRL adds
+  `beta * k3` unclamped; correcting it afterwards (adding clamp(k3) - k3) cancels badly where k3 is large (exp of
+  the log-ratio: relative gradient error 1e-4 at a log-ratio of 16, NaN from 89 in fp32). So while TRL computes
+  its loss we hide `beta` from it and add `beta * verl_low_var_kl`, reduced exactly as TRL reduces its per-token
+  loss, and log verl's estimate as `kl`.
+- verl's GRPO advantage is (r - group mean) / (std + 1e-6); TRL adds 1e-4 (`advantage_epsilon`). We recompute
+  the advantages as TRL does with `advantage_epsilon` in place of its 1e-4, for both `multi_objective_aggregation`
+  rules (`normalize_then_sum` divides twice: per reward function and over the batch).
+- The official fork's optimizer (verl's FSDP workers) is AdamW over all parameters with `weight_decay`; HF's
+  `Trainer` leaves biases and norm weights out of the decay. `get_decay_parameter_names` returns them all.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from trl.trainer.utils import nanstd
 
 logger = logging.getLogger(__name__)
 
-TRL_ADVANTAGE_EPSILON = 1e-4  # GRPOTrainer._generate_and_score_completions, hard-coded
+LOG_RATIO_CLAMP = 20.0  # verl 0.9.1 kl_penalty_forward: "For numerical stability", hard-coded
 
 
 def k3(ref_logps: torch.Tensor, logps: torch.Tensor) -> torch.Tensor:
@@ -32,21 +37,50 @@ def k3(ref_logps: torch.Tensor, logps: torch.Tensor) -> torch.Tensor:
     return torch.exp(delta) - delta - 1
 
 
-def kl_clamp_excess(ref_logps: torch.Tensor, logps: torch.Tensor, clamp: float) -> torch.Tensor:
-    """clamp(k3) - k3: 0 where verl's clamp does not bind; adding it to k3 gives verl's clamped estimate."""
-    kl = k3(ref_logps, logps)
-    return kl.clamp(-clamp, clamp) - kl
+def verl_low_var_kl(ref_logps: torch.Tensor, logps: torch.Tensor, clamp: float) -> torch.Tensor:
+    """verl 0.9.1's `kl_penalty(logps, ref_logps, "low_var_kl")` with its [-10, 10] clamp as `clamp`: finite for
+    any log-ratio, no gradient where either clamp binds."""
+    delta = (ref_logps - logps).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
+    return (torch.exp(delta) - delta - 1).clamp(-clamp, clamp)
 
 
-def advantage_rescale(
-    rewards: torch.Tensor, num_generations: int, scale_rewards: str, epsilon: float
+def grpo_advantages(
+    rewards_per_func: torch.Tensor,
+    weights: torch.Tensor,
+    num_generations: int,
+    scale_rewards: str,
+    aggregation: str,
+    epsilon: float,
 ) -> torch.Tensor:
-    """(std + TRL's 1e-4) / (std + epsilon) per completion, std as TRL computes it for `scale_rewards`."""
-    if scale_rewards == "group":
-        std = nanstd(rewards.view(-1, num_generations), dim=1).repeat_interleave(num_generations)
-    else:  # "batch"
-        std = nanstd(rewards).expand_as(rewards)
-    return (std + TRL_ADVANTAGE_EPSILON) / (std + epsilon)
+    """TRL 1.16's advantages (`_generate_and_score_completions`, all processes' rows) with `epsilon` for its 1e-4.
+
+    Rows whose every reward is None (NaN) are left out of the statistics and get advantage 0, as in TRL."""
+    unscorable = torch.isnan(rewards_per_func).all(dim=1)
+    if aggregation == "sum_then_normalize":
+        rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
+        rewards[unscorable] = torch.nan
+        mean = torch.nanmean(rewards.view(-1, num_generations), dim=1).repeat_interleave(num_generations)
+        advantages = rewards - mean
+        if scale_rewards == "group" and num_generations > 1:
+            std = nanstd(rewards.view(-1, num_generations), dim=1).repeat_interleave(num_generations)
+        elif scale_rewards == "batch" and rewards.numel() > 1:
+            std = nanstd(rewards).expand_as(rewards)
+        else:
+            std = torch.zeros_like(rewards)
+        if scale_rewards != "none":
+            advantages = advantages / (std + epsilon)
+    elif aggregation == "normalize_then_sum":
+        grouped = rewards_per_func.view(-1, num_generations, rewards_per_func.size(1))
+        mean_k = torch.nanmean(grouped, dim=1, keepdim=True)
+        std_k = nanstd(grouped, dim=1, keepdim=True) if num_generations > 1 else torch.zeros_like(mean_k)
+        reward_k = ((grouped - mean_k) / (std_k + epsilon)).view(-1, rewards_per_func.size(1))
+        rewards = (reward_k * weights.unsqueeze(0)).nansum(dim=1)
+        rewards[unscorable] = torch.nan
+        std = nanstd(rewards).expand_as(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
+        advantages = (rewards - torch.nanmean(rewards)) / (std + epsilon)
+    else:
+        raise ValueError(f"Unknown multi_objective_aggregation {aggregation!r}.")
+    return torch.nan_to_num(advantages, nan=0.0)
 
 
 class VerlUpdateRule:
@@ -75,21 +109,30 @@ class VerlUpdateRule:
     def _generate_and_score_completions(self, inputs):  # type: ignore[override]
         output = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
-        num_generations = self.num_generations if mode == "train" else self.num_generations_eval
-        if (
-            self.scale_rewards == "none"
-            or self.args.multi_objective_aggregation != "sum_then_normalize"
-            or num_generations < 2
-        ):
-            return output
         per_func = self._rewards_per_func
-        rewards = (per_func * self.reward_weights.to(per_func.device)).nansum(dim=1)
-        rewards[torch.isnan(per_func).all(dim=1)] = torch.nan  # unscorable rows, as TRL leaves them out
-        scale = advantage_rescale(rewards, num_generations, self.scale_rewards, self.args.advantage_epsilon)
+        advantages = grpo_advantages(
+            per_func,
+            self.reward_weights.to(per_func.device),
+            self.num_generations if mode == "train" else self.num_generations_eval,
+            self.scale_rewards,
+            self.args.multi_objective_aggregation,
+            self.args.advantage_epsilon,
+        )
         start = self.accelerator.process_index * len(output["advantages"])
-        local = scale[start : start + len(output["advantages"])].to(output["advantages"].device)
-        output["advantages"] = output["advantages"] * local
+        local = advantages[start : start + len(output["advantages"])]
+        output["advantages"] = local.to(output["advantages"].device, output["advantages"].dtype)
         return output
+
+    # -- the optimizer ----------------------------------------------------------------------------------------
+    def get_decay_parameter_names(self, model) -> list[str]:  # type: ignore[override]
+        """Every parameter, as the official fork's AdamW (HF's default leaves out biases and norm weights)."""
+        return [name for name, _ in model.named_parameters()]
+
+    def create_optimizer(self, model=None):  # type: ignore[override]
+        optimizer = super().create_optimizer(model)
+        # HF's second group (no decay) is now empty; ZeRO flattens each group, so leave none empty.
+        optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
+        return optimizer
 
     # -- the KL clamp -----------------------------------------------------------------------------------------
     def _get_per_token_logps_and_entropies(self, model, *args: Any, **kwargs: Any):  # type: ignore[override]
@@ -98,15 +141,24 @@ class VerlUpdateRule:
         return logps, entropies, aux_loss
 
     def _compute_loss(self, model, inputs):  # type: ignore[override]
-        loss = super()._compute_loss(model, inputs)
-        logps, self._policy_logps = self._policy_logps, None
-        if self.beta == 0.0 or self._kl_clamp is None or logps is None:
+        if self.beta == 0.0 or self._kl_clamp is None:
+            loss = super()._compute_loss(model, inputs)
+            self._policy_logps = None  # no reference to the graph past its backward
             return loss
-        excess = kl_clamp_excess(inputs["ref_per_token_logps"], logps, self._kl_clamp)
+        beta, self.beta = self.beta, 0.0  # TRL's own (unclamped) KL term stays out of its loss
+        try:
+            loss = super()._compute_loss(model, inputs)
+        finally:
+            self.beta = beta
+        logps, self._policy_logps = self._policy_logps, None
+        kl = verl_low_var_kl(inputs["ref_per_token_logps"], logps, self._kl_clamp)
         mask = inputs["completion_mask"]
         if "tool_mask" in inputs:
             mask = mask * inputs["tool_mask"]
-        return loss + self.beta * self._aggregate(excess, mask, inputs)
+        mode = "train" if self.model.training else "eval"
+        totals = self.accelerator.reduce(torch.stack([(kl.detach() * mask).sum(), mask.sum().float()]), "sum")
+        self._metrics[mode]["kl"].append((totals[0] / totals[1].clamp(min=1.0)).item())
+        return loss + beta * self._aggregate(kl, mask, inputs)
 
     def _aggregate(self, per_token: torch.Tensor, mask: torch.Tensor, inputs: dict[str, Any]) -> torch.Tensor:
         """A per-token term reduced as TRL 1.16's `_compute_loss` reduces its per-token loss for `loss_type`."""
