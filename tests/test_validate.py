@@ -14,11 +14,11 @@ from types import SimpleNamespace
 import pytest
 
 from oneshot_trl import train
+from oneshot_trl.cli import main as cli_main
 from oneshot_trl.doctor import main as doctor
 from oneshot_trl.eval import cli as eval_cli
 from oneshot_trl.eval import grade_cli
 from oneshot_trl.files import read_jsonl
-from oneshot_trl.hub import cli as card_cli
 from oneshot_trl.recipe import RecipeError, load_recipe, parse_recipe
 from oneshot_trl.run import Run
 from oneshot_trl.validate import (
@@ -274,13 +274,13 @@ BAD_GRADE_ARGS = [
 def test_grade_bad_flags_refused_before_grading(answers, capsys, monkeypatch, flags, says):
     monkeypatch.setattr(grade_cli, "grade_batch", lambda *a, **k: pytest.fail("graded before the check"))
     flags = [f.format(tmp=answers.parent) for f in flags]
-    assert grade_cli.main([str(answers), *flags]) == 2
+    assert cli_main(["grade", str(answers), *flags]) == 2
     _one_line_error(capsys, says)
 
 
 def test_grade_invalid_utf8_line_is_named(answers, capsys):
     answers.write_bytes(answers.read_bytes() + b'{"response": "\xff", "gold": "1"}\n')
-    assert grade_cli.main([str(answers)]) == 2
+    assert cli_main(["grade", str(answers)]) == 2
     _one_line_error(capsys, "answers.jsonl:2 is not valid UTF-8")
 
 
@@ -322,10 +322,10 @@ def test_eval_dataset_with_a_non_json_line_is_named(tiny_model_dir, tmp_path, ca
 
 
 def test_card_of_a_missing_or_empty_dir(tmp_path, capsys):
-    assert card_cli.main([str(tmp_path / "missing")]) == 2
+    assert cli_main(["card", str(tmp_path / "missing")]) == 2
     _one_line_error(capsys, "missing is not a run directory")
     (tmp_path / "empty").mkdir()
-    assert card_cli.main([str(tmp_path / "empty")]) == 2
+    assert cli_main(["card", str(tmp_path / "empty")]) == 2
     _one_line_error(capsys, "empty is not a training run")
     check_run_target("user/repo")  # a Hub id passes (resolved later)
 

@@ -8,15 +8,42 @@ the paper's verl-named entropy coefficient) and TRL's `ModelConfig`. With `algor
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from trl import GRPOConfig
 
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
+from oneshot_trl.rewards import ACCURACY, check_reward_funcs
+from oneshot_trl.validate import (
+    COUNT,
+    FRACTION,
+    FRACTION_ABOVE_ZERO,
+    NON_NEGATIVE,
+    POSITIVE,
+    Range,
+    check_choice,
+    check_number,
+)
 
 BUNDLED_SETS = ("pi1", "pi2", "pi13", "pi1209", "pi1_pi13", "pi1_pi2_pi13_pi1209", "dsr_sub")
-REWARD_MODES = ("accuracy", "format", "none", "random", "incorrect", "majority")
 ALGORITHMS = ("grpo", "ppo")
+PROMPT_FORMATS = ("auto", "chat", "plain")
+
+
+def check_field_rules(config: Any) -> None:
+    """Every field of `config` in its declared range and choices: a field's own `metadata` ("range": a `Range`,
+    "choices": the allowed values), or for a field inherited from TRL, its class's `TRL_FIELD_RULES`. The first
+    thing each config's `__post_init__` does, so every way of building a config (recipe, lab, bench, a test) is
+    checked alike; FieldError names the field."""
+    inherited = getattr(type(config), "TRL_FIELD_RULES", {})
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name, None)
+        if "choices" in f.metadata:
+            check_choice(f.name, value, f.metadata["choices"])
+        check_number(f.name, value, f.metadata.get("range", inherited.get(f.name)))
 
 
 @dataclass
@@ -27,8 +54,9 @@ class OneShotArguments:
     train_examples: str | None = field(
         default=None,
         metadata={
+            "choices": BUNDLED_SETS,
             "help": "A bundled example set: pi1, pi2, pi13, pi1209 (one example each), pi1_pi13 (2-shot), "
-            "pi1_pi2_pi13_pi1209 (4-shot) or dsr_sub (the 1,209-example set). Rows come from the official files."
+            "pi1_pi2_pi13_pi1209 (4-shot) or dsr_sub (the 1,209-example set). Rows come from the official files.",
         },
     )
     dsr_sub_index: list[int] | None = field(
@@ -74,16 +102,18 @@ class OneShotArguments:
     dataset_repeat_to: int | None = field(
         default=128,
         metadata={
+            "range": COUNT,
             "help": "Repeat the selected examples, in blocks as the official files do, to this many rows. The paper "
-            "uses 128 = prompts per step, so one step sees every copy once. null: no repetition (e.g. dsr_sub)."
+            "uses 128 = prompts per step, so one step sees every copy once. null: no repetition (e.g. dsr_sub).",
         },
     )
     prompt_format: str = field(
         default="auto",
         metadata={
+            "choices": PROMPT_FORMATS,
             "help": "`chat`: conversational prompt rendered with the tokenizer's chat template, as the official verl "
             "code does for every model (Qwen2.5-Math's template adds its default system prompt). `plain`: the raw "
-            "text. `auto`: chat when the tokenizer has a chat template."
+            "text. `auto`: chat when the tokenizer has a chat template.",
         },
     )
     prompt_suffix: str = field(
@@ -104,7 +134,8 @@ class OneShotArguments:
     max_prompt_length: int | None = field(
         default=1024,
         metadata={
-            "help": "Longest allowed prompt in tokens (official: 1024); a longer one is an error at load time."
+            "range": COUNT,
+            "help": "Longest allowed prompt in tokens (official: 1024); a longer one is an error at load time.",
         },
     )
 
@@ -112,27 +143,37 @@ class OneShotArguments:
     algorithm: str = field(
         default="grpo",
         metadata={
+            "choices": ALGORITHMS,
             "help": "`grpo` (the paper's default: OneShotGRPOTrainer) or `ppo` (a critic and GAE: OneShotPPOTrainer; "
-            "its extra settings are the fields of OneShotPPOConfig)."
+            "its extra settings are the fields of OneShotPPOConfig).",
         },
     )
 
     # --- Reward ---
-    reward: str = field(
-        default="accuracy",
+    reward_funcs: list[str] | None = field(
+        default=None,
         metadata={
-            "help": "`accuracy`: 1 if the last \\boxed{} answer equals the gold (math-verify), else 0 (the paper). "
-            "`format`: 1 for any non-empty \\boxed{} answer. `none`: no reward at all (entropy-only training). "
+            "help": "Rewards, as TRL's grpo script takes them: registry names (oneshot_trl.rewards.REWARDS) or dotted "
+            "import paths (my_pkg.rewards.length_penalty), weighted by `reward_weights` (default 1 each). "
+            "`accuracy`: 1 if the last \\boxed{} answer equals the gold (math-verify), else 0 (the paper). "
+            "`format`: 1 for any non-empty \\boxed{} answer. `none`: 0 always (entropy-only training). "
             "Controls (is the gain from the gold label at all?): `random`: Bernoulli(random_reward_p) per completion, "
             "seeded by `seed` (Spurious Rewards, arXiv 2506.10947); `incorrect`: 1 if the answer equals a wrong "
             "label (incorrect_answer), graded like accuracy (same paper); `majority`: 1 if the answer equals its "
             "group's most common answer, no gold used (TTRL, arXiv 2504.16084). "
-            "Accuracy is computed and logged in every mode."
+            "Accuracy against the gold is computed and logged in every run. Default: [accuracy]."
         },
+    )
+    reward: str | None = field(
+        default=None,
+        metadata={"help": "Deprecated: `reward: NAME` is `reward_funcs: [NAME]`."},
     )
     random_reward_p: float = field(
         default=0.5,
-        metadata={"help": "`reward: random`: probability that a completion gets reward 1, whatever its text."},
+        metadata={
+            "range": FRACTION,
+            "help": "`reward: random`: probability that a completion gets reward 1, whatever its text.",
+        },
     )
     incorrect_answer: str | None = field(
         default=None,
@@ -149,7 +190,11 @@ class OneShotArguments:
         },
     )
     reward_timeout_s: float = field(
-        default=5.0, metadata={"help": "Wall-clock limit per graded answer; a slower answer is graded wrong."}
+        default=5.0,
+        metadata={
+            "range": POSITIVE,
+            "help": "Wall-clock limit per graded answer; a slower answer is graded wrong.",
+        },
     )
 
     # --- Benchmarks during training (the post-saturation curve) ---
@@ -180,15 +225,56 @@ class OneShotArguments:
     )
     eval_limit: int | None = field(
         default=None,
-        metadata={"help": "Evaluate only the first N problems of each benchmark (quick curves)."},
+        metadata={
+            "range": COUNT,
+            "help": "Evaluate only the first N problems of each benchmark (quick curves).",
+        },
     )
     eval_max_new_tokens: int | None = field(
         default=None,
-        metadata={"help": "Override the protocol's generation length (changes the protocol hash)."},
+        metadata={
+            "range": COUNT,
+            "help": "Override the protocol's generation length (changes the protocol hash).",
+        },
     )
     eval_before_training: bool = field(
         default=True,
         metadata={"help": "Also evaluate the base model as step 0 (the official val_before_train)."},
+    )
+    eval_full_benchmarks: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Benchmarks evaluated besides `eval_benchmarks` at the base model and every `eval_full_steps` "
+            "steps (e.g. the paper's six: its best-average checkpoint needs them all at one step). Empty: none."
+        },
+    )
+    eval_full_steps: int | None = field(
+        default=None,
+        metadata={"help": "Steps between evals of `eval_full_benchmarks` (a multiple of save_steps)."},
+    )
+
+    # --- Checkpoint retention (oneshot_trl.retention) ---
+    keep_last_checkpoints: int | None = field(
+        default=None,
+        metadata={
+            "help": "Keep the newest N checkpoints plus the best ones (`keep_best_checkpoints`); older ones are "
+            "deleted after their eval (and, with push_to_hub, their upload). Replaces save_total_limit, which "
+            "deletes the oldest whatever their eval: set that to null. null: keep every checkpoint."
+        },
+    )
+    keep_best_checkpoints: int = field(
+        default=0,
+        metadata={
+            "help": "Also keep the best K checkpoints by each of `keep_best_metrics` (in-training evals)."
+        },
+    )
+    keep_best_metrics: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "In-training eval metrics that rank checkpoints, higher is better: eval/<benchmark> or "
+            "eval/average (the six-benchmark average, only at steps that evaluated all six). Default: "
+            "[eval/average] when the six are evaluated, else eval/<first benchmark>."
+        },
     )
 
     # --- Provenance ---
@@ -203,10 +289,15 @@ class OneShotArguments:
 
     # --- Diagnostics written during training ---
     completions_per_step: int = field(
-        default=16, metadata={"help": "Completions per step written to `completions.jsonl` (0: none)."}
+        default=16,
+        metadata={
+            "range": NON_NEGATIVE,
+            "help": "Completions per step written to `completions.jsonl` (0: none).",
+        },
     )
 
     def __post_init__(self) -> None:
+        check_field_rules(self)
         sources = {
             "train_examples": self.train_examples,
             "dsr_sub_index": self.dsr_sub_index,
@@ -220,22 +311,20 @@ class OneShotArguments:
                 "Set exactly one source of training examples: train_examples, dsr_sub_index, pi_rank, dataset_name "
                 f"or problem (+ answer). Got: {chosen or 'none'}."
             )
-        if self.train_examples is not None and self.train_examples not in BUNDLED_SETS:
-            raise ValueError(
-                f"Unknown train_examples {self.train_examples!r}; choose one of {', '.join(BUNDLED_SETS)}."
-            )
         if (self.problem is None) != (self.answer is None):
             raise ValueError("An inline training example needs both `problem` and `answer`.")
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"Unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
-        if self.reward not in REWARD_MODES:
-            raise ValueError(f"Unknown reward {self.reward!r}; choose one of {', '.join(REWARD_MODES)}.")
-        if not 0.0 <= self.random_reward_p <= 1.0:
-            raise ValueError(f"random_reward_p must be in [0, 1], got {self.random_reward_p}.")
-        if self.prompt_format not in ("auto", "chat", "plain"):
-            raise ValueError(f"Unknown prompt_format {self.prompt_format!r}; choose auto, chat or plain.")
-        if self.dataset_repeat_to is not None and self.dataset_repeat_to < 1:
-            raise ValueError(f"dataset_repeat_to must be >= 1 or null, got {self.dataset_repeat_to}.")
+        if self.reward is not None:  # the pre-registry key: one name
+            if self.reward_funcs is not None:
+                raise ValueError("Set reward_funcs only: reward is its deprecated one-name form.")
+            warnings.warn(
+                f"`reward: {self.reward}` is deprecated: write `reward_funcs: [{self.reward}]`.",
+                FutureWarning,
+                2,
+            )
+            self.reward_funcs = [self.reward]
+        if self.reward_funcs is None:
+            self.reward_funcs = [ACCURACY]
+        check_reward_funcs(self.reward_funcs)  # names and import paths; weights: checks.find_problems
 
 
 @dataclass
@@ -248,6 +337,35 @@ class OneShotGRPOConfig(GRPOConfig):
     `kl_clamp` and `advantage_epsilon` are verl's values where TRL hard-codes its own (see update_rule.py).
     """
 
+    # Ranges of the fields inherited from TRL's GRPOConfig (ours declare theirs in their metadata): values that
+    # TRL accepts but that train something else than asked, silently (transformers reads max_steps <= 0 as "use
+    # num_train_epochs": 0 trained a step, -5 a whole epoch).
+    TRL_FIELD_RULES: ClassVar[dict[str, Range]] = {
+        "max_steps": Range(1, also=(-1,), note=" (or -1: train for num_train_epochs)"),
+        "num_train_epochs": POSITIVE,
+        "per_device_train_batch_size": COUNT,
+        "per_device_eval_batch_size": COUNT,
+        "gradient_accumulation_steps": COUNT,
+        "num_generations": COUNT,
+        "num_iterations": COUNT,
+        "steps_per_generation": COUNT,
+        "generation_batch_size": COUNT,
+        "max_completion_length": COUNT,
+        "vllm_tensor_parallel_size": COUNT,
+        "save_steps": POSITIVE,
+        "logging_steps": POSITIVE,
+        "save_total_limit": COUNT,
+        "seed": NON_NEGATIVE,
+        "learning_rate": NON_NEGATIVE,
+        "weight_decay": NON_NEGATIVE,
+        "beta": NON_NEGATIVE,
+        "warmup_steps": NON_NEGATIVE,
+        "max_grad_norm": NON_NEGATIVE,
+        "temperature": POSITIVE,
+        "top_p": FRACTION_ABOVE_ZERO,
+        "vllm_gpu_memory_utilization": FRACTION_ABOVE_ZERO,
+    }
+
     entropy_coeff: float | None = field(
         default=None,
         metadata={
@@ -258,16 +376,18 @@ class OneShotGRPOConfig(GRPOConfig):
     kl_clamp: float | None = field(
         default=10.0,
         metadata={
+            "range": POSITIVE,
             "help": "Clamp each token's k3 KL estimate to [-kl_clamp, kl_clamp], as verl's low_var_kl does (10, "
             "hard-coded there): a clamped token adds a constant and no gradient. Applies with "
-            "use_bias_correction_kl: false (verl's KL). null: TRL's unclamped k3."
+            "use_bias_correction_kl: false (verl's KL). null: TRL's unclamped k3.",
         },
     )
     advantage_epsilon: float = field(
         default=1e-6,
         metadata={
+            "range": POSITIVE,
             "help": "GRPO advantage = (r - mean) / (std + advantage_epsilon) with scale_rewards group or batch: "
-            "verl's 1e-6 (TRL hard-codes 1e-4)."
+            "verl's 1e-6 (TRL hard-codes 1e-4).",
         },
     )
     overwrite_output_dir: bool = field(
@@ -277,8 +397,17 @@ class OneShotGRPOConfig(GRPOConfig):
             "refused: a later resume would pick the old run's newest checkpoint). Not needed to resume."
         },
     )
+    resume_inexact: bool = field(
+        default=False,
+        metadata={
+            "help": "Resume from a checkpoint that lacks what an exact resume needs (optimizer.pt, scheduler.pt, "
+            "rng_state*.pth: e.g. saved with save_only_model): Adam's moments and the sampling RNG restart, so the "
+            "run differs from an uninterrupted one. Without it such a resume is refused, naming what is missing."
+        },
+    )
 
     def __post_init__(self) -> None:
+        check_field_rules(self)
         if self.entropy_coeff is not None:
             if self.entropy_coef not in (0.0, self.entropy_coeff):
                 raise ValueError(
@@ -286,10 +415,6 @@ class OneShotGRPOConfig(GRPOConfig):
                     "and differ. They are the same coefficient: set only entropy_coeff."
                 )
             self.entropy_coef = self.entropy_coeff
-        if self.kl_clamp is not None and self.kl_clamp <= 0:
-            raise ValueError(f"kl_clamp must be > 0 or null, got {self.kl_clamp}.")
-        if self.advantage_epsilon <= 0:
-            raise ValueError(f"advantage_epsilon must be > 0, got {self.advantage_epsilon}.")
         super().__post_init__()
 
 
@@ -313,33 +438,34 @@ class OneShotPPOConfig(OneShotGRPOConfig):
         },
     )
     critic_learning_rate: float = field(
-        default=1.0e-5, metadata={"help": "Critic learning rate, constant (verl critic.optim.lr: 1e-5)."}
+        default=1.0e-5,
+        metadata={"range": POSITIVE, "help": "Critic learning rate, constant (verl critic.optim.lr: 1e-5)."},
     )
     cliprange_value: float = field(
         default=0.5,
         metadata={
+            "range": POSITIVE,
             "help": "Value clipping: new values stay within this distance of the rollout's values in the clipped "
-            "value loss (verl critic.cliprange_value: 0.5)."
+            "value loss (verl critic.cliprange_value: 0.5).",
         },
     )
-    gamma: float = field(default=1.0, metadata={"help": "GAE discount factor (verl algorithm.gamma: 1.0)."})
-    lam: float = field(default=1.0, metadata={"help": "GAE lambda (verl algorithm.lam: 1.0)."})
+    gamma: float = field(
+        default=1.0, metadata={"range": FRACTION, "help": "GAE discount factor (verl algorithm.gamma: 1.0)."}
+    )
+    lam: float = field(
+        default=1.0, metadata={"range": FRACTION, "help": "GAE lambda (verl algorithm.lam: 1.0)."}
+    )
     critic_warmup: int = field(
         default=0,
         metadata={
+            "range": NON_NEGATIVE,
             "help": "Optimizer steps at the start that train only the critic: the policy loss is zeroed, so only "
-            "AdamW's decoupled weight decay touches the policy; verl skips the policy update (trainer.critic_warmup: 0)."
+            "AdamW's decoupled weight decay touches the policy; verl skips the policy update (trainer.critic_warmup: 0).",
         },
     )
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.lam <= 1.0:
-            raise ValueError(f"gamma and lam must lie in [0, 1], got gamma={self.gamma}, lam={self.lam}.")
-        if self.critic_learning_rate <= 0 or self.cliprange_value <= 0 or self.critic_warmup < 0:
-            raise ValueError(
-                "critic_learning_rate and cliprange_value must be > 0 and critic_warmup >= 0; got "
-                f"{self.critic_learning_rate}, {self.cliprange_value}, {self.critic_warmup}."
-            )
+        check_field_rules(self)  # the critic's; OneShotGRPOConfig's __post_init__ checks the rest
         if self.fp16:
             raise ValueError(
                 "PPO supports bf16 or fp32: the critic has no fp16 loss scaling. Set bf16: true instead."

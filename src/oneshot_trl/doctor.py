@@ -1,7 +1,7 @@
 """`oneshot-trl doctor RECIPE.yaml`: check a recipe before spending GPU hours on it. Works offline.
 
     oneshot-trl doctor recipes/qwen15b.yaml --accelerate-config accelerate_configs/zero3.yaml
-    oneshot-trl doctor recipes/qwen15b.yaml --num-processes 4 --zero-stage 3 -- --max_steps 100
+    oneshot-trl doctor recipes/qwen15b.yaml --num-processes 4 --zero-stage 3 --max_steps 100
 
 Prints the effective config (what the recipe and flags set), every value that differs from the official values
 of the recipe's `paper_setup` (oneshot_trl.setups) and from TRL's defaults, the batch arithmetic for the given
@@ -10,7 +10,8 @@ batch that does not hold whole groups of `num_generations`, a dataset too small 
 sampler would yield nothing), a vLLM tensor-parallel size that does not divide the world size, an unknown setup.
 The checks live in `oneshot_trl.checks`; `python -m oneshot_trl.train` runs them (`check_before_training`) with
 the real world size.
-Flags after `--` override recipe keys, as for `train`.
+Every other flag overrides a recipe key, as for `train` (`--max_steps 5` or `--max-steps 5`; a `--` before them is
+allowed); the doctor's own flags take either spelling too (`--num-processes`, `--num_processes`).
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ import dataclasses
 import enum
 import io
 import sys
-from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from oneshot_trl.checks import Launch, batch_plan, count_rows, find_problems
 from oneshot_trl.memory import estimate_memory, kv_cache, model_info
+from oneshot_trl.recipe_source import RecipeError, split_argv
 from oneshot_trl.secrets import is_secret_key, scrub, secrets_in
 from oneshot_trl.setups import OFFICIAL_GPUS, OFFICIAL_PROMPTS_PER_STEP, PAPER_SETUPS
+from oneshot_trl.validate import fail
+
+if TYPE_CHECKING:
+    from oneshot_trl.recipe import Recipe
 
 ALIASES = {"entropy_coeff": "entropy_coef"}  # recipe key -> the field that holds its effective value
 # Names rather than settings: never listed as "differs from TRL's default".
@@ -76,8 +79,10 @@ def declared_defaults(configs: tuple[Any, ...]) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="oneshot-trl doctor",
+        usage="%(prog)s RECIPE.yaml [options] [--field value ...]",
         description="Check a recipe offline: effective config, differences from the paper's official values and "
-        "TRL's defaults, batch arithmetic, memory per GPU. Exit code 2 when the run cannot work.",
+        "TRL's defaults, batch arithmetic, memory per GPU. Exit code 2 when the run cannot work. Flags other than "
+        "the options below override recipe keys, as for `oneshot-trl train` (--max_steps 5).",
     )
     p.add_argument("recipe", help="A recipe YAML file (recipes/*.yaml).")
     p.add_argument(
@@ -115,45 +120,69 @@ def resolve_launch(args: argparse.Namespace) -> Launch:
     return launch
 
 
+def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the doctor's own arguments, the recipe overrides): a flag the doctor's parser knows (in either spelling)
+    is the doctor's, any other one a recipe key's, so `doctor RECIPE --num-processes 4 --max_steps 5` works."""
+    own = {
+        opt.lstrip("-").replace("-", "_"): action
+        for action in build_parser()._actions
+        for opt in action.option_strings
+    }
+    parsed = split_argv(argv)
+    mine = [parsed.path] if parsed.path is not None else []
+    overrides: list[str] = []
+    for flag in parsed.flags:
+        action = own.get(flag.key)
+        if action is None:
+            overrides += [flag.spelling, *flag.values]
+        elif action.nargs == 0:  # --all takes no value: a word after it is the recipe
+            mine += [action.option_strings[-1], *flag.values]
+        else:
+            mine += [action.option_strings[-1], *flag.values]
+    return mine + (["--help"] if parsed.help else []), overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    overrides = argv[argv.index("--") + 1 :] if "--" in argv else []
-    args = build_parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv)
-    # The report goes out scrubbed of every secret (recipe, flags, HF_TOKEN): slurm_train.sbatch logs it.
     try:
-        raw = yaml.safe_load(Path(args.recipe).read_text())
-    except (OSError, yaml.YAMLError):
-        raw = None
-    tokens = secrets_in(raw if isinstance(raw, dict) else None, overrides)
+        mine, overrides = split_args(argv)
+    except RecipeError as err:
+        return fail("oneshot-trl doctor", err, *secrets_in(None, argv))
+    args = build_parser().parse_args(mine)
+    # Imported after the cheap argument errors: the config classes import TRL (seconds).
+    from oneshot_trl.recipe import read_recipe_argv
+
+    try:  # the recipe, read once; its errors and the report go out scrubbed of every secret (slurm logs them)
+        recipe = read_recipe_argv([args.recipe, *overrides])
+    except RecipeError as err:
+        return fail("oneshot-trl doctor", err, *secrets_in(None, overrides))
+    tokens = secrets_in({**recipe.env, **recipe.effective}, overrides)
     out, err = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            return _report(args, overrides)
+            return _report(args, recipe)
     finally:
         sys.stdout.write(scrub(out.getvalue(), *tokens))
         sys.stderr.write(scrub(err.getvalue(), *tokens))
 
 
-def _report(args: argparse.Namespace, overrides: list[str]) -> int:
-    from oneshot_trl.recipe import RecipeError, load_recipe, parse_recipe
+def _report(args: argparse.Namespace, recipe: Recipe) -> int:
+    from oneshot_trl.recipe import build_configs  # imported with read_recipe_argv (main)
 
     try:
         launch = resolve_launch(args)
-        recipe = load_recipe(args.recipe)
         # TrainingArguments refuses bf16 on a machine without a GPU unless use_cpu is set; the doctor must work on
-        # any machine, so it parses with use_cpu and checks the recipe's own value.
-        forced_cpu = not recipe.get("use_cpu") and "--use_cpu" not in overrides and not _has_gpu()
-        parsed = parse_recipe([args.recipe, *overrides, *(["--use_cpu", "true"] if forced_cpu else [])])
-        script_args, training_args, model_args, _ = parsed
+        # any machine, so it builds the configs with use_cpu and checks the recipe's own value.
+        forced_cpu = not recipe.effective.get("use_cpu") and not _has_gpu()
+        script_args, training_args, model_args = build_configs(
+            recipe, {"use_cpu": True} if forced_cpu else None
+        )
         if forced_cpu:
             training_args.use_cpu = False
-    except (RecipeError, ValueError, OSError) as err:
-        print(f"doctor: {args.recipe} cannot be used:\n  {err}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as err:  # RecipeError, a malformed accelerate config
+        return fail("oneshot-trl doctor", err)
     configs = (script_args, training_args, model_args)
-    user_keys = {k for k in recipe if k != "env"} | {
-        a[2:].split("=")[0] for a in overrides if a.startswith("--")
-    }
+    user_keys = set(recipe.effective)
     rows, load_error = count_rows(script_args)
     plan = batch_plan(training_args, launch.num_processes, user_keys, rows)
     info = model_info(model_args.model_name_or_path)
@@ -170,10 +199,8 @@ def _report(args: argparse.Namespace, overrides: list[str]) -> int:
 
     defaults = declared_defaults(configs)
     print("\nEffective config (set by the recipe or flags; every other field has its default):")
-    keys = sorted(defaults) if args.all else list(dict.fromkeys([*recipe, *sorted(user_keys - set(recipe))]))
+    keys = sorted(defaults) if args.all else list(dict.fromkeys([*recipe.values, *sorted(recipe.flags)]))
     for key in keys:
-        if key == "env":
-            continue
         print(f"  {key}: {_show(effective(configs, key), key)}")
     print(
         f"  (derived for world size {plan.world_size}) generation_batch_size: {plan.generation_batch_size}, "

@@ -1,12 +1,17 @@
-"""Recipe files: read, validate and parse a recipe into the config dataclasses (`oneshot_trl.config`).
+"""Recipes: a YAML file of config fields plus command-line overrides, parsed once into the config dataclasses.
 
-`parse_recipe` validates keys and value types against the fields of `OneShotArguments`, `OneShotGRPOConfig` (or
-`OneShotPPOConfig` with `algorithm: ppo`) and TRL's `ModelConfig` before anything starts, naming the key and the
-file on error; command-line flags override recipe values, as with TRL's scripts.
+`parse_recipe(["RECIPE.yaml", "--max_steps", "5"])` reads the file once (`recipe_source.read_recipe`), takes each
+override in either spelling (`--max_steps`, `--max-steps`), converts every value to its field's type (`convert`:
+`1e-3` is a str in YAML, a flag is text) and builds `OneShotArguments`, `OneShotGRPOConfig` (or `OneShotPPOConfig`
+with `algorithm: ppo`) and TRL's `ModelConfig`. Ranges, choices and cross-field rules are the dataclasses' own
+(`oneshot_trl.config`), checked as they are built; every error is a one-line RecipeError naming the file and key,
+or the flag. The parsed `Recipe` keeps what the user set, for the doctor and for the run's own record
+(`effective_text`: what `train runs/R/recipe.yaml` re-runs).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import enum
@@ -14,146 +19,349 @@ import os
 import sys
 import types
 import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from trl import ModelConfig, TrlParser
+from trl import ModelConfig
 
 from oneshot_trl.config import ALGORITHMS, OneShotArguments, OneShotGRPOConfig, OneShotPPOConfig
-from oneshot_trl.validate import InputError, check_field, check_flags, coerce_value
+from oneshot_trl.recipe_source import Flag, RecipeError, read_recipe, split_argv
+from oneshot_trl.secrets import is_secret_key, scrub
+from oneshot_trl.validate import FieldError
+
+__all__ = ["Recipe", "RecipeError", "build_configs", "load_recipe", "parse_recipe", "read_recipe_argv"]
 
 RECIPE_DATACLASSES = (OneShotArguments, OneShotGRPOConfig, ModelConfig)
+ENV_KEY = "env"  # TrlParser's convention: environment variables to set before the configs are built
+_TRUE, _FALSE = ("true", "yes", "y", "t", "1", "on"), ("false", "no", "n", "f", "0", "off")
+_NULL = ("null", "none", "~")
 
 
 def recipe_dataclasses(algorithm: str = "grpo") -> tuple[type, ...]:
     """The dataclasses whose fields are a recipe's keys: PPO recipes use OneShotPPOConfig for the trainer's."""
-    if algorithm not in ALGORITHMS:
-        raise RecipeError(f"Unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
     return (OneShotArguments, OneShotPPOConfig, ModelConfig) if algorithm == "ppo" else RECIPE_DATACLASSES
 
 
-class RecipeError(InputError):
-    """A recipe file that cannot be used: missing, not a mapping, unknown key or wrong value type."""
-
-
-def _type_matches(value: Any, tp: Any) -> bool:
-    """Whether a YAML value fits a dataclass field annotation (loose: ints are floats, strings fit enums)."""
-    if tp is Any:
-        return True
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_matches(value, arg) for arg in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if origin is typing.Literal:
-        return value in typing.get_args(tp)
-    if origin in (list, tuple):
-        (item_tp, *_) = typing.get_args(tp) or (Any,)
-        return isinstance(value, list) and all(_type_matches(v, item_tp) for v in value)
-    if origin is dict or tp is dict:
-        return isinstance(value, dict)
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return value in {m.value for m in tp} or value in tp.__members__
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is str:
-        return isinstance(value, str)
-    return True  # exotic annotations: leave the check to the dataclass
-
-
-def _recipe_fields(classes: tuple[type, ...] = RECIPE_DATACLASSES) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
+def recipe_fields(classes: tuple[type, ...] = RECIPE_DATACLASSES) -> dict[str, tuple[type, Any]]:
+    """Every recipe key: name -> (the dataclass that holds it, its type annotation)."""
+    out: dict[str, tuple[type, Any]] = {}
     for cls in classes:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             if f.init:
-                fields[f.name] = hints.get(f.name, Any)
-    return fields
+                out[f.name] = (cls, hints.get(f.name, Any))
+    return out
 
 
-def load_recipe(path: str | os.PathLike, algorithm: str | None = None) -> dict[str, Any]:
-    """Read and validate a recipe file: every key must be a config field and every value of the field's type.
+# --- values: one conversion for YAML values and flag text -----------------------------------------------------
 
-    The fields are those of the recipe's `algorithm` (or of `algorithm`, when a command-line flag overrides it).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"Recipe file not found: {path}")
+
+class _Mismatch(Exception):
+    pass
+
+
+def _convert(value: Any, tp: Any, lenient: bool) -> Any:
+    """`value` as type `tp`, or _Mismatch. Strict: the value already has the type (an int is a float). Lenient:
+    text that spells one (`1e-3`, `true`, `null`), a scalar for a str or list field."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for mode in (False, True) if lenient else (False,):
+            for arg in typing.get_args(tp):
+                try:
+                    return _convert(value, arg, mode)
+                except _Mismatch:
+                    continue
+        raise _Mismatch
+    if tp is type(None):
+        if value is None or (lenient and isinstance(value, str) and value.strip().lower() in _NULL):
+            return None
+        raise _Mismatch
+    if origin is typing.Literal:
+        for choice in typing.get_args(tp):
+            if value == choice or (lenient and str(value) == str(choice)):
+                return choice
+        raise _Mismatch
+    if origin in (list, tuple) or tp in (list, tuple):
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        items = value if isinstance(value, list) else [value] if lenient and value is not None else None
+        if items is None:
+            raise _Mismatch
+        return [convert(v, item_tp) for v in items]
+    if origin is dict or tp is dict:
+        if isinstance(value, dict):
+            return value
+        raise _Mismatch
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        if value in {m.value for m in tp} or value in tp.__members__:
+            return value
+        raise _Mismatch
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if lenient and isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise _Mismatch
+    if tp in (int, float):
+        if isinstance(value, bool):
+            raise _Mismatch
+        if isinstance(value, int) or (tp is float and isinstance(value, float)):
+            return tp(value)
+        if lenient and isinstance(value, str):
+            try:
+                return tp(value.strip())
+            except ValueError:
+                raise _Mismatch from None
+        raise _Mismatch
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if lenient and isinstance(value, (bool, int, float)):
+            return str(value).lower() if isinstance(value, bool) else str(value)
+        raise _Mismatch
+    return value  # exotic annotations: the dataclass checks them
+
+
+def convert(value: Any, tp: Any) -> Any:
+    """A recipe value or flag text as its field's type `tp` (strictly typed values first, then text such as
+    YAML's `1e-3` str); ValueError when it cannot be one."""
+    if value is None:
+        return None
     try:
-        recipe = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{path} is not valid YAML: {err}") from err
-    if not isinstance(recipe, dict):
-        raise RecipeError(f"{path} must be a YAML mapping of config fields to values.")
-    algorithm = algorithm or recipe.get("algorithm") or "grpo"
+        return _convert(value, tp, lenient=True)
+    except _Mismatch:
+        raise ValueError(describe_type(tp)) from None
+
+
+def describe_type(tp: Any) -> str:
+    """What a field annotation accepts, in words (`a number (int) or null`)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(describe_type(a) for a in typing.get_args(tp)))
+    if origin in (list, tuple):
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        return f"a list of {describe_type(item_tp)}"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "one of " + ", ".join(str(m.value) for m in tp)
+    names = {type(None): "null", bool: "true or false", int: "a number (int)", float: "a number (float)",
+             str: "a string", dict: "a mapping"}  # fmt: skip
+    return names.get(tp if origin is None else origin, str(tp))
+
+
+# --- the recipe: file + overrides ----------------------------------------------------------------------------
+
+
+@dataclass
+class Recipe:
+    """A parsed recipe command line: the file's mapping (`values`, converted; `env` kept apart), the overrides
+    (`flags`: field -> value, converted; `spellings`: field -> the flag as typed) and the dataclasses they fill."""
+
+    path: str | None
+    values: dict[str, Any]
+    flags: dict[str, Any]
+    spellings: dict[str, str]
+    env: dict[str, str]
+    classes: tuple[type, ...]
+
+    def __fspath__(self) -> str:  # older callers pass the recipe on as a path
+        if self.path is None:
+            raise TypeError("this recipe has no file")
+        return self.path
+
+    @property
+    def effective(self) -> dict[str, Any]:
+        """What the user set: the file's values with the flags' on top (every other field has its default)."""
+        return {**self.values, **self.flags}
+
+    def where(self, key: str) -> str:
+        """How an error names `key`: the flag that set it, or the recipe file's key."""
+        if key in self.spellings:
+            return f"flag {self.spellings[key]}"
+        return f"{self.path}: key {key!r}" if self.path else f"key {key!r}"
+
+    def effective_text(self, *tokens: str | None) -> str:
+        """The effective recipe as YAML, for the run's own record: `train runs/R/recipe.yaml` re-runs it. Values of
+        secret keys (hub_token, an env HF_TOKEN) are left out, and any known token is scrubbed from the rest."""
+        secret = sorted(k for k in self.effective if is_secret_key(k))
+        values = {k: v for k, v in self.effective.items() if not is_secret_key(k)}
+        env = {k: v for k, v in self.env.items() if not is_secret_key(k)}
+        secret += sorted(f"env.{k}" for k in self.env if is_secret_key(k))
+        flags = " ".join(
+            f"{self.spellings[k]} {_show(v)}" for k, v in self.flags.items() if not is_secret_key(k)
+        )
+        header = [f"# The effective recipe of this run: {self.path or 'no file'}"]
+        header += [f"# with the command-line overrides {flags}"] if flags else []
+        header += [f"# Not saved (secrets): {', '.join(secret)}."] if secret else []
+        body = yaml.safe_dump(
+            {**({ENV_KEY: env} if env else {}), **values}, sort_keys=False, allow_unicode=True
+        )
+        return scrub("\n".join(header) + "\n" + body, *tokens)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _unknown(key: str, known: Mapping[str, Any], ppo_only: set[str], where: str, flag: bool) -> RecipeError:
+    if key in ppo_only:
+        return RecipeError(f"{where} is a PPO setting; it needs `algorithm: ppo`.")
+    close = difflib.get_close_matches(key, known, n=3)
+    hint = f" Did you mean {', '.join(('--' if flag else '') + c for c in close)}?" if close else ""
+    if flag:
+        return RecipeError(f"unknown flag {where.removeprefix('flag ')}.{hint}")
+    names = ", ".join(c.__name__ for c in recipe_dataclasses())
+    return RecipeError(f"{where}: unknown key {key!r}.{hint} Keys must be fields of {names}.")
+
+
+def _flag_value(flag: Flag, tp: Any) -> Any:
+    """An override's words as one value: a list field takes them all, a bool flag alone means true."""
+    is_list = any(typing.get_origin(t) in (list, tuple) for t in (tp, *typing.get_args(tp)))
+    if is_list:
+        return flag.values
+    if not flag.values:
+        if bool in (tp, *typing.get_args(tp)):
+            return True
+        raise RecipeError(f"flag {flag.spelling} needs a value.")
+    if len(flag.values) > 1:
+        raise RecipeError(
+            f"flag {flag.spelling} takes one value, got {len(flag.values)}: {' '.join(flag.values)}."
+        )
+    return flag.values[0]
+
+
+def read_recipe_argv(argv: list[str] | None = None) -> Recipe:
+    """`RECIPE.yaml [--field value ...]` (or `--config RECIPE.yaml ...`, or only flags): the file read once, every
+    key and flag known and converted to its field's type. RecipeError names the key and file, or the flag."""
+    parsed = split_argv(list(sys.argv[1:] if argv is None else argv))
+    values = read_recipe(parsed.path) if parsed.path is not None else {}
+    where = f"{parsed.path}: key {ENV_KEY!r}"
+    env = values.pop(ENV_KEY, None) or {}
+    if not isinstance(env, dict):
+        raise RecipeError(f"{where} must be a mapping of environment variables to values.")
+    flags = {f.key: f for f in parsed.flags}  # the last one wins, as with argparse
+    algorithm = flags["algorithm"].values[-1] if "algorithm" in flags and flags["algorithm"].values else None
+    algorithm = algorithm or values.get("algorithm") or "grpo"
     if algorithm not in ALGORITHMS:
-        raise RecipeError(f"{path}: key 'algorithm' is {algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
+        origin = flags["algorithm"].spelling if "algorithm" in flags else f"{parsed.path}: key 'algorithm'"
+        raise RecipeError(f"{origin} is {algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
     classes = recipe_dataclasses(algorithm)
-    known = _recipe_fields(classes)
-    ppo_only = _recipe_fields(recipe_dataclasses("ppo")).keys() - known
-    for key, value in recipe.items():
-        if key == "env":  # TrlParser convention: environment variables to set
-            continue
-        if key in ppo_only:
-            raise RecipeError(f"{path}: key {key!r} is a PPO setting; it needs `algorithm: ppo`.")
+    known = recipe_fields(classes)
+    ppo_only = set(recipe_fields(recipe_dataclasses("ppo"))) - set(known)
+    recipe = Recipe(parsed.path, {}, {}, {f.key: f.spelling for f in parsed.flags}, {}, classes)
+    recipe.env = {str(k): str(v) for k, v in env.items()}
+    for key, value in values.items():
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise RecipeError(f"{path}: unknown key {key!r}.{hint} Keys must be fields of {_names(classes)}.")
-        value = recipe[key] = coerce_value(value, known[key])  # `1e-3` is a str in YAML
-        if value is not None and not _type_matches(value, known[key]):
-            raise RecipeError(
-                f"{path}: key {key!r} has value {value!r} of type {type(value).__name__}, expected {known[key]}."
-            )
-        try:
-            check_field(key, value, known[key], f"{path}: key {key!r}")
-        except InputError as err:
-            raise RecipeError(str(err)) from None
+            raise _unknown(str(key), known, ppo_only, recipe.where(str(key)), flag=False)
+        recipe.values[key] = _typed(recipe, key, value, known[key][1])
+    for key, flag in flags.items():
+        if key not in known:
+            raise _unknown(key, known, ppo_only, f"flag {flag.spelling}", flag=True)
+        recipe.flags[key] = _typed(recipe, key, _flag_value(flag, known[key][1]), known[key][1], flag)
     return recipe
 
 
-def _names(classes: tuple[type, ...] = RECIPE_DATACLASSES) -> str:
-    return ", ".join(c.__name__ for c in classes)
+def _typed(recipe: Recipe, key: str, value: Any, tp: Any, flag: Flag | None = None) -> Any:
+    try:
+        return convert(value, tp)
+    except ValueError as err:
+        if flag is not None:
+            shown = " ".join(flag.values) if isinstance(value, list) else value
+            raise RecipeError(f"flag {flag.spelling} is {shown!r}; it must be {err}.") from None
+        raise RecipeError(
+            f"{recipe.where(key)} has value {value!r} of type {type(value).__name__}, expected {err}."
+        ) from None
 
 
-def _flag_value(argv: list[str], name: str) -> str | None:
-    """The value of `--name value` or `--name=value` in argv (the last one wins, as with argparse)."""
-    value = None
-    for i, arg in enumerate(argv):
-        if arg == f"--{name}" and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif arg.startswith(f"--{name}="):
-            value = arg.split("=", 1)[1]
-    return value
+def build_configs(recipe: Recipe, forced: Mapping[str, Any] | None = None) -> tuple[Any, Any, Any]:
+    """The three configs of a recipe (`forced`: values set over the user's, e.g. the doctor's use_cpu). The
+    dataclasses check their ranges, choices and cross-field rules as they are built; a failure is a RecipeError
+    naming the key or flag (a range) or the file (a rule between fields)."""
+    os.environ.update(recipe.env)
+    values = {**recipe.effective, **(forced or {})}
+    configs = []
+    try:
+        for cls in recipe.classes:
+            names = {f.name for f in dataclasses.fields(cls) if f.init}
+            configs.append(cls(**{k: v for k, v in values.items() if k in names}))
+    except FieldError as err:
+        raise RecipeError(f"{recipe.where(err.key)} {err.detail}") from None
+    except (ValueError, TypeError) as err:  # a cross-field rule: ours (config.py) or TRL's
+        raise RecipeError(f"{recipe.path}: {err}" if recipe.path else str(err)) from None
+    script_args, training_args, model_args = configs
+    return script_args, training_args, model_args
 
 
 def parse_recipe(
     argv: list[str] | None = None,
-) -> tuple[OneShotArguments, OneShotGRPOConfig, ModelConfig, str | None]:
-    """Parse `RECIPE.yaml [--field value ...]` (or `--config RECIPE.yaml ...`) into the three configs.
+) -> tuple[OneShotArguments, OneShotGRPOConfig, ModelConfig, Recipe]:
+    """Parse `RECIPE.yaml [--field value ...]` into the three configs and the `Recipe` (its path, what was set).
+    The trainer config is a `OneShotPPOConfig` when the recipe (or `--algorithm`) says `ppo`."""
+    recipe = read_recipe_argv(argv)
+    return (*build_configs(recipe), recipe)
 
-    Command-line flags override recipe values, as with TRL's scripts. Returns the recipe path as well. The trainer
-    config is a `OneShotPPOConfig` when the recipe (or `--algorithm`) says `ppo`.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    recipe_path = None
-    if argv and not argv[0].startswith("-"):
-        recipe_path = argv.pop(0)
-        argv = ["--config", recipe_path, *argv]
-    elif "--config" in argv:
-        recipe_path = argv[argv.index("--config") + 1]
-    algorithm = _flag_value(argv, "algorithm")
-    if recipe_path is not None:
-        # validate before TrlParser, which would accept wrong types silently
-        algorithm = algorithm or load_recipe(recipe_path, algorithm).get("algorithm")
-    classes = recipe_dataclasses(algorithm or "grpo")
-    if not {"-h", "--help"} & set(argv):  # --help is argparse's: it lists every field and exits 0
-        check_flags(argv, _recipe_fields(classes))  # one line per bad flag, not argparse's usage
-    parser = TrlParser(classes)
-    script_args, training_args, model_args = parser.parse_args_and_config(argv)
-    return script_args, training_args, model_args, recipe_path
+
+def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """A recipe file's keys and values, read and checked (known keys, typed values) without building the configs."""
+    recipe = read_recipe_argv([str(path)])
+    return {**({ENV_KEY: recipe.env} if recipe.env else {}), **recipe.values}
+
+
+def help_text(prog: str) -> str:
+    """`prog --help`: the recipe argument, --config and every field a recipe or flag may set, by dataclass."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        usage=f"{prog} RECIPE.yaml [--field value ...]\n       {prog} --config RECIPE.yaml [--field value ...]",
+        description="Train with 1-shot RLVR from a YAML recipe. Flags override the recipe's keys; each flag has "
+        "both spellings (--max_steps, --max-steps); a list field takes several values (--dsr_sub_index 1 2); a "
+        "bool flag alone means true (--use_cpu).",
+        add_help=False,
+    )
+    parser.add_argument(
+        "recipe", metavar="RECIPE.yaml", help="The recipe: a YAML mapping of the fields below."
+    )
+    parser.add_argument("--config", metavar="RECIPE.yaml", help="The recipe, as a flag (TRL's spelling).")
+    parser.add_argument("-h", "--help", action="store_true", help="Show this message and exit.")
+    seen: set[str] = set()
+    for cls in (*RECIPE_DATACLASSES, OneShotPPOConfig):
+        group = parser.add_argument_group(
+            cls.__name__ + (" (algorithm: ppo)" if cls is OneShotPPOConfig else "")
+        )
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if not f.init or f.name in seen:
+                continue
+            seen.add(f.name)
+            names = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}"])
+            default = f.default if f.default is not dataclasses.MISSING else None
+            shown = "" if isinstance(default, str) and len(default) > 40 else f" (default: {_show(default)})"
+            text = str(f.metadata.get("help", "")).replace("%", "%%")
+            group.add_argument(*names, metavar=_metavar(hints.get(f.name, Any)), help=text + shown)
+    return parser.format_help()
+
+
+def _metavar(tp: Any) -> str:
+    """A flag's value in help: INT, FLOAT, BOOL, STR, LIST ...; the first of a union (`int | None`: INT)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(tp) else [tp]
+    first = args[0] if args else tp
+    origin = typing.get_origin(first) or first
+    if origin in (list, tuple):
+        return "VALUE [VALUE ...]"
+    names = {bool: "BOOL", int: "INT", float: "FLOAT", dict: "JSON"}
+    return names.get(
+        origin, "CHOICE" if isinstance(origin, type) and issubclass(origin, enum.Enum) else "STR"
+    )
+
+
+def recipe_path_of(recipe: Recipe | str | os.PathLike | None) -> Path | None:
+    """The file of a recipe given as a parsed Recipe or a path."""
+    if recipe is None or (isinstance(recipe, Recipe) and recipe.path is None):
+        return None
+    return Path(os.fspath(recipe))

@@ -8,9 +8,10 @@ import logging
 import os
 import re
 
-_SECRET_KEY_RE = re.compile(
-    r"^(\s*-?\s*[\w.-]*(?:token|secret|password|api_key|apikey)[\w.-]*\s*:\s*)(.+?)\s*$", re.I
-)
+# A secret's key has a name part token/secret/password/api_key (hub_token, HF_TOKEN, wandb_api_key), not a word
+# that contains one (max_new_tokens, tokenizer_name): those are settings, and a re-run needs their values.
+_SECRET_NAME = r"(?:^|[_.-])(?:token|secret|password|passwd|api_?key)(?:$|[_.-])"
+_SECRET_KEY_RE = re.compile(r"^(\s*-?\s*([\w.-]+)\s*:\s*)(.+?)\s*$")
 _REDACTED = "<redacted>"
 
 
@@ -39,13 +40,17 @@ def redact_recipe(text: str, *tokens: str | None) -> str:
     lines = []
     for line in text.splitlines():
         match = _SECRET_KEY_RE.match(line)
-        if match and match.group(2).split("#")[0].strip() not in ("null", "~", "''", '""', "None"):
+        if (
+            match
+            and is_secret_key(match.group(2))
+            and match.group(3).split("#")[0].strip() not in ("null", "~", "''", '""', "None")
+        ):
             line = f"{match.group(1)}{_REDACTED}"
         lines.append(line)
     return scrub("\n".join(lines), *tokens) + ("\n" if text.endswith("\n") else "")
 
 
-_SECRET_NAME_RE = re.compile(r"token|secret|password|api_?key", re.I)
+_SECRET_NAME_RE = re.compile(_SECRET_NAME, re.I)
 
 
 def is_secret_key(key: str) -> bool:

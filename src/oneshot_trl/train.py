@@ -11,31 +11,34 @@ with `algorithm: ppo`) and TRL's `ModelConfig`; `python -m oneshot_trl.train --h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import transformers
-from transformers import AutoTokenizer, ProgressCallback, TrainerCallback, set_seed
+from transformers import AutoTokenizer, PrinterCallback, ProgressCallback, TrainerCallback, set_seed
 from trl import ModelConfig, get_peft_config
 
-from oneshot_trl import __version__
-from oneshot_trl.callbacks import BenchmarkEvalCallback, TrainingProgressCallback
+from oneshot_trl import __version__, resume
+from oneshot_trl.callbacks import BenchmarkEvalCallback, CompactPrinterCallback, TrainingProgressCallback
 from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
+from oneshot_trl.files import atomic_write_text
 from oneshot_trl.hub.retry import HubPushFailed, failure_message
-from oneshot_trl.layout import RECIPE_FILE, RUN_INFO_FILE, TRAINER_STATE_FILE, checkpoint_dirs
+from oneshot_trl.layout import RECIPE_FILE, RUN_INFO_FILE
+from oneshot_trl.lock import run_lock
 from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.precision import PrecisionCallback
-from oneshot_trl.recipe import parse_recipe
-from oneshot_trl.rewards import get_reward_funcs, incorrect_labels
-from oneshot_trl.secrets import ScrubFilter, redact_recipe, secrets_in
+from oneshot_trl.recipe import Recipe, help_text, parse_recipe, read_recipe_argv
+from oneshot_trl.retention import build_retention
+from oneshot_trl.rewards import RewardOptions, get_reward_funcs, incorrect_labels
+from oneshot_trl.secrets import ScrubFilter, secrets_in
 from oneshot_trl.trainer import OneShotGRPOTrainer
 from oneshot_trl.validate import (
     InputError,
@@ -43,7 +46,6 @@ from oneshot_trl.validate import (
     check_training_dirs,
     check_weights,
     fail,
-    last_complete_checkpoint,
 )
 
 if TYPE_CHECKING:
@@ -67,44 +69,37 @@ def setup_logging(training_args: OneShotGRPOConfig) -> None:
 
 
 def resolve_checkpoint(training_args: OneShotGRPOConfig) -> str | None:
-    """`resume_from_checkpoint: true` means the last checkpoint in output_dir (None if there is none yet)."""
-    resume = training_args.resume_from_checkpoint
-    if resume in (None, False, "false", "False"):
-        return None
-    if resume in (True, "true", "True"):
-        last = last_complete_checkpoint(training_args.output_dir)  # skips (and names) a half-saved newest one
-        if last is None:
-            logger.info(
-                "resume_from_checkpoint is set but %s has no checkpoint: starting fresh.",
-                training_args.output_dir,
-            )
-        return last
-    if not os.path.isdir(resume):
-        raise InputError(f"resume_from_checkpoint={resume!r} is not a checkpoint directory.")
-    if not os.path.isfile(os.path.join(resume, TRAINER_STATE_FILE)):
-        raise InputError(
-            f"resume_from_checkpoint={resume!r} has no trainer_state.json: saving it was interrupted."
-        )
-    check_weights(resume)
-    return str(resume)
+    """The checkpoint to resume from, or None; refuses (InputError) or ends (RunFinished) before any work: see
+    `oneshot_trl.resume`."""
+    return resume.resolve_checkpoint(training_args)
 
 
 def check_run_dir(training_args: OneShotGRPOConfig, checkpoint: str | None) -> None:
-    """Before the model loads: refuse a fresh run over another run's checkpoints, clear them with
-    overwrite_output_dir, and say what a resume from a `save_only_model` checkpoint loses."""
-    resume = training_args.resume_from_checkpoint not in (None, False, "false", "False")
-    check_training_dirs(training_args, resume)
-    if not resume and training_args.overwrite_output_dir and training_args.process_index == 0:
-        for old in checkpoint_dirs(training_args.output_dir).values():
-            logger.warning("overwrite_output_dir: deleting %s of a previous run.", old)
-            shutil.rmtree(old)
-    if checkpoint is not None and training_args.save_only_model:
-        logger.warning(
-            "Resuming from %s, saved with save_only_model: true: it has the weights but no optimizer, scheduler "
-            "or RNG state, so Adam's moments restart from zero and sampling differs from an uninterrupted run. Set "
-            "save_only_model: false for exactly resumable checkpoints.",
-            checkpoint,
+    """Before the model loads: refuse a fresh run over another run, or clear it with overwrite_output_dir."""
+    check_training_dirs(training_args, resume.resume_requested(training_args))
+    resume.clear_for_fresh_start(training_args)
+
+
+def check_hub_target(args: OneShotGRPOConfig) -> str:
+    """Before training with push_to_hub: the repo id it would push to is valid and a token is at hand (hub_token,
+    HF_TOKEN or `hf auth login`); an InputError naming the key otherwise. Returns the repo id."""
+    from huggingface_hub import get_token
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    repo_id = args.hub_model_id or Path(args.output_dir).absolute().name
+    key = "hub_model_id" if args.hub_model_id else "hub_model_id (unset: output_dir's name)"
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise InputError(
+            f"{key} {repo_id!r} is not a Hub repo id (user/name): {' '.join(str(err).split())}"
+        ) from None
+    if not (getattr(args, "hub_token", None) or get_token()):
+        raise InputError(
+            "push_to_hub: true needs a Hub token: set HF_TOKEN or run `hf auth login` (or set hub_token), "
+            "or push_to_hub: false."
         )
+    return repo_id
 
 
 def check_vllm_training(training_args: OneShotGRPOConfig) -> None:
@@ -133,12 +128,13 @@ def build_trainer(
     script_args: OneShotArguments,
     training_args: OneShotGRPOConfig,
     model_args: ModelConfig,
-    recipe_path: str | None = None,
+    recipe: Recipe | str | os.PathLike | None = None,
     extra_callbacks: Sequence[TrainerCallback] = (),
 ) -> tuple[OneShotGRPOTrainer, HubPushCallback | None]:
     """The trainer a recipe describes (data, rewards, model, eval and Hub callbacks), and its Hub callback.
 
-    Also writes the run record (run info, recipe copy) into output_dir. `extra_callbacks` come last (bench/
+    Also writes the run record (run info; the effective recipe, overrides included: what `train
+    OUTPUT_DIR/recipe.yaml` re-runs) into output_dir. `extra_callbacks` come last (bench/
     times steps with one).
     """
     from oneshot_trl.models import resolve_model  # Hub ids with revisions, or local paths
@@ -147,12 +143,29 @@ def build_trainer(
         check_vllm_training(training_args)
         # --- Data: the example(s), checked, repeated, as prompts ---
         examples = load_examples(script_args)
-        wrong_labels = (  # reward: incorrect: a wrong label per example, checked against its gold now
-            incorrect_labels(examples, script_args.incorrect_answer) if script_args.reward == "incorrect" else None
+        wrong_labels = (  # the incorrect reward: a wrong label per example, checked against its gold now
+            incorrect_labels(examples, script_args.incorrect_answer)
+            if "incorrect" in script_args.reward_funcs
+            else None
+        )
+        # reward_funcs resolved (registry names, import paths) with reward_weights, plus the accuracy monitor
+        rewards = get_reward_funcs(
+            script_args.reward_funcs,
+            training_args.reward_weights,
+            RewardOptions(
+                grader=script_args.grader,
+                timeout_s=script_args.reward_timeout_s,
+                random_p=script_args.random_reward_p,
+                seed=training_args.seed,
+                incorrect_labels=wrong_labels,
+                num_generations=training_args.num_generations,
+            ),
         )
         # `oneshot-trl doctor`'s checks (batch arithmetic, dataset size, vLLM layout) with the real world size
         check_before_training(script_args, training_args, model_args, len(examples))
         check_model_dir(model_args.model_name_or_path, "model_name_or_path")
+        if training_args.push_to_hub:
+            check_hub_target(training_args)
         base = resolve_model(model_args.model_name_or_path, revision=model_args.model_revision)
         check_weights(base.path)
     except InputError:
@@ -164,17 +177,7 @@ def build_trainer(
         tokenizer.pad_token = tokenizer.eos_token
     train_dataset = build_train_dataset(examples, script_args, tokenizer)
 
-    # --- Rewards ---
-    reward_funcs, weights = get_reward_funcs(
-        script_args.reward,
-        script_args.grader,
-        script_args.reward_timeout_s,
-        random_p=script_args.random_reward_p,
-        seed=training_args.seed,
-        incorrect_labels=wrong_labels,
-        num_generations=training_args.num_generations,
-    )
-    training_args.reward_weights = weights
+    training_args.reward_weights = rewards.weights  # with the monitor's 0: TRL wants one weight per function
 
     # --- Model: TRL loads it from the resolved snapshot with model_init_kwargs ---
     training_args.model_init_kwargs = {
@@ -192,7 +195,8 @@ def build_trainer(
         "base_model_commit": base.commit_sha,
         "examples": examples_to_json(examples),
         "algorithm": script_args.algorithm,
-        "reward": script_args.reward,
+        "reward_funcs": list(script_args.reward_funcs),
+        "reward_weights": rewards.weights[: len(script_args.reward_funcs)],
         "paper_setup": script_args.paper_setup,
         "grader": script_args.grader,
         "oneshot_trl_version": __version__,
@@ -211,32 +215,39 @@ def build_trainer(
 
         run_info["hardware"] = describe_hardware(training_args)
         hub_callback = HubPushCallback.from_training_args(
-            training_args, recipe_path=recipe_path, run_info=run_info
+            training_args,
+            recipe_path=output_dir / RECIPE_FILE if recipe is not None else None,
+            run_info=run_info,
         )
         callbacks.append(hub_callback)
+    retention = build_retention(script_args, hub_callback)  # after eval and push: keeps the newest + the best
+    if retention is not None:
+        callbacks.append(retention)
     if training_args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2))
-        if recipe_path is not None:
-            # the run's copy (pushed, shown on cards) with secret values redacted
-            recipe_text = Path(recipe_path).read_text(encoding="utf-8")
-            (output_dir / RECIPE_FILE).write_text(redact_recipe(recipe_text, training_args.hub_token))
+        atomic_write_text(output_dir / RUN_INFO_FILE, json.dumps(run_info, indent=2))
+        if recipe is not None:  # the effective recipe (pushed, shown on cards), secrets left out
+            parsed = recipe if isinstance(recipe, Recipe) else read_recipe_argv([os.fspath(recipe)])
+            atomic_write_text(output_dir / RECIPE_FILE, parsed.effective_text(training_args.hub_token))
 
     trainer_class = OneShotPPOTrainer if script_args.algorithm == "ppo" else OneShotGRPOTrainer
     trainer = trainer_class(
         model=base.path,
-        reward_funcs=reward_funcs,
+        reward_funcs=rewards.funcs,
         args=training_args,
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
         callbacks=[PrecisionCallback(), *callbacks, *extra_callbacks],  # precision: logs + run info
         completions_per_step=script_args.completions_per_step,
+        accuracy_column=rewards.accuracy_column,
     )
     if eval_callback is not None:
         eval_callback.bind(trainer)  # evals generate with this trainer's engine or policy
-    if trainer.pop_callback(ProgressCallback) is not None:  # the same bar, but a few lines when logged to a file
+    if trainer.pop_callback(ProgressCallback) is not None:  # the same bar, a few lines when logged to a file
         trainer.add_callback(TrainingProgressCallback())
+    if trainer.pop_callback(PrinterCallback) is not None:  # disable_tqdm: one compact line per log
+        trainer.add_callback(CompactPrinterCallback())
     logger.info(
         "Training %s on %d example(s) for %s steps.",
         model_args.model_name_or_path,
@@ -250,22 +261,30 @@ def main(
     script_args: OneShotArguments,
     training_args: OneShotGRPOConfig,
     model_args: ModelConfig,
-    recipe_path: str | None = None,
+    recipe: Recipe | str | os.PathLike | None = None,
 ) -> OneShotGRPOTrainer:
     setup_logging(training_args)
     set_seed(training_args.seed)
-    checkpoint = resolve_checkpoint(training_args)
-    check_run_dir(training_args, checkpoint)
-    trainer, hub_callback = build_trainer(script_args, training_args, model_args, recipe_path)
-
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.log_metrics("train", result.metrics)
-    trainer.save_metrics("train", result.metrics)
-    trainer.save_state()
-    trainer.save_model(training_args.output_dir)
-    if trainer.accelerator.is_main_process:
-        trainer.processing_class.save_pretrained(training_args.output_dir)
-    logger.info("Model saved to %s", training_args.output_dir)
+    lock = (  # one writer per run dir: the main process holds it (the other ranks are its own launch)
+        run_lock(training_args.output_dir, command="oneshot-trl train")
+        if training_args.process_index == 0
+        else contextlib.nullcontext()
+    )
+    with lock:
+        checkpoint = resolve_checkpoint(training_args)
+        check_run_dir(training_args, checkpoint)
+        trainer, hub_callback = build_trainer(script_args, training_args, model_args, recipe)
+        try:
+            result = trainer.train(resume_from_checkpoint=checkpoint)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(interrupted_note(trainer)) from None
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+        trainer.save_model(training_args.output_dir)
+        if trainer.accelerator.is_main_process:
+            trainer.processing_class.save_pretrained(training_args.output_dir)
+        logger.info("Model saved to %s", training_args.output_dir)
     if hub_callback is not None:
         # final model + card to `main`; waits for checkpoint uploads, logs a summary
         summary = hub_callback.push_final()
@@ -275,13 +294,29 @@ def main(
     return trainer
 
 
+def interrupted_note(trainer: OneShotGRPOTrainer) -> str:
+    """What a Ctrl-C kept and how to go on (the CLI prints it on one line, exit 130)."""
+    output_dir, step = trainer.args.output_dir, trainer.state.global_step
+    kept = resume.newest_intact_checkpoint(output_dir)
+    if kept is None:
+        return f"at step {step}, before any checkpoint of {output_dir}: rerun with --overwrite_output_dir true."
+    return f"at step {step}; kept {kept}: rerun the same command with --resume_from_checkpoint true to resume"
+
+
 def cli_main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help"} & set(argv):
+        print(help_text("oneshot-trl train"))
+        return 0
     try:  # a bad recipe, flag or input: one line and exit code 2 (errors once training runs keep their traceback)
-        script_args, training_args, model_args, recipe_path = parse_recipe(argv)
+        script_args, training_args, model_args, recipe = parse_recipe(argv)
     except (ValueError, OSError) as err:  # RecipeError, InputError, the configs' own __post_init__ checks
-        return fail("oneshot-trl train", err, *secrets_in(None, sys.argv[1:] if argv is None else argv))
+        return fail("oneshot-trl train", err, *secrets_in(None, argv))
     try:
-        main(script_args, training_args, model_args, recipe_path)
+        main(script_args, training_args, model_args, recipe)
+    except resume.RunFinished as err:  # a finished run resumed: nothing to do, not an error
+        print(f"oneshot-trl train: {err}")
+        return 0
     except InputError as err:
         return fail("oneshot-trl train", err, training_args.hub_token)
     except HubPushFailed as err:

@@ -2,18 +2,20 @@
 any model loads (in `--dry-run` and `doctor` too).
 
 A bad input is an `InputError`: one line naming the flag, key, file or row, which every CLI prints with `fail`
-(exit code 2, no traceback). Numbers are checked for their field's type and range (no NaN/inf, no negative or zero
-count); numeric strings, which YAML produces for `1e-3`, are accepted for float fields.
+(exit code 2, no traceback). Numbers are checked against a `Range` (no NaN/inf, no negative or zero count); a config
+field declares its own range and choices with the field (`oneshot_trl.config`), checked by `check_number` and
+`check_choice` when the config is built.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
 import sys
-import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,121 +40,68 @@ def fail(prog: str, err: BaseException | str, *tokens: str | None) -> int:
 # --- numbers -------------------------------------------------------------------------------------------------
 
 
-def _range(minimum: float | None = None, *, above: float | None = None, maximum: float | None = None,
-           also: tuple = (), note: str = "") -> Callable[[float], str | None]:  # fmt: skip
-    """A range check: returns what the value must be (with `note`), or None when it is fine."""
+@dataclass(frozen=True)
+class Range:
+    """A number's allowed range, declared with the field it belongs to (`oneshot_trl.config`) or a CLI flag.
+    `Range(1)`: >= 1; `Range(above=0, maximum=1)`: (0, 1]; `also`: values allowed outside it (-1: "unset")."""
 
-    def check(value: float) -> str | None:
-        if value in also:
+    minimum: float | None = None
+    above: float | None = None
+    maximum: float | None = None
+    also: tuple[float, ...] = ()
+    note: str = ""
+
+    def __call__(self, value: float) -> str | None:
+        """What the value must be (with `note`), or None when it is fine."""
+        if value in self.also:
             return None
-        if minimum is not None and value < minimum:
-            return f">= {minimum:g}{note}"
-        if above is not None and value <= above:
-            return f"> {above:g}{note}"
-        if maximum is not None and value > maximum:
-            return f"<= {maximum:g}{note}"
+        if self.minimum is not None and value < self.minimum:
+            return f">= {self.minimum:g}{self.note}"
+        if self.above is not None and value <= self.above:
+            return f"> {self.above:g}{self.note}"
+        if self.maximum is not None and value > self.maximum:
+            return f"<= {self.maximum:g}{self.note}"
         return None
 
-    return check
+
+COUNT, POSITIVE, NON_NEGATIVE = Range(1), Range(above=0), Range(0)
+FRACTION, FRACTION_ABOVE_ZERO = Range(0, maximum=1), Range(above=0, maximum=1)
 
 
-COUNT, POSITIVE, NON_NEGATIVE = _range(1), _range(above=0), _range(0)
-FRACTION_ABOVE_ZERO = _range(above=0, maximum=1)
+class FieldError(InputError):
+    """A config field's value outside its declared range or choices; `detail` reads after the field's name
+    ("is 0; it must be >= 1"), so the recipe reader can say where the value came from (a key, a flag)."""
 
-# Ranges of recipe fields (TRL's and ours) whose out-of-range values train something else than asked, silently.
-FIELD_RANGES: dict[str, Callable[[float], str | None]] = {
-    # transformers: any value <= 0 means "use num_train_epochs" (max_steps: 0 trained a step, -5 a whole epoch)
-    "max_steps": _range(1, also=(-1,), note=" (or -1: train for num_train_epochs)"),
-    "num_train_epochs": POSITIVE,
-    "per_device_train_batch_size": COUNT,
-    "per_device_eval_batch_size": COUNT,
-    "gradient_accumulation_steps": COUNT,
-    "num_generations": COUNT,
-    "num_iterations": COUNT,
-    "steps_per_generation": COUNT,
-    "generation_batch_size": COUNT,
-    "max_completion_length": COUNT,
-    "max_prompt_length": COUNT,
-    "dataset_repeat_to": COUNT,
-    "eval_limit": COUNT,
-    "eval_max_new_tokens": COUNT,
-    "vllm_tensor_parallel_size": COUNT,
-    "save_steps": POSITIVE,
-    "logging_steps": POSITIVE,
-    "save_total_limit": COUNT,
-    "completions_per_step": NON_NEGATIVE,
-    "seed": NON_NEGATIVE,
-    "learning_rate": NON_NEGATIVE,
-    "weight_decay": NON_NEGATIVE,
-    "beta": NON_NEGATIVE,
-    "warmup_steps": NON_NEGATIVE,
-    "max_grad_norm": NON_NEGATIVE,
-    "temperature": POSITIVE,
-    "top_p": FRACTION_ABOVE_ZERO,
-    "reward_timeout_s": POSITIVE,
-    "vllm_gpu_memory_utilization": FRACTION_ABOVE_ZERO,
-    "critic_learning_rate": POSITIVE,
-    "critic_warmup": NON_NEGATIVE,
-}
+    def __init__(self, key: str, detail: str) -> None:
+        super().__init__(f"{key} {detail}")
+        self.key, self.detail = key, detail
 
 
-def check_number(name: str, value: Any, check: Callable[[float], str | None] | None = None) -> Any:
-    """`value` unchanged when it is a finite number in range; else InputError naming `name`."""
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    """`value` is one of `choices`, else FieldError naming `name`, the choices and the closest one."""
+    if value is None or value in choices:
+        return
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    hint = f" Did you mean {close[0]}?" if close else ""
+    raise FieldError(name, f"is {value!r}; choose one of {', '.join(map(str, choices))}.{hint}")
+
+
+def check_number(name: str, value: Any, check: Range | None = None) -> Any:
+    """`value` unchanged when it is a finite number in range; else FieldError (an InputError) naming `name`."""
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
     if not math.isfinite(value):
-        raise InputError(f"{name} is {value}; it must be a finite number.")
+        raise FieldError(name, f"is {value}; it must be a finite number.")
     problem = check(value) if check is not None else None
     if problem is not None:
-        raise InputError(f"{name} is {value:g}; it must be {problem}.")
-    return value
-
-
-def _number_types(tp: Any) -> tuple[type, ...]:
-    """The number types (int, float) a field annotation admits, in the order a string should try them."""
-    args = typing.get_args(tp) if typing.get_origin(tp) is not None else (tp,)
-    return tuple(t for t in (int, float) if t in args)
-
-
-def coerce_value(value: Any, tp: Any) -> Any:
-    """A string that spells a number, for a number field (`learning_rate: 1e-3` reads as a str in YAML), as that
-    number; any other value unchanged."""
-    if not isinstance(value, str):
-        return value
-    for number_type in _number_types(tp):
-        try:
-            return number_type(value.strip())
-        except ValueError:
-            continue
-    return value
-
-
-def check_field(key: str, value: Any, tp: Any, where: str) -> Any:
-    """A recipe value (or flag override), coerced (see `coerce_value`) and range-checked; `where` names it."""
-    value = coerce_value(value, tp)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        check_number(where, value, FIELD_RANGES.get(key))
-    return value
-
-
-def parse_flag(key: str, text: str, tp: Any) -> Any:
-    """A `--key text` override read as its field's type: InputError instead of argparse's usage dump."""
-    if text.strip().lower() in ("none", "null") and type(None) in typing.get_args(tp):
-        return None
-    types = _number_types(tp)
-    if not types:
-        return text
-    value = coerce_value(text, tp)
-    if isinstance(value, str):
-        kind = " or ".join(t.__name__ for t in types)
-        raise InputError(f"flag --{key} is {text!r}; it must be a number ({kind}).")
+        raise FieldError(name, f"is {value:g}; it must be {problem}.")
     return value
 
 
 def check_count(flag: str, value: int | None, minimum: int = 1) -> None:
     """A CLI count (`--limit`, `--workers`, ...): None passes; below `minimum` is an InputError."""
     if value is not None:
-        check_number(flag, value, _range(minimum))
+        check_number(flag, value, Range(minimum))
 
 
 def check_seconds(flag: str, value: float | None) -> None:
@@ -224,33 +173,6 @@ def check_model_dir(name_or_path: str, flag: str) -> None:
             "tokenizer next to the model (tokenizer.save_pretrained)."
         )
     check_weights(path)
-
-
-def check_flags(argv: list[str], fields: dict[str, Any]) -> None:
-    """`--key value ...` overrides of recipe fields (`fields`: name -> annotation): known keys, values of the
-    field's type and range. InputError names the flag (argparse would print its whole usage first)."""
-    import difflib
-
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if not arg.startswith("--"):
-            continue
-        key, eq, inline = arg[2:].partition("=")
-        values = [inline] if eq else []
-        while not eq and i < len(argv) and not argv[i].startswith("--"):
-            values.append(argv[i])
-            i += 1
-        if key == "config":
-            continue
-        key = key.replace("-", "_")
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=3)
-            hint = f" Did you mean {', '.join('--' + c for c in close)}?" if close else ""
-            raise InputError(f"unknown flag --{key}.{hint}")
-        for text in values:
-            check_field(key, parse_flag(key, text, fields[key]), fields[key], f"flag --{key}")
 
 
 def check_safetensors(path: str | os.PathLike) -> None:
