@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from oneshot_trl.cli import main as cli_main
 from oneshot_trl.eval.benchmarks import load_benchmark
 from oneshot_trl.eval.contamination import exact_match, main, probe, rouge_l, split_problem
 from oneshot_trl.eval.generate import TransformersGenerator
@@ -93,7 +94,13 @@ def test_problems_longer_than_the_context_are_skipped(memorised):
 def test_cli_dry_run_help_and_bad_ratio(capsys):
     assert main(["--model", "nowhere", "--benchmarks", "math500,aime24", "--limit", "3", "--dry-run"]) == 0
     assert "math500: 3 problems" in capsys.readouterr().out
-    assert main(["--model", "nowhere", "--prefix-ratio", "1.5", "--dry-run"]) == 2
+    assert cli_main(["contamination", "--model", "nowhere", "--prefix-ratio", "1.5", "--dry-run"]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "oneshot-trl contamination: error: --prefix-ratio must be in (0, 1), got 1.5."
+    )
+    assert cli_main(["contamination", "--model", "nowhere", "--benchmarks", "math5000", "--dry-run"]) == 2
+    assert "Unknown benchmark 'math5000'. Did you mean math500?" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "--prefix-ratio" in capsys.readouterr().out

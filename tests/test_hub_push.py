@@ -16,6 +16,7 @@ from transformers import TrainerControl, TrainerState, TrainingArguments
 
 import oneshot_trl.hub.cli as card_cli
 import oneshot_trl.hub.retry as retry
+from oneshot_trl.cli import main as cli_main
 from oneshot_trl.hub.push import HubPushCallback, push_eval_results
 from oneshot_trl.models import list_step_revisions
 
@@ -404,7 +405,7 @@ def test_card_cli_from_run_dir_and_from_hub(tmp_path, monkeypatch, capsys):
     assert {r.metric_config for r in main_card.data.eval_results} == {"lighteval-math@0badcafe"}
     assert "Training example" in main_card.text
 
-    assert card_cli.main([REPO, "--revision", "nope"]) == 2
+    assert cli_main(["card", REPO, "--revision", "nope"]) == 2
     assert "must be main or step-NNNNNN" in capsys.readouterr().err
 
 

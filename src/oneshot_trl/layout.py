@@ -122,3 +122,8 @@ def eval_results_file(step: int) -> str:
 def eval_dir(root: str | Path, step: int) -> Path:
     """Where the in-training eval of `step` goes (the Hub branch of that checkpoint is named the same)."""
     return Path(root) / EVAL_DIR / step_branch(step)
+
+
+def safe_name(text: str) -> str:
+    """A model id or revision as one folder name (`user/model` -> `user_model`), for default output dirs."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip("/")).strip("_") or "model"

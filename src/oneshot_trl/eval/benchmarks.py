@@ -9,6 +9,7 @@ kept here is the raw extracted string.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from oneshot_trl.eval.problem import Problem
 from oneshot_trl.eval.random_calc import generate, is_random_calc, parse_seed
 from oneshot_trl.files import read_jsonl, resource_path
 from oneshot_trl.grading.boxes import gold_string, last_boxed
+from oneshot_trl.validate import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +77,10 @@ def _is_generated(name: str) -> bool:
 
 def get_benchmark(name: str) -> BenchmarkSpec:
     if name not in BENCHMARKS:
-        raise ValueError(
-            f"Unknown benchmark {name!r}. Bundled benchmarks: {', '.join(BENCHMARKS)}; generated: "
+        close = difflib.get_close_matches(str(name), [*BENCHMARKS, *GENERATED_BENCHMARKS], n=1)
+        raise InputError(
+            f"Unknown benchmark {name!r}.{f' Did you mean {close[0]}?' if close else ''} "
+            f"Bundled benchmarks: {', '.join(BENCHMARKS)}; generated: "
             "random-calc[@SEED]. "
             "For another dataset use `--dataset PATH_OR_HUB_ID` (or `load_dataset_problems`)."
         )
@@ -90,7 +94,7 @@ def parse_benchmark_names(value: str | Iterable[str]) -> list[str]:
     if names == ["all"]:
         return list(SIX_BENCHMARKS)
     if not names:
-        raise ValueError(f"No benchmark given. Choose from: all, {', '.join(BENCHMARKS)}.")
+        raise InputError(f"No benchmark given. Choose from: all, {', '.join(BENCHMARKS)}.")
     for name in names:
         if _is_generated(name):
             parse_seed(name)  # a bad seed fails here, before any model is loaded

@@ -11,25 +11,24 @@ oneshot-trl eval --model ./ckpt --seeds 0,1,2                         # mean +- 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from oneshot_trl.eval.benchmarks import BENCHMARKS, dataset_name, load_dataset_problems
-from oneshot_trl.eval.generate import Engine
+from oneshot_trl.eval.generate import Engine, default_backend
 from oneshot_trl.eval.protocols import PROTOCOLS, get_protocol
 from oneshot_trl.eval.request import EvalOptions, EvalOutput, EvalRequest, ModelRef
 from oneshot_trl.eval.runner import describe_plan, format_table, load_problem_sets
 from oneshot_trl.eval.seeds import format_seed_table, parse_seeds, split_by_sampling
 from oneshot_trl.eval.sweep import Ranks, evaluate_revisions
 from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
-from oneshot_trl.files import WriteError, atomic_write_text, atomic_writer
-from oneshot_trl.layout import AUDIT_FILE, RESULTS_FILE, SUMMARY_STEM, step_from_label
+from oneshot_trl.files import atomic_write_text, atomic_writer
+from oneshot_trl.layout import AUDIT_FILE, RESULTS_FILE, SUMMARY_STEM, safe_name, step_from_label
+from oneshot_trl.models import list_step_revisions
 from oneshot_trl.secrets import scrub
 from oneshot_trl.validate import (
     FRACTION_ABOVE_ZERO,
@@ -38,7 +37,6 @@ from oneshot_trl.validate import (
     check_data_file,
     check_model_dir,
     check_number,
-    fail,
 )
 
 logger = logging.getLogger(__name__)
@@ -205,10 +203,6 @@ def problem_sets_from_args(args: argparse.Namespace, explicit_benchmarks: bool) 
     return sets
 
 
-def default_backend() -> str:
-    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
-
-
 def engine_from_args(args: argparse.Namespace) -> Engine:
     """The generation engine the backend flags describe (built when the first generation needs it)."""
     backend = default_backend() if args.backend == "auto" else args.backend
@@ -241,14 +235,8 @@ def request_from_args(args: argparse.Namespace, explicit_benchmarks: bool) -> Ev
     )
 
 
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip("/")).strip("_") or "model"
-
-
 def _revision_list(args: argparse.Namespace) -> list[str | None]:
     if args.all_revisions:
-        from oneshot_trl.models import list_step_revisions
-
         revisions = list_step_revisions(args.model)
         if not revisions:
             raise ValueError(f"No step-N revisions found in Hub repo {args.model!r}.")
@@ -341,14 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     explicit_benchmarks = any(
         a == "--benchmarks" or a.startswith("--benchmarks=") for a in (argv or sys.argv[1:])
     )
-    try:
+    try:  # an InputError (and a WriteError) is one line through oneshot_trl.cli's error path
         return _run(args, explicit_benchmarks)
-    except WriteError as err:  # an output that cannot be written: one line naming the path
-        return fail("oneshot-trl eval", err)
-    except (ValueError, KeyError, ImportError) as err:
-        if isinstance(err, OSError):  # io.UnsupportedOperation is a ValueError too: not a usage error
-            raise
-        return fail("oneshot-trl eval", err.args[0] if isinstance(err, KeyError) and err.args else err)
+    except (InputError, OSError):  # io.UnsupportedOperation is a ValueError too: not a usage error
+        raise
+    except (ValueError, KeyError, ImportError) as err:  # a flag's value that a library call refused
+        raise InputError(err.args[0] if isinstance(err, KeyError) and err.args else str(err)) from err
 
 
 def check_inputs(args: argparse.Namespace) -> list[int] | None:
@@ -414,7 +400,7 @@ def print_plan(args: argparse.Namespace, request: EvalRequest, backend: str, see
     it)."""
     tokenizer = None
     if needs_tokenizer(request.protocol.template):  # the chat template lives in the tokenizer: load only that
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer  # here: ~5 s of import that a plain --dry-run does not need
 
         ref = ModelRef.resolve(args.model, args.revision)
         tokenizer = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=args.trust_remote_code)
@@ -453,6 +439,7 @@ class _Pusher:
         return cls(args.hub_repo_id or args.model)
 
     def push(self, revision: str | None, folder: Path, results: dict) -> None:
+        # imported here: hub.push loads transformers' Trainer callbacks (~5 s), only needed with --push-to-hub
         from oneshot_trl.hub.push import push_eval_results
 
         where = f"{self.repo_id}@{revision or 'main'}"

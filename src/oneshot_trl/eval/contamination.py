@@ -22,16 +22,16 @@ import datetime as _dt
 import json
 import logging
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from oneshot_trl.eval.benchmarks import Problem
-from oneshot_trl.eval.generate import make_generator
+from oneshot_trl.eval.generate import default_backend, make_generator
 from oneshot_trl.eval.request import ModelRef
 from oneshot_trl.eval.runner import load_problem_sets, package_versions
-from oneshot_trl.layout import RESULTS_FILE, SAMPLES_FILE
+from oneshot_trl.layout import RESULTS_FILE, SAMPLES_FILE, safe_name
+from oneshot_trl.validate import InputError, check_count
 
 logger = logging.getLogger(__name__)
 
@@ -151,14 +151,18 @@ def probe(
         else load_problem_sets(benchmarks, limit)
     )
     if isinstance(backend, str):  # a backend name: the model resolved and its generator built here
-        ref = ModelRef.resolve(model, revision) if isinstance(model, (str, os.PathLike)) else ModelRef.of(model, revision)
+        ref = (
+            ModelRef.resolve(model, revision)
+            if isinstance(model, (str, os.PathLike))
+            else ModelRef.of(model, revision)
+        )
         generator = make_generator(backend, ref.path or model, tokenizer=tokenizer,
                                    trust_remote_code=trust_remote_code, **dict(generator_kwargs or {}))  # fmt: skip
     else:  # a ready generator object
         ref, generator = ModelRef.of(model, revision), backend
     name, path, revision, commit_sha = ref.name, ref.path, ref.revision, ref.commit_sha
     tokenizer = tokenizer or getattr(generator, "tokenizer", None)
-    if tokenizer is None:
+    if tokenizer is None:  # transformers is imported here: ~5 s, and `--dry-run` or a bad flag must not wait
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(path or model, trust_remote_code=trust_remote_code)
@@ -241,33 +245,29 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from oneshot_trl.eval.cli import default_backend, safe_name
-    from oneshot_trl.validate import check_count
-
+    """Every flag checked before the model loads; an InputError is one line and exit 2 (oneshot_trl.cli)."""
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        check_count("--limit", args.limit)
-        check_count("--max-new-tokens", args.max_new_tokens)
-        if not 0.0 < args.prefix_ratio < 1.0:
-            raise ValueError(f"--prefix-ratio must be in (0, 1), got {args.prefix_ratio}.")
-        sets = load_problem_sets(args.benchmarks, args.limit)
-        if args.dry_run:
-            for bench, plist in sets.items():
-                print(f"{bench}: {len(plist)} problems, first {100 * args.prefix_ratio:.0f}% of tokens given")
-            return 0
-        backend = default_backend() if args.backend == "auto" else args.backend
-        out = Path(args.output_dir) if args.output_dir else Path("contamination") / safe_name(args.model)
-        if args.revision and not args.output_dir:
-            out = out / safe_name(args.revision)
-        results = probe(
-            args.model, problems=sets, prefix_ratio=args.prefix_ratio, revision=args.revision, backend=backend,
-            limit=args.limit, max_new_tokens=args.max_new_tokens, output_dir=out,
-            trust_remote_code=args.trust_remote_code, generator_kwargs={"dtype": args.dtype},
-        )  # fmt: skip
-    except (ValueError, KeyError) as err:  # InputError is a ValueError
-        print(f"oneshot-trl contamination: error: {err}", file=sys.stderr)
-        return 2
+    check_count("--limit", args.limit)
+    check_count("--max-new-tokens", args.max_new_tokens)
+    if not 0.0 < args.prefix_ratio < 1.0:
+        raise InputError(f"--prefix-ratio must be in (0, 1), got {args.prefix_ratio}.")
+    sets = load_problem_sets(args.benchmarks, args.limit)
+    if args.dry_run:
+        for bench, plist in sets.items():
+            print(f"{bench}: {len(plist)} problems, first {100 * args.prefix_ratio:.0f}% of tokens given")
+        return 0
+    out = Path(args.output_dir) if args.output_dir else Path("contamination") / safe_name(args.model)
+    if args.revision and not args.output_dir:
+        out = out / safe_name(args.revision)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output-dir {out} is a file, not a folder.")
+    results = probe(
+        args.model, problems=sets, prefix_ratio=args.prefix_ratio, revision=args.revision,
+        backend=default_backend() if args.backend == "auto" else args.backend, limit=args.limit,
+        max_new_tokens=args.max_new_tokens, output_dir=out, trust_remote_code=args.trust_remote_code,
+        generator_kwargs={"dtype": args.dtype},
+    )  # fmt: skip
     print(format_probe_table(results))
     print(f"\nwrote {out / RESULTS_FILE}")
     return 0

@@ -14,6 +14,7 @@ string, so both give the same kind of output.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -338,6 +339,11 @@ class VLLMGenerator:
         num_tokens = [[len(c.token_ids) for c in o.outputs] for o in outputs]
         self.last_num_tokens = [c * n if greedy else c for c in num_tokens]
         return [r * n if greedy else r for r in results]
+
+
+def default_backend() -> str:
+    """What `--backend auto` means: vLLM when it is installed, else transformers."""
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
 
 
 def make_generator(

@@ -14,10 +14,24 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from oneshot_trl.eval.benchmarks import BENCHMARKS, GENERATED_BENCHMARKS
+from oneshot_trl.eval.random_calc import is_random_calc
+from oneshot_trl.files import atomic_writer, same_file
 from oneshot_trl.grading import GRADERS, gold_string, grade_batch
-from oneshot_trl.validate import InputError, check_count, check_seconds, check_writable, fail, jsonl_rows
+from oneshot_trl.grading.official import BENCHMARKS_WITH_RULES
+from oneshot_trl.validate import (
+    InputError,
+    check_choice,
+    check_count,
+    check_seconds,
+    check_writable,
+    jsonl_rows,
+)
 
 PROG = "oneshot-trl grade"
+# The names `--benchmark` (or a row's --benchmark-field) may give: ours, and those with rules of their own in the
+# official harness. A misspelling would silently apply no rules (minervamath: 5/5 where minerva_math gives 3/5).
+KNOWN_BENCHMARKS = tuple(dict.fromkeys([*BENCHMARKS, *GENERATED_BENCHMARKS, *BENCHMARKS_WITH_RULES]))
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -88,18 +102,28 @@ def _gold_string(gold: object) -> str:
     return "" if gold is None else gold_string(gold)
 
 
+def check_benchmark(name: object, where: str) -> None:
+    """A benchmark name grading knows (a did-you-mean for a misspelling), or None."""
+    if name is not None and not (isinstance(name, str) and is_random_calc(name)):
+        check_choice(where, name, KNOWN_BENCHMARKS)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Every input checked before grading starts (an InputError: one line, exit 2, from oneshot_trl.cli)."""
     args = make_parser().parse_args(argv)
     output = args.output or args.file.with_name(args.file.name.removesuffix(".jsonl") + ".graded.jsonl")
-    try:  # every input checked before grading starts (an unwritable --output used to fail after it)
-        check_seconds("--timeout", args.timeout)
-        check_count("--workers", args.workers, minimum=0)
-        check_writable(output, "--output")
+    check_seconds("--timeout", args.timeout)
+    check_count("--workers", args.workers, minimum=0)
+    check_benchmark(args.benchmark, "--benchmark")
+    check_writable(output, "--output")
+    if same_file(output, args.file):  # written before it is fully read, the input would be lost on a failure
+        raise InputError(f"--output {output} is the input file itself; write the graded rows elsewhere.")
+    try:
         rows_in = list(jsonl_rows(args.file))
     except OSError as e:
-        return fail(PROG, f"cannot read {args.file}: {e}")
-    except InputError as e:
-        return fail(PROG, e)
+        raise InputError(f"cannot read {args.file}: {e.strerror or e}") from e
+    if not rows_in:
+        raise InputError(f"{args.file} has no rows: nothing to grade.")
 
     rows, responses, golds, benchmarks, owners = [], [], [], [], []
     for number, row in rows_in:
@@ -108,14 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if missing:
             keys = sorted(row) if isinstance(row, dict) else type(row).__name__
-            print(
-                f"oneshot-trl grade: {args.file}:{number} has no field {missing[0]!r} (fields: {keys}); "
-                "use --response-field/--gold-field.",
-                file=sys.stderr,
+            raise InputError(
+                f"{args.file}:{number} has no field {missing[0]!r} (fields: {keys}); use --response-field/--gold-field."
             )
-            return 2
         samples = row[args.response_field]
         row_benchmark = (row.get(args.benchmark_field) if args.benchmark_field else None) or args.benchmark
+        if args.benchmark_field:
+            check_benchmark(row_benchmark, f"{args.file}:{number}: {args.benchmark_field}")
         for response in samples if isinstance(samples, list) else [samples]:
             responses.append("" if response is None else str(response))
             golds.append(_gold_string(row[args.gold_field]))
@@ -123,16 +146,21 @@ def main(argv: list[str] | None = None) -> int:
             owners.append(len(rows))
         rows.append(row)
 
-    grades = grade_batch(
-        responses,
-        golds,
-        grader=args.grader,
-        boxed_only=args.boxed_only,
-        timeout_s=args.timeout,
-        num_workers=args.workers,
-        progress=True,
-        benchmark=benchmarks,
-    )
+    try:
+        grades = grade_batch(
+            responses,
+            golds,
+            grader=args.grader,
+            boxed_only=args.boxed_only,
+            timeout_s=args.timeout,
+            num_workers=args.workers,
+            progress=True,
+            benchmark=benchmarks,
+        )
+    except KeyboardInterrupt:  # cli.py prints this note on one line, exit 130
+        raise KeyboardInterrupt(
+            f"nothing was written ({args.file} is unchanged); rerun to grade it."
+        ) from None
     per_row: list[list] = [[] for _ in rows]
     for owner, g in zip(owners, grades, strict=True):
         per_row[owner].append(g)
@@ -146,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             row["error"] = pick([g.error for g in row_grades])
         unparseable_gold_rows += any(g.error == "unparseable-gold" for g in row_grades)
 
-    with open(output, "w", encoding="utf-8") as f:
+    with atomic_writer(
+        output
+    ) as f:  # a temporary file renamed into place: a failed write leaves no half file
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 

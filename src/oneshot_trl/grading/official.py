@@ -31,6 +31,7 @@ import re
 from functools import lru_cache
 
 __all__ = [
+    "BENCHMARKS_WITH_RULES",
     "UNIT_SKIPPING_BENCHMARKS",
     "clean_span",
     "extract_answer",
@@ -45,6 +46,8 @@ __all__ = [
 UNIT_SKIPPING_BENCHMARKS = ("carp_en", "minerva_math")
 # Golds the harness extracts from a reference solution (`extract_answer(solution)`), then normalises again.
 _SOLUTION_GOLD_BENCHMARKS = ("math", "math500", "minerva_math")
+# The benchmark names whose grading differs from the default (what `grade --benchmark` may name besides ours).
+BENCHMARKS_WITH_RULES = tuple(dict.fromkeys(UNIT_SKIPPING_BENCHMARKS + _SOLUTION_GOLD_BENCHMARKS))
 
 
 # --------------------------------------------------------------------------------------------------
