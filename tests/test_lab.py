@@ -117,7 +117,7 @@ def test_controls_experiment_recipes_parse(tmp_path):
         path = tmp_path / "recipe.yaml"
         path.write_text(yaml.safe_dump({k: v for k, v in recipe.items() if v is not None}))
         script_args, *_ = parse_recipe([str(path)])
-        assert script_args.reward == arm.config.reward
+        assert script_args.reward_funcs == [arm.config.reward]
         assert script_args.incorrect_answer == ("75" if arm.config.reward == "incorrect" else None)
 
 

@@ -1,23 +1,35 @@
-"""Reward functions: the paper's binary boxed-answer reward, the format reward, and reward modes."""
+"""Reward functions and their registry: the paper's rewards, the controls, dotted import paths, bad entries."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from oneshot_trl import rewards as rewards_module
+from oneshot_trl.config import OneShotArguments
 from oneshot_trl.data import Example
+from oneshot_trl.doctor import main as doctor
+from oneshot_trl.recipe import parse_recipe
 from oneshot_trl.rewards import (
+    REWARDS,
+    RewardOptions,
     format_reward,
     get_reward_funcs,
     incorrect_labels,
-    is_accuracy_reward,
     majority_labels,
     make_accuracy_reward,
     make_incorrect_reward,
     make_majority_reward,
     make_random_reward,
+    no_reward,
+    register,
 )
+from oneshot_trl.train import main as train_main
+from oneshot_trl.validate import InputError
 
 
 def test_accuracy_reward_grades_the_last_boxed_answer_only():
@@ -44,29 +56,160 @@ def test_format_reward_ignores_correctness():
 
 
 @pytest.mark.parametrize(
-    ("mode", "names", "weights"),
+    ("reward_funcs", "weights", "logged", "given", "column"),
     [
-        ("accuracy", ["accuracy"], [1.0]),
-        ("format", ["format_reward", "accuracy"], [1.0, 0.0]),
-        ("none", ["accuracy"], [0.0]),
-        ("random", ["random_reward", "accuracy"], [1.0, 0.0]),
-        ("incorrect", ["incorrect", "accuracy"], [1.0, 0.0]),
-        ("majority", ["majority", "accuracy"], [1.0, 0.0]),
+        (["accuracy"], None, ["accuracy"], [1.0], 0),
+        (["format"], None, ["format_reward", "accuracy"], [1.0, 0.0], 1),
+        (["none"], None, ["no_reward", "accuracy"], [1.0, 0.0], 1),
+        (["random"], None, ["random_reward", "accuracy"], [1.0, 0.0], 1),
+        (["incorrect"], None, ["incorrect", "accuracy"], [1.0, 0.0], 1),
+        (["majority"], None, ["majority", "accuracy"], [1.0, 0.0], 1),
+        (["format", "accuracy"], [0.5, 2.0], ["format_reward", "accuracy"], [0.5, 2.0], 1),
     ],
 )
-def test_reward_modes_always_compute_accuracy(mode, names, weights):
-    funcs, w = get_reward_funcs(mode, incorrect_labels={"dsr_sub:124": "16"})
-    assert [f.__name__ for f in funcs] == names and w == weights
-    # The trainer's accuracy column is the one marked by the reward itself, not found by name: exactly one per
-    # mode, the accuracy function (the `incorrect` control grades like accuracy but is not it).
-    assert [is_accuracy_reward(f) for f in funcs] == [n == "accuracy" for n in names]
+def test_registry_entries_always_carry_the_accuracy_monitor(reward_funcs, weights, logged, given, column):
+    options = RewardOptions(incorrect_labels={"dsr_sub:124": "16"})
+    rewards = get_reward_funcs(reward_funcs, weights, options)
+    assert [f.__name__ for f in rewards.funcs] == logged and rewards.weights == given
+    # the monitor is the registry's accuracy column, found by the resolver (added with weight 0 when not trained on)
+    assert rewards.accuracy_column == column
+    assert rewards.funcs[column](["\\boxed{12.8}", "\\boxed{16}"], answer=["12.8"] * 2) == [1.0, 0.0]
 
 
-def test_accuracy_column_is_marked_not_named():
-    accuracy = make_accuracy_reward()
-    accuracy.__name__ = "renamed"
-    assert is_accuracy_reward(accuracy)
-    assert not is_accuracy_reward(format_reward) and not is_accuracy_reward(lambda completions, **kw: [])
+def test_registry_covers_the_paper_rewards_and_the_controls():
+    assert {"accuracy", "format", "none", "random", "incorrect", "majority"} <= REWARDS.keys()
+    assert no_reward(["\\boxed{1}", ""]) == [0.0, 0.0]
+
+
+def test_register_adds_a_named_reward(monkeypatch):
+    monkeypatch.setattr(rewards_module, "REWARDS", dict(REWARDS))
+
+    @register("shorter")
+    def _shorter(options: RewardOptions):
+        def shorter(completions, **kwargs):
+            return [-float(len(c)) for c in completions]
+
+        return shorter
+
+    rewards = get_reward_funcs(["shorter"])
+    assert rewards.funcs[0](["ab", "a"]) == [-2.0, -1.0] and rewards.accuracy_column == 1
+    with pytest.raises(ValueError, match="taken"):
+        register("shorter")(_shorter)
+    with pytest.raises(ValueError, match="dot"):
+        register("my.reward")(_shorter)
+
+
+USER_MODULE = """
+THRESHOLD = 3
+
+
+def length_penalty(completions, **kwargs):
+    return [-len(str(c)) / 100 for c in completions]
+
+
+def no_kwargs(completions):
+    return [0.0] * len(completions)
+
+
+def accuracy(completions, **kwargs):
+    return [1.0] * len(completions)
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """A module of the user's own, outside the package, importable from the working directory (TRL's rule)."""
+    name = f"user_rewards_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(USER_MODULE)
+    (tmp_path / f"{name}_broken.py").write_text("import no_such_dependency_anywhere\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # import_reward puts the working directory on it
+    return name
+
+
+def test_a_dotted_path_names_a_function_in_the_users_module(user_module):
+    rewards = get_reward_funcs(["accuracy", f"{user_module}.length_penalty"], [1.0, 0.5])
+    assert rewards.funcs[1] is sys.modules[user_module].length_penalty
+    assert rewards.weights == [1.0, 0.5] and rewards.accuracy_column == 0
+    alone = get_reward_funcs([f"{user_module}.length_penalty"])
+    assert [f.__name__ for f in alone.funcs] == ["length_penalty", "accuracy"] and alone.weights == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("entries", "weights", "message"),
+    [
+        (["acuracy"], None, r"unknown reward 'acuracy'; choose one of accuracy, .*Did you mean 'accuracy'"),
+        (["no_such_pkg_xyz.reward"], None, r"cannot import 'no_such_pkg_xyz' for 'no_such_pkg_xyz.reward'"),
+        (["{m}_broken.reward"], None, r"cannot import '{m}_broken'.*no_such_dependency_anywhere"),
+        (["{m}.missing"], None, r"module '{m}' has no 'missing'"),
+        (["{m}.THRESHOLD"], None, r"'{m}.THRESHOLD' is not a function \(an int\)"),
+        (["{m}.no_kwargs"], None, r"'{m}.no_kwargs' must take \*\*kwargs"),
+        (["accuracy", "format", "accuracy"], None, r"'accuracy' is listed twice"),
+        (
+            ["accuracy", "format"],
+            [1.0],
+            r"reward_weights has 1 value\(s\) but reward_funcs has 2 \(accuracy, format\)",
+        ),
+        ([], None, "reward_funcs is empty"),
+        (["{m}.accuracy"], None, r"'{m}.accuracy' is logged as 'accuracy'.*rename"),
+    ],
+)
+def test_bad_entries_are_one_line_input_errors_naming_the_entry(user_module, entries, weights, message):
+    entries = [e.format(m=user_module) for e in entries]
+    with pytest.raises(InputError, match=message.format(m=user_module)) as err:
+        get_reward_funcs(entries, weights)
+    assert "\n" not in str(err.value)
+
+
+def test_the_config_checks_reward_funcs_when_it_is_read(user_module):
+    with pytest.raises(InputError, match="unknown reward 'formatt'"):
+        OneShotArguments(train_examples="pi1", reward_funcs=["formatt"])
+    with pytest.raises(InputError, match="cannot import"):
+        OneShotArguments(train_examples="pi1", reward_funcs=["no_such_pkg_xyz.reward"])
+    assert OneShotArguments(train_examples="pi1").reward_funcs == ["accuracy"]
+    args = OneShotArguments(train_examples="pi1", reward_funcs=["accuracy", f"{user_module}.length_penalty"])
+    assert args.reward_funcs == ["accuracy", f"{user_module}.length_penalty"]
+
+
+def test_the_old_reward_key_still_works_with_a_deprecation_warning():
+    with pytest.warns(FutureWarning, match=r"write `reward_funcs: \[random\]`"):
+        args = OneShotArguments(train_examples="pi1", reward="random")
+    assert args.reward_funcs == ["random"]
+    with pytest.raises(ValueError, match="Set reward_funcs only"):
+        OneShotArguments(train_examples="pi1", reward="random", reward_funcs=["accuracy"])
+
+
+def test_doctor_accepts_a_recipe_with_a_reward_outside_the_package(user_module, make_recipe, capsys):
+    recipe = make_recipe(reward_funcs=[f"{user_module}.length_penalty", "format"], reward_weights=[0.5, 1.0])
+    assert doctor([str(recipe)]) == 0, capsys.readouterr().err
+    assert f"reward_funcs: ['{user_module}.length_penalty', 'format']" in capsys.readouterr().out
+    mismatch = make_recipe(
+        name="r2.yaml", reward_funcs=[f"{user_module}.length_penalty"], reward_weights=[1.0, 1.0]
+    )
+    assert doctor([str(mismatch)]) == 2
+    assert "reward_weights has 2 value(s) but reward_funcs has 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_training_with_a_reward_outside_the_package_logs_it_and_the_accuracy_monitor(
+    user_module, make_recipe
+):
+    recipe = make_recipe(reward_funcs=[f"{user_module}.length_penalty"], reward_weights=[2.0], max_steps=2)
+    trainer = train_main(*parse_recipe([str(recipe)]))
+    logged = [row for row in trainer.state.log_history if "loss" in row]
+    assert len(logged) == 2
+    for row in logged:  # the user's reward is what GRPO was given (weight 2), accuracy is logged beside it
+        assert row["rewards/length_penalty/mean"] < 0
+        assert row["reward"] == pytest.approx(2 * row["rewards/length_penalty/mean"], abs=1e-6)
+        assert {"rewards/accuracy/mean", "train_accuracy/dsr_sub:124"} <= row.keys()
+    out = Path(trainer.args.output_dir)
+    history = [json.loads(line) for line in (out / "accuracy_history.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["example_id"], r["num_samples"]) for r in history] == [
+        (1, "dsr_sub:124", 8),
+        (2, "dsr_sub:124", 8),
+    ]
+    run = json.loads((out / "oneshot_run.json").read_text())
+    assert (run["reward_funcs"], run["reward_weights"]) == ([f"{user_module}.length_penalty"], [2.0])
 
 
 def _at_step(step: int) -> SimpleNamespace:
@@ -124,7 +267,6 @@ def test_incorrect_labels_defaults_for_pi_examples_and_refuses_the_gold():
 
 
 def test_bundled_default_wrong_labels_are_wrong():
-    from oneshot_trl.config import OneShotArguments
     from oneshot_trl.data import load_examples
 
     for name in ("pi1", "pi2", "pi13", "pi1209"):

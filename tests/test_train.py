@@ -104,7 +104,7 @@ def test_resume_continues_at_the_checkpoint_step(make_recipe):
 
 @pytest.mark.slow
 def test_entropy_only_run_changes_weights_with_zero_reward(make_recipe, tiny_model_dir):
-    recipe = make_recipe(reward="none", entropy_coeff=0.5, max_steps=2, save_steps=100)
+    recipe = make_recipe(reward_funcs=["none"], entropy_coeff=0.5, max_steps=2, save_steps=100)
     trainer = train_in_process(recipe)
     logged = [row for row in trainer.state.log_history if "loss" in row]
     assert all(row["reward"] == 0.0 for row in logged)
@@ -118,7 +118,7 @@ def test_entropy_only_run_changes_weights_with_zero_reward(make_recipe, tiny_mod
 @pytest.mark.slow
 @pytest.mark.parametrize("reward", ["random", "incorrect", "majority"])
 def test_control_rewards_train_and_still_log_accuracy(make_recipe, reward):
-    recipe = make_recipe(reward=reward, max_steps=2, save_steps=100)
+    recipe = make_recipe(reward_funcs=[reward], max_steps=2, save_steps=100)
     trainer = train_in_process(recipe)
     logged = [row for row in trainer.state.log_history if "loss" in row]
     name = {"random": "random_reward", "incorrect": "incorrect", "majority": "majority"}[reward]
@@ -159,9 +159,9 @@ def test_conflicting_example_sources_are_an_error(make_recipe):
 
 def test_command_line_flags_override_the_recipe(make_recipe):
     script_args, training_args, model_args, path = parse_recipe(
-        [str(make_recipe()), "--max_steps", "7", "--reward", "format"]
+        [str(make_recipe()), "--max_steps", "7", "--reward_funcs", "format", "accuracy"]
     )
-    assert (training_args.max_steps, script_args.reward) == (7, "format")
+    assert (training_args.max_steps, script_args.reward_funcs) == (7, ["format", "accuracy"])
     assert training_args.entropy_coef == 0.001  # entropy_coeff (paper name) sets TRL's entropy_coef
 
 

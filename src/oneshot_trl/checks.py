@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from oneshot_trl.memory import ModelInfo, model_info
+from oneshot_trl.rewards import check_reward_funcs
 from oneshot_trl.setups import PAPER_SETUPS, known_setup_names
 from oneshot_trl.validate import InputError
 
@@ -234,9 +235,13 @@ def find_problems(
             f"processes ({plan.world_size}) in colocate mode."
         )
     local_batch = plan.generation_batch_size // max(plan.world_size, 1)
-    if script_args.reward == "majority" and local_batch % plan.num_generations:
+    try:  # reward_funcs against reward_weights (names and import paths were checked when the recipe was read)
+        check_reward_funcs(script_args.reward_funcs, a.reward_weights)
+    except InputError as err:
+        errors.append(str(err))
+    if "majority" in script_args.reward_funcs and local_batch % plan.num_generations:
         errors.append(
-            f"reward: majority votes within each group of {plan.num_generations}, but each process scores "
+            f"reward_funcs: majority votes within each group of {plan.num_generations}, but each process scores "
             f"{local_batch} completions per generation, not whole groups: make per_device_train_batch_size x "
             "steps_per_generation a multiple of num_generations."
         )

@@ -1,4 +1,9 @@
-"""Reward functions with TRL's signature `(completions, answer, **kwargs) -> list[float]`.
+"""Reward functions with TRL's signature `(completions, **kwargs) -> list[float]`, and their registry.
+
+A recipe names its rewards as TRL's `trl/scripts/grpo.py` does: `reward_funcs` holds registry names or dotted
+import paths (`my_pkg.rewards.length_penalty`, imported with the working directory on `sys.path`), weighted by
+GRPOConfig's `reward_weights`. `get_reward_funcs` resolves them; `REWARDS` is the registry and `register` the one
+place to add a named reward.
 
 They hold no grading logic of their own: the accuracy reward calls `oneshot_trl.grading`, the same code that
 scores benchmarks, so training and evaluation judge an answer the same way.
@@ -7,29 +12,30 @@ Besides the paper's rewards (accuracy, format, none) there are three controls th
 from the example's gold answer at all (Spurious Rewards, arXiv 2506.10947; TTRL, arXiv 2504.16084):
 `random` (a coin flip per completion), `incorrect` (a wrong label, graded like accuracy) and `majority`
 (agreement with the group's most common answer, no gold used).
+
+Whatever is trained on, accuracy against the gold is scored as a monitor: `RewardSet.accuracy_column` is the
+registry's `accuracy` column, appended with weight 0 when it is not among the rewards.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import inspect
+import os
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from oneshot_trl.grading import grade_batch, last_boxed
 from oneshot_trl.grading.official import strip_string
+from oneshot_trl.validate import InputError
 
 RewardFunc = Callable[..., list[float]]
-
-# Set (True) on the reward function whose scores are the answers' correctness: the trainer logs that column as
-# train accuracy (per-example metrics, accuracy history) in every reward mode, whatever the function is named.
-MEASURES_ACCURACY = "measures_accuracy"
-
-
-def is_accuracy_reward(func: Any) -> bool:
-    """True for the reward function marked as the accuracy column (see `MEASURES_ACCURACY`)."""
-    return getattr(func, MEASURES_ACCURACY, False) is True
 
 
 def completion_text(completion: Any) -> str:
@@ -60,7 +66,6 @@ def make_accuracy_reward(grader: str = "math-verify", timeout_s: float = 5.0) ->
         )
         return [1.0 if g.correct else 0.0 for g in grades]
 
-    setattr(accuracy, MEASURES_ACCURACY, True)
     return accuracy
 
 
@@ -73,7 +78,16 @@ def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     return [1.0 if (last_boxed(completion_text(c)) or "").strip() else 0.0 for c in completions]
 
 
-# A documented wrong label per bundled pi example (DSR-sub index -> answer), for `reward: incorrect`. Each is a
+def no_reward(completions: list[Any], **kwargs: Any) -> list[float]:
+    """0.0 for every completion (`none`: entropy-only training; advantages vanish, the entropy bonus is the signal).
+
+    >>> no_reward(["\\boxed{7}", "x"])
+    [0.0, 0.0]
+    """
+    return [0.0] * len(completions)
+
+
+# A documented wrong label per bundled pi example (DSR-sub index -> answer), for the `incorrect` reward. Each is a
 # plausible mistake, not the gold: pi1 ignores the doubled sail area (V^3 = 4096), pi2 halves the divisor count,
 # pi13 and pi1209 flip the sign.
 DEFAULT_INCORRECT_ANSWERS: dict[int, str] = {
@@ -138,7 +152,7 @@ def make_incorrect_reward(
 
 
 def incorrect_labels(examples: Sequence[Any], incorrect_answer: str | None) -> dict[str, str]:
-    """The wrong label of each training example (`example_id -> label`) for `reward: incorrect`.
+    """The wrong label of each training example (`example_id -> label`) for the `incorrect` reward.
 
     `incorrect_answer` applies to every example; without it each example needs a documented default
     (`DEFAULT_INCORRECT_ANSWERS`, by DSR-sub index). A label the grader accepts as the gold is refused: the
@@ -146,13 +160,17 @@ def incorrect_labels(examples: Sequence[Any], incorrect_answer: str | None) -> d
     """
     labels = {}
     for ex in examples:
-        label = str(incorrect_answer) if incorrect_answer is not None else DEFAULT_INCORRECT_ANSWERS.get(ex.index)
+        label = (
+            str(incorrect_answer) if incorrect_answer is not None else DEFAULT_INCORRECT_ANSWERS.get(ex.index)
+        )
         if label is None:
             raise ValueError(
-                f"reward: incorrect: example {ex.example_id} has no default wrong label; set incorrect_answer."
+                f"reward incorrect: example {ex.example_id} has no default wrong label; set incorrect_answer."
             )
         if make_accuracy_reward()([f"\\boxed{{{label}}}"], answer=[ex.answer]) == [1.0]:
-            raise ValueError(f"incorrect_answer {label!r} is the gold answer of {ex.example_id}: pick a wrong one.")
+            raise ValueError(
+                f"incorrect_answer {label!r} is the gold answer of {ex.example_id}: pick a wrong one."
+            )
         labels[ex.example_id] = label
     return labels
 
@@ -200,38 +218,164 @@ def make_majority_reward(num_generations: int) -> RewardFunc:
     return majority
 
 
-def get_reward_funcs(
-    reward: str,
-    grader: str = "math-verify",
-    timeout_s: float = 5.0,
-    *,
-    random_p: float = 0.5,
-    seed: int = 0,
-    incorrect_labels: dict[str, str] | None = None,
-    num_generations: int = 8,
-) -> tuple[list[RewardFunc], list[float]]:
-    """Reward functions and their weights for a reward mode.
+# --- the registry ------------------------------------------------------------------------------------------------
 
-    Accuracy is always computed (weight 0 when it is not the reward) so that train accuracy per example is
-    logged in every mode, including entropy-only (`none`) runs where the total reward is 0 and so are the
-    advantages (the entropy bonus is then the only learning signal), and the controls (`random`, `incorrect`,
-    `majority`), whose curves must show what the control did to real accuracy.
+
+@dataclass(frozen=True)
+class RewardOptions:
+    """What the registered rewards are built with (recipe values: grader, reward_timeout_s, random_reward_p, seed,
+    num_generations; `incorrect_labels` from the training examples, see `incorrect_labels`)."""
+
+    grader: str = "math-verify"
+    timeout_s: float = 5.0
+    random_p: float = 0.5
+    seed: int = 0
+    incorrect_labels: dict[str, str] | None = None
+    num_generations: int = 8
+
+
+RewardFactory = Callable[[RewardOptions], RewardFunc]
+REWARDS: dict[str, RewardFactory] = {}  # registry name -> factory building the reward function
+ACCURACY = "accuracy"  # the registry name of the gold-accuracy reward, the monitor logged in every run
+
+
+def register(name: str) -> Callable[[RewardFactory], RewardFactory]:
+    """Register a reward under `name` (usable in `reward_funcs`): decorate a factory `RewardOptions -> reward`."""
+
+    def add(factory: RewardFactory) -> RewardFactory:
+        if name in REWARDS or "." in name:
+            raise ValueError(f"Reward name {name!r} is taken or has a dot (dots mean import paths).")
+        REWARDS[name] = factory
+        return factory
+
+    return add
+
+
+@register(ACCURACY)
+def _accuracy(options: RewardOptions) -> RewardFunc:
+    return make_accuracy_reward(options.grader, options.timeout_s)
+
+
+@register("format")
+def _format(options: RewardOptions) -> RewardFunc:
+    return format_reward
+
+
+@register("none")
+def _none(options: RewardOptions) -> RewardFunc:
+    return no_reward
+
+
+@register("random")
+def _random(options: RewardOptions) -> RewardFunc:
+    return make_random_reward(options.random_p, options.seed)
+
+
+@register("incorrect")
+def _incorrect(options: RewardOptions) -> RewardFunc:
+    if not options.incorrect_labels:
+        raise InputError("reward_funcs: incorrect needs a wrong label per example (incorrect_answer).")
+    return make_incorrect_reward(options.incorrect_labels, options.grader, options.timeout_s)
+
+
+@register("majority")
+def _majority(options: RewardOptions) -> RewardFunc:
+    return make_majority_reward(options.num_generations)
+
+
+# --- resolving `reward_funcs` ------------------------------------------------------------------------------------
+
+
+def import_reward(path: str) -> RewardFunc:
+    """The function a dotted path names, imported as TRL's grpo script does (working directory on `sys.path`)."""
+    module_path, _, func_name = path.rpartition(".")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_path)
+    except Exception as err:  # the user's module: any failure while importing it is an input error
+        raise InputError(f"reward_funcs: cannot import {module_path!r} for {path!r}: {err!r}") from err
+    func = getattr(module, func_name, None)
+    if func is None:
+        raise InputError(f"reward_funcs: module {module_path!r} has no {func_name!r} (from {path!r}).")
+    if not callable(func):
+        kind = type(func).__name__
+        raise InputError(
+            f"reward_funcs: {path!r} is not a function ({'an' if kind[0] in 'aeiou' else 'a'} {kind})."
+        )
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (some builtins): TRL will call it as it is
+        return func
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        raise InputError(
+            f"reward_funcs: {path!r} must take **kwargs: TRL calls it with prompts, completions, completion_ids, "
+            "trainer_state and every dataset column as keywords."
+        )
+    return func
+
+
+def check_reward_funcs(names: Sequence[str], weights: Sequence[float] | None = None) -> None:
+    """Check `reward_funcs` (and `reward_weights`) without building anything: a one-line `InputError` naming the
+    first bad entry (unknown name, unimportable path, not a function, a duplicate, a weight count mismatch)."""
+    if not names:
+        raise InputError("reward_funcs is empty: name at least one reward (e.g. [accuracy]).")
+    for name in names:
+        if name in REWARDS:
+            continue
+        if "." not in name:
+            close = difflib.get_close_matches(name, REWARDS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InputError(
+                f"reward_funcs: unknown reward {name!r}; choose one of {', '.join(REWARDS)} or a dotted import path "
+                f"(my_pkg.rewards.my_reward).{hint}"
+            )
+        import_reward(name)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"reward_funcs: {duplicates[0]!r} is listed twice.")
+    if weights is not None and len(weights) != len(names):
+        raise InputError(
+            f"reward_weights has {len(weights)} value(s) but reward_funcs has {len(names)} "
+            f"({', '.join(names)}): give one weight per reward."
+        )
+
+
+@dataclass(frozen=True)
+class RewardSet:
+    """The reward functions GRPO is given, their weights, and the column of the gold-accuracy monitor."""
+
+    funcs: list[RewardFunc]
+    weights: list[float]
+    accuracy_column: int  # logged by trainer.py as train accuracy (per example, accuracy_history.jsonl)
+
+
+def get_reward_funcs(
+    names: Sequence[str],
+    weights: Sequence[float] | None = None,
+    options: RewardOptions | None = None,
+) -> RewardSet:
+    """The reward functions of `reward_funcs` (registry names or dotted import paths) with `reward_weights`
+    (None: 1.0 each), plus the accuracy monitor.
+
+    Accuracy against the gold is always scored: when `accuracy` is not one of the rewards it is added with
+    weight 0, so train accuracy per example is logged in every run, including entropy-only (`none`) runs and the
+    controls (`random`, `incorrect`, `majority`), whose curves must show what the control did to real accuracy.
     """
-    accuracy = make_accuracy_reward(grader, timeout_s)
-    if reward == "accuracy":
-        return [accuracy], [1.0]
-    if reward == "format":
-        return [format_reward, accuracy], [1.0, 0.0]
-    if reward == "none":
-        return [accuracy], [0.0]
-    if reward == "random":
-        return [make_random_reward(random_p, seed), accuracy], [1.0, 0.0]
-    if reward == "incorrect":
-        if not incorrect_labels:
-            raise ValueError("reward: incorrect needs a wrong label per example (incorrect_answer).")
-        return [make_incorrect_reward(incorrect_labels, grader, timeout_s), accuracy], [1.0, 0.0]
-    if reward == "majority":
-        return [make_majority_reward(num_generations), accuracy], [1.0, 0.0]
-    raise ValueError(
-        f"Unknown reward mode {reward!r}; choose accuracy, format, none, random, incorrect or majority."
-    )
+    check_reward_funcs(names, weights)
+    options = options or RewardOptions()
+    funcs = [REWARDS[n](options) if n in REWARDS else import_reward(n) for n in names]
+    weights = [float(w) for w in weights] if weights is not None else [1.0] * len(funcs)
+    if ACCURACY in names:
+        reward_set = RewardSet(funcs, weights, list(names).index(ACCURACY))
+    else:
+        reward_set = RewardSet([*funcs, REWARDS[ACCURACY](options)], [*weights, 0.0], len(funcs))
+    # TRL logs each reward as rewards/<function name>/...: two functions of one name would share (hide) a column
+    logged = [getattr(f, "__name__", type(f).__name__) for f in reward_set.funcs]
+    for entry, logged_name in zip([*names, ACCURACY], logged, strict=False):
+        if logged.count(logged_name) > 1:
+            raise InputError(
+                f"reward_funcs: {entry!r} is logged as {logged_name!r}, like another reward (or the gold-accuracy "
+                "monitor, `accuracy`): rename the function."
+            )
+    return reward_set

@@ -20,7 +20,7 @@ MAIN_RUN: dict[str, Any] = {
     "dataset_repeat_to": 128,  # pi1_r128.parquet
     "prompt_format": "chat",  # verl applies the tokenizer's chat template
     "max_prompt_length": 1024,
-    "reward": "accuracy",
+    "reward_funcs": ["accuracy"],
     "num_generations": 8,
     "max_completion_length": 3072,
     "temperature": 0.6,
@@ -86,12 +86,12 @@ PAPER_SETUPS: dict[str, PaperSetup] = {
     ),
     "qwen2.5-math-1.5b/format-reward": PaperSetup(
         "Tab. 8 format reward (DSR-sub): MATH500 65.0, avg 28.7",
-        {**_DSR_SUB, "reward": "format"},
+        {**_DSR_SUB, "reward_funcs": ["format"]},
         "paper §3.1 (format reward) + the DSR-sub script",
     ),
     "qwen2.5-math-1.5b/entropy-only": PaperSetup(
         "Tab. 13 entropy loss only, 20 steps: MATH500 63.4, avg 25.0 (Tab. 5 row 10)",
-        {"reward": "none", "beta": 0.0, "weight_decay": 0.0, "max_steps": 20},
+        {"reward_funcs": ["none"], "beta": 0.0, "weight_decay": 0.0, "max_steps": 20},
         "paper Tab. 5 row 10 (no policy loss, KL or weight decay) + Tab. 13 (20 steps)",
     ),
     "qwen2.5-math-1.5b/no-entropy": PaperSetup(
@@ -109,22 +109,26 @@ PAPER_SETUPS: dict[str, PaperSetup] = {
     # Spurious Rewards' (arXiv 2506.10947, abstract), for Qwen2.5-Math-7B, 300 steps on DeepScaleR: theirs.
     "qwen2.5-math-1.5b/random-reward": PaperSetup(
         "control; Spurious Rewards (their 7B): random reward +21.4 MATH500 vs +29.1 ground truth",
-        {"reward": "random"},
+        {"reward_funcs": ["random"]},
         "the pi1 script with reward: random (Spurious Rewards' Bernoulli(0.5))",
     ),
     "qwen2.5-math-1.5b/incorrect-reward": PaperSetup(
         "control; Spurious Rewards (their 7B): incorrect labels +24.1 MATH500 vs +29.1 ground truth",
-        {"reward": "incorrect"},
+        {"reward_funcs": ["incorrect"]},
         "the pi1 script with reward: incorrect (default wrong label 16)",
     ),
     "qwen2.5-math-1.5b/majority": PaperSetup(
         "control; Spurious Rewards (their 7B): majority vote +27.1 MATH500 vs +29.1 ground truth (TTRL's reward)",
-        {"reward": "majority"},
+        {"reward_funcs": ["majority"]},
         "the pi1 script with reward: majority (TTRL, arXiv 2504.16084)",
     ),
     "llama-3.2-3b-instruct/random-reward": PaperSetup(
         "control; Spurious Rewards: random reward gives Llama3 models no gain (their Llama3.1-8B-Instruct)",
-        {"model_name_or_path": "meta-llama/Llama-3.2-3B-Instruct", "max_steps": 1000, "reward": "random"},
+        {
+            "model_name_or_path": "meta-llama/Llama-3.2-3B-Instruct",
+            "max_steps": 1000,
+            "reward_funcs": ["random"],
+        },
         _NOT_IN_REPO + ", reward: random",
     ),
     "qwen2.5-math-7b/pi1": PaperSetup(

@@ -6,7 +6,7 @@ temperature-scaled policy over a micro-batch's completion tokens), which is the 
 `pg_loss - entropy_coeff * masked_mean(entropy)`; `OneShotGRPOConfig.entropy_coeff` sets it. Where TRL hard-codes
 a value verl does not share (the KL clamp, the advantage's epsilon), `VerlUpdateRule` (update_rule.py) sets verl's;
 tests/test_verl_parity.py proves loss and gradient equal to verl's.
-With `reward: none` every reward weight is 0, so advantages vanish and the entropy bonus is the only signal.
+With `reward_funcs: [none]` every reward is 0, so advantages vanish and the entropy bonus is the only signal.
 
 What this subclass adds, in the one hook where rewards are known (`_calculate_rewards`):
 - metrics per step: `boxed_rate` and `train_accuracy/<example_id>` (for up to `MAX_LOGGED_EXAMPLES` examples);
@@ -31,7 +31,7 @@ from trl import GRPOTrainer
 from oneshot_trl.files import read_jsonl
 from oneshot_trl.grading import last_boxed
 from oneshot_trl.layout import COMPLETIONS_FILE, HISTORY_FILE, RECIPE_FILE, RUN_INFO_FILE
-from oneshot_trl.rewards import completion_text, is_accuracy_reward
+from oneshot_trl.rewards import completion_text
 from oneshot_trl.run import Run
 from oneshot_trl.seeding import seeded_vllm_engines
 from oneshot_trl.update_rule import VerlUpdateRule
@@ -43,7 +43,11 @@ MAX_LOGGED_EXAMPLES = 16  # per-example metrics in the logs; all examples always
 
 
 class OneShotGRPOTrainer(VerlUpdateRule, GRPOTrainer):
-    def __init__(self, *args: Any, completions_per_step: int = 16, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, completions_per_step: int = 16, accuracy_column: int | None = None, **kwargs: Any
+    ) -> None:
+        """`accuracy_column`: the reward function whose scores are accuracy against the gold (rewards.RewardSet's
+        monitor), logged as train accuracy whatever GRPO is given; None: no accuracy metrics or history."""
         training_args = kwargs.get("args", args[2] if len(args) > 2 else None)
         colocate = getattr(training_args, "use_vllm", False) and training_args.vllm_mode == "colocate"
         with (
@@ -52,10 +56,7 @@ class OneShotGRPOTrainer(VerlUpdateRule, GRPOTrainer):
         ):
             super().__init__(*args, **kwargs)
         self.completions_per_step = completions_per_step
-        # The accuracy column is marked by the reward function itself (rewards.MEASURES_ACCURACY), not its name.
-        self._accuracy_column = next(
-            (i for i, func in enumerate(self.reward_funcs) if is_accuracy_reward(func)), None
-        )
+        self._accuracy_column = accuracy_column
         self._files_trimmed = False
 
     # -- the hook -------------------------------------------------------------------------------------------

@@ -48,6 +48,14 @@ def reward_key(log_history: Sequence[dict]) -> str | None:
     return others[0] if others else None
 
 
+def trained_rewards(run_info: dict | None) -> list[str]:
+    """The rewards a run was trained on (`reward_funcs` in oneshot_run.json; `reward` in runs before the registry)."""
+    info = run_info or {}
+    if info.get("reward_funcs"):
+        return [str(name) for name in info["reward_funcs"]]
+    return [str(info["reward"])] if info.get("reward") else []
+
+
 def control_metrics(data: AnalysisData) -> dict[str, Any]:
     """Every per-step series of the controls section (empty lists when the run did not log them)."""
     out: dict[str, Any] = {"code_reasoning": code_reasoning_by_step(data.completions)}
@@ -55,8 +63,7 @@ def control_metrics(data: AnalysisData) -> dict[str, Any]:
         steps, values = metric_series(data.log_history, key)
         out[name] = {"steps": steps, "values": values}
     key = reward_key(data.log_history)
-    reward = (data.run_info or {}).get("reward")
-    if key is not None and reward != "accuracy":
+    if key is not None and trained_rewards(data.run_info) != ["accuracy"]:
         (ra, acc), (rr, rew) = (
             metric_series(data.log_history, ACCURACY_KEY),
             metric_series(data.log_history, key),
@@ -145,7 +152,7 @@ def compare(runs: dict[str, AnalysisData], output_dir: str | Path, save_plot: An
         t_steps, t_values = metric_series(data.log_history, ACCURACY_KEY)
         if t_steps:
             train[label] = (t_steps, t_values)
-        reward = (data.run_info or {}).get("reward", "?")
+        reward = ", ".join(trained_rewards(data.run_info)) or "?"
         best = max(range(len(values)), key=values.__getitem__) if values else None
         summary.append({
             "run": label, "reward": reward, "checkpoints": len(steps),

@@ -183,7 +183,7 @@ def recipe_for(
         "dataset_repeat_to": rows if len(problems) == 1 else None,
         "prompt_format": "chat",
         "max_prompt_length": 64,  # lab prompts are 34 tokens; the tiny model has 512 positions
-        "reward": config.reward,
+        "reward_funcs": [config.reward],
         **({"incorrect_answer": config.incorrect_answer} if config.incorrect_answer is not None else {}),
         "grader": "math-verify",
         "num_generations": config.num_generations,
