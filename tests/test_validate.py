@@ -193,14 +193,18 @@ def test_resume_skips_half_saved_checkpoints_and_names_them(tmp_path, caplog, ti
     assert "checkpoint-4/trainer_state.json is not valid JSON" in caplog.text
 
 
-def test_save_only_model_resume_says_what_is_lost(make_recipe, tmp_path, caplog):
-    checkpoint = _checkpoint(tmp_path / "run", 2)
-    _, training_args, _, _ = parse_recipe(
-        [str(make_recipe(save_only_model=True, resume_from_checkpoint=str(checkpoint)))]
-    )
+def test_resume_without_optimizer_state_is_refused_unless_inexact(make_recipe, tmp_path, tiny_model_dir, caplog):
+    checkpoint = _checkpoint(tmp_path / "run", 2, state='{"global_step": 2}')
+    shutil.copy(tiny_model_dir / "model.safetensors", checkpoint)  # weights, no optimizer/scheduler/RNG
+    recipe = make_recipe(max_steps=4, resume_from_checkpoint=str(checkpoint))
+    _, training_args, _, _ = parse_recipe([str(recipe)])
+    missing = "lacks optimizer.pt, scheduler.pt, rng_state.pth.*resume_inexact: true"
+    with pytest.raises(InputError, match=missing):
+        train.resolve_checkpoint(training_args)
+    training_args.resume_inexact = True
     with caplog.at_level(logging.WARNING):
-        train.check_run_dir(training_args, train.resolve_checkpoint(training_args))
-    assert "no optimizer, scheduler or RNG state" in caplog.text
+        assert train.resolve_checkpoint(training_args) == str(checkpoint)
+    assert "Adam's moments and the sampling RNG restart" in caplog.text
 
 
 def test_resume_from_a_checkpoint_without_state_is_refused(make_recipe, tmp_path, capsys):
@@ -452,6 +456,7 @@ def test_training_whose_pushes_fail_exits_1_with_the_retry_command(
     monkeypatch.setattr(retry, "_sleep", lambda s: None)
     monkeypatch.setattr(push, "HfApi", lambda *a, **k: FakeHub(tmp_path, fail={("create_commit", None): -1}))
     recipe = make_recipe(max_steps=2, save_steps=2, push_to_hub=True, hub_model_id="user/tiny")
+    monkeypatch.setenv("HF_TOKEN", "hf_fakeTOKENforTHEtest")  # checked before training
     assert train.cli_main([str(recipe)]) == 1
     err = capsys.readouterr().err
     assert "2 push(es) to user/tiny did not succeed" in err and f"oneshot-trl push {tmp_path / 'run'}" in err

@@ -14,8 +14,10 @@ A training run's output dir:
       completions.jsonl        a few sampled completions per step: step, example_id,      COMPLETIONS_FILE
                                completion, reward
       hub_pushes.json          what was pushed where (only with push_to_hub)              HUB_PUSHES_FILE
+      .oneshot_trl.lock        pid and host of the process writing the run (while it runs) LOCK_FILE
       checkpoint-N/            the Trainer's checkpoint of step N with its own           checkpoint_name(N)
-                               trainer_state.json and copies of the run files as of step N
+                               trainer_state.json and copies of the run files as of step N;
+                               optimizer.pt, scheduler.pt, rng_state*.pth: an exact resume
       eval/step-NNNNNN/        the in-training eval of step N (step 0: the base model),  eval_dir(root, N)
                                an eval dir as below
       config.json, *.safetensors, tokenizer files: the final model
@@ -48,6 +50,11 @@ COMPLETIONS_FILE = "completions.jsonl"
 HUB_PUSHES_FILE = "hub_pushes.json"
 EVAL_DIR = "eval"
 CHECKPOINT_PREFIX = "checkpoint-"  # the Trainer's name (transformers' PREFIX_CHECKPOINT_DIR)
+# What the Trainer saves into a checkpoint beside the weights, needed for an exact resume (transformers' names)
+OPTIMIZER_FILE = "optimizer.pt"
+SCHEDULER_FILE = "scheduler.pt"
+TRAINING_ARGS_FILE = "training_args.bin"
+LOCK_FILE = ".oneshot_trl.lock"  # the one writer's pid and host (lock.run_lock), while it writes
 
 # ---- an eval dir ----------------------------------------------------------------------------------------------
 RESULTS_FILE = "results.json"
@@ -106,6 +113,13 @@ def revision_dirs(root: str | Path, revision: str) -> list[Path]:
     if match:
         candidates.insert(0, Path(root) / checkpoint_name(int(match.group(1))))
     return candidates
+
+
+def rng_state_files(world_size: int) -> list[str]:
+    """The Trainer's RNG state file(s) of a checkpoint: one, or one per process."""
+    if world_size <= 1:
+        return ["rng_state.pth"]
+    return [f"rng_state_{rank}.pth" for rank in range(world_size)]
 
 
 def checkpoint_state_file(step: int) -> str:

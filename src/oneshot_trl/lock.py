@@ -4,7 +4,7 @@ The lock is a file (`.oneshot_trl.lock`) holding the writer's PID, host, start t
 `fcntl.flock`: the kernel releases it when the process dies however it dies, so a lock left by a killed run is
 stale by construction and the next writer takes it over (logged with the dead holder's PID). A second live writer
 gets a `RunLocked` (an `InputError`: one line naming the directory and the holder). Re-entrant within a process
-(training's in-process evals, the lab's runs one after another). A leaf module: standard library and validate.
+(training's in-process evals, the lab's runs one after another). Imports only layout and validate.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from oneshot_trl.layout import LOCK_FILE
 from oneshot_trl.validate import InputError
 
 logger = logging.getLogger(__name__)
-
-LOCK_FILE = ".oneshot_trl.lock"
 
 _held: dict[Path, tuple[int, int]] = {}  # resolved dir -> (fd, depth) of the locks this process holds
 
@@ -79,6 +78,7 @@ def run_lock(
     """Hold the lock on `directory` (created if missing) for the block; `what` names it in the error, `command`
     (never argv: it may hold a token) is recorded for the next writer's error."""
     directory = Path(directory)
+    created = not directory.exists()  # removed again at the end if nothing else was written into it
     directory.mkdir(parents=True, exist_ok=True)
     key = directory.resolve()
     if key in _held:  # this process already writes here
@@ -111,3 +111,6 @@ def run_lock(
             with contextlib.suppress(OSError):
                 (directory / LOCK_FILE).unlink()  # before unlocking: the next writer then locks a fresh file
             os.close(fd)
+            if created:
+                with contextlib.suppress(OSError):
+                    directory.rmdir()  # only if empty: a run refused before writing leaves nothing behind

@@ -28,9 +28,10 @@ from typing import Any
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
-from oneshot_trl.files import read_jsonl
+from oneshot_trl.files import atomic_write_text, read_jsonl
 from oneshot_trl.grading import last_boxed
 from oneshot_trl.layout import COMPLETIONS_FILE, HISTORY_FILE, RECIPE_FILE, RUN_INFO_FILE
+from oneshot_trl.resume import checkpoint_write_error
 from oneshot_trl.rewards import completion_text
 from oneshot_trl.run import Run
 from oneshot_trl.seeding import seeded_vllm_engines
@@ -128,10 +129,25 @@ class OneShotGRPOTrainer(VerlUpdateRule, GRPOTrainer):
             path = Path(self.args.output_dir) / name
             if path.exists():  # a torn last line (the kill that made this a resume) is dropped
                 keep = [row for row in read_jsonl(path, skip_invalid=True) if row["step"] <= self.state.global_step]
-                path.write_text("".join(json.dumps(row) + "\n" for row in keep))
+                atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in keep))
+
+    def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
+        # transformers pickles the whole arguments into training_args.bin: never with the token in them
+        token, self.args.hub_token = self.args.hub_token, None
+        try:
+            super()._save(output_dir, state_dict)
+        finally:
+            self.args.hub_token = token
 
     def _save_checkpoint(self, model, trial):  # type: ignore[override]
-        super()._save_checkpoint(model, trial)
+        try:
+            super()._save_checkpoint(model, trial)
+        except (OSError, RuntimeError) as err:  # torch.save reports a failed write as a RuntimeError
+            if isinstance(err, RuntimeError) and "writ" not in str(err).lower():
+                raise
+            raise checkpoint_write_error(
+                Path(self.args.output_dir), self.state.global_step, err, delete=self.accelerator.is_main_process
+            ) from err
         if self.accelerator.is_main_process:
             run = Run(self.args.output_dir)
             checkpoint = run.checkpoint_dir(self.state.global_step)

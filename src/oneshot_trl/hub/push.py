@@ -25,6 +25,7 @@ from typing import Any
 from huggingface_hub import HfApi, ModelCard
 from transformers import TrainerCallback
 
+from oneshot_trl.files import atomic_write_text
 from oneshot_trl.hub.cards import (
     CardInputs,
     describe_hardware,
@@ -72,12 +73,6 @@ CHECKPOINT_IGNORE_PATTERNS = (
     "README.md",  # replaced by our card
     "critic/*",  # PPO's value model and its optimizer: resume state, not part of the released policy
 )
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _collect_files(folder: Path, ignore: Iterable[str], recursive: bool = True) -> dict[str, Path]:
@@ -156,6 +151,7 @@ class HubPushCallback(TrainerCallback):
         self._base_commit: str | None = None
         self._best_checkpoint: str | None = None
         self.is_main_process = True  # only the main process pushes (set from the TrainingArguments)
+        self.record_to_file = True  # hub_pushes.json follows every push (`push --repo-id` holds it back)
 
     @classmethod
     def from_training_args(
@@ -230,9 +226,8 @@ class HubPushCallback(TrainerCallback):
         """Block until the queue is empty (True) or `timeout` seconds passed (False)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with self._lock:
-                pending = any(r.status == "pending" for r in self.records)
-            if not pending:
+            # unfinished_tasks: a job counts until its record is written to hub_pushes.json, not just uploaded
+            if self._queue.unfinished_tasks == 0:
                 return True
             if deadline is not None and time.monotonic() > deadline:
                 return False
@@ -286,7 +281,8 @@ class HubPushCallback(TrainerCallback):
 
     def _write_summary(self) -> None:
         try:
-            _write_json_atomic(self.run.path(HUB_PUSHES_FILE), self.summary())
+            if self.record_to_file:
+                atomic_write_text(self.run.path(HUB_PUSHES_FILE), json.dumps(self.summary(), indent=2) + "\n")
         except OSError as err:
             logger.warning("Could not write %s: %s", self.run.path(HUB_PUSHES_FILE), err)
 

@@ -9,10 +9,12 @@ the local files, and updates `hub_pushes.json`; running it again when all are ok
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 
+from oneshot_trl.files import atomic_write_text
 from oneshot_trl.hub.retry import failure_message
 from oneshot_trl.layout import HUB_PUSHES_FILE, RECIPE_FILE
 from oneshot_trl.run import Run
@@ -50,6 +52,8 @@ def push_missing(run_dir: str | Path, repo_id: str | None = None, api=None) -> d
         hardware=record.get("hardware"),
         api=api,
     )
+    # Pushing elsewhere (--repo-id) changes the run's record only once everything is there: a failure keeps it
+    callback.record_to_file = repo_id in (None, record["repo_id"])
     fields = set(PushRecord.__dataclass_fields__)
     done = [p for p in record.get("pushes", []) if p.get("status") == "ok"]
     callback.records = [PushRecord(**{k: v for k, v in p.items() if k in fields}) for p in done]
@@ -64,7 +68,10 @@ def push_missing(run_dir: str | Path, repo_id: str | None = None, api=None) -> d
         else:
             callback.push_final(push["local_path"])
     callback.wait()
-    return callback.summary()
+    summary = callback.summary()
+    if not callback.record_to_file and summary["failed"] == 0 and summary["pending"] == 0:
+        atomic_write_text(run.path(HUB_PUSHES_FILE), json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
