@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from oneshot_trl.files import atomic_write_text
 from oneshot_trl.layout import RUN_INFO_FILE
 
 logger = logging.getLogger(__name__)
@@ -88,4 +89,4 @@ class PrecisionCallback(TrainerCallback):
         path = Path(args.output_dir) / RUN_INFO_FILE
         if path.exists():
             info = json.loads(path.read_text())
-            path.write_text(json.dumps({**info, "precision": precision}, indent=2))
+            atomic_write_text(path, json.dumps({**info, "precision": precision}, indent=2))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from oneshot_trl.analysis.stats import AnalysisData, checkpoint_averages
+from oneshot_trl.files import atomic_write_text
 from oneshot_trl.run import metric_series
 
 CODE_PATTERN = re.compile(r"```\s*python|\bprint\(|\bdef \w+\(")
@@ -175,7 +176,7 @@ def compare(runs: dict[str, AnalysisData], output_dir: str | Path, save_plot: An
               f"| {pct(s['best'])} |" for s in summary]  # fmt: skip
     if plot:
         lines += ["", f"![held-out accuracy]({plot})"]
-    (out / "compare.md").write_text("# Runs compared\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(out / "compare.md", "# Runs compared\n\n" + "\n".join(lines) + "\n")
     result = {"runs": summary, "plot": plot}
-    (out / "compare.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "compare.json", json.dumps(result, indent=2) + "\n")
     return result

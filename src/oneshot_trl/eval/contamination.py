@@ -30,6 +30,7 @@ from oneshot_trl.eval.benchmarks import Problem
 from oneshot_trl.eval.generate import default_backend, make_generator
 from oneshot_trl.eval.request import ModelRef
 from oneshot_trl.eval.runner import load_problem_sets, package_versions
+from oneshot_trl.files import atomic_write_text, atomic_writer
 from oneshot_trl.layout import RESULTS_FILE, SAMPLES_FILE, safe_name
 from oneshot_trl.validate import InputError, check_count
 
@@ -193,9 +194,9 @@ def probe(
     if output_dir is not None:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        with (out / SAMPLES_FILE).open("w", encoding="utf-8") as f:
+        with atomic_writer(out / SAMPLES_FILE) as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in all_rows)
-        (out / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return results
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, HfApi, ModelCard
 
+from oneshot_trl.files import atomic_write_text
 from oneshot_trl.hub.cards import (
     CardInputs,
     merge_eval_results,
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(scrub(str(err))) from err
     content = str(card)
     if args.output:
-        Path(args.output).write_text(content)
+        atomic_write_text(args.output, content)
         print(f"Wrote {args.output}", file=sys.stderr)
     if args.push:
         with_retries(
