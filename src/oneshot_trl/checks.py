@@ -216,6 +216,29 @@ def count_rows(script_args: Any) -> tuple[int | None, str | None]:
     return script_args.dataset_repeat_to or len(examples), None
 
 
+def no_op_warnings(script_args: Any, training_args: Any) -> list[str]:
+    """Settings that make a run train nothing while it spends its steps: a zero learning rate, or (GRPO) a reward
+    that is the same for every completion of a group, so every advantage is 0, without an entropy bonus."""
+    a, warnings = training_args, []
+    if a.learning_rate == 0:
+        warnings.append(
+            "learning_rate is 0: the policy's weights never change (the run only generates and logs)."
+        )
+    names = list(script_args.reward_funcs or [])
+    weights = list(a.reward_weights or [1.0] * len(names))
+    constant = all(
+        w == 0 or n == "none" or (n == "random" and script_args.random_reward_p in (0, 1))
+        for n, w in zip(names, weights, strict=False)
+    )
+    if script_args.algorithm == "grpo" and names and constant and not a.entropy_coef:
+        warnings.append(
+            f"reward_funcs {names} (weights {weights}, random_reward_p {script_args.random_reward_p:g}) give every "
+            "completion of a group the same reward, so every advantage is 0, and entropy_coeff is 0: nothing "
+            "moves the policy. Set entropy_coeff for entropy-only training, or a reward that tells answers apart."
+        )
+    return warnings
+
+
 def find_problems(
     script_args: Any,
     training_args: Any,
@@ -225,7 +248,7 @@ def find_problems(
     zero_stage: int | None,
 ) -> tuple[list[str], list[str]]:
     """(errors, warnings) for a recipe under a launch: what cannot work, and what probably is not meant."""
-    errors, warnings = list(plan.errors), list(plan.warnings)
+    errors, warnings = list(plan.errors), list(plan.warnings) + no_op_warnings(script_args, training_args)
     a = training_args
     if script_args.paper_setup and script_args.paper_setup not in PAPER_SETUPS:
         errors.append(f"unknown paper_setup {script_args.paper_setup!r}; known: {known_setup_names()}.")

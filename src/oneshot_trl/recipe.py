@@ -210,15 +210,19 @@ def _show(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _unknown(key: str, known: Mapping[str, Any], ppo_only: set[str], where: str, flag: bool) -> RecipeError:
+def _unknown(
+    key: str, known: Mapping[str, Any], ppo_only: set[str], path: str | None, flag: Flag | None
+) -> RecipeError:
+    """An unknown key or flag, with the closest field names (or: it needs `algorithm: ppo`)."""
+    where = f"flag {flag.spelling}" if flag else f"{path}: key {key!r}"
     if key in ppo_only:
         return RecipeError(f"{where} is a PPO setting; it needs `algorithm: ppo`.")
     close = difflib.get_close_matches(key, known, n=3)
     hint = f" Did you mean {', '.join(('--' if flag else '') + c for c in close)}?" if close else ""
     if flag:
-        return RecipeError(f"unknown flag {where.removeprefix('flag ')}.{hint}")
+        return RecipeError(f"unknown flag {flag.spelling}.{hint}")
     names = ", ".join(c.__name__ for c in recipe_dataclasses())
-    return RecipeError(f"{where}: unknown key {key!r}.{hint} Keys must be fields of {names}.")
+    return RecipeError(f"{path}: unknown key {key!r}.{hint} Keys must be fields of {names}.")
 
 
 def _flag_value(flag: Flag, tp: Any) -> Any:
@@ -259,11 +263,11 @@ def read_recipe_argv(argv: list[str] | None = None) -> Recipe:
     recipe.env = {str(k): str(v) for k, v in env.items()}
     for key, value in values.items():
         if key not in known:
-            raise _unknown(str(key), known, ppo_only, recipe.where(str(key)), flag=False)
+            raise _unknown(str(key), known, ppo_only, parsed.path, None)
         recipe.values[key] = _typed(recipe, key, value, known[key][1])
     for key, flag in flags.items():
         if key not in known:
-            raise _unknown(key, known, ppo_only, f"flag {flag.spelling}", flag=True)
+            raise _unknown(key, known, ppo_only, parsed.path, flag)
         recipe.flags[key] = _typed(recipe, key, _flag_value(flag, known[key][1]), known[key][1], flag)
     return recipe
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from oneshot_trl import cli_args
 from oneshot_trl.files import atomic_write_text, iter_jsonl, read_jsonl, resource_path
 from oneshot_trl.layout import HISTORY_FILE, RUN_INFO_FILE
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
@@ -400,7 +401,7 @@ def format_table(ranking: Sequence[RankedExample], method: str, selected: set[in
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli_args.ArgumentParser(
         prog="oneshot-trl select",
         description=(
             "Rank training examples by the historical variance of their training accuracy (the paper's "

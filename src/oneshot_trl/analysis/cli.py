@@ -26,6 +26,7 @@ import math
 import sys
 from pathlib import Path
 
+from oneshot_trl import cli_args
 from oneshot_trl.analysis.controls import compare
 from oneshot_trl.analysis.report import analyze, save_plot
 from oneshot_trl.analysis.stats import DEFAULT_REFLECTION_WORDS, load_run_data
@@ -35,7 +36,7 @@ from oneshot_trl.validate import InputError
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli_args.ArgumentParser(
         prog="oneshot-trl analyze",
         description="Plots and a markdown report of the paper's diagnostics from a training run or eval outputs.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

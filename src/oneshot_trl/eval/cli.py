@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from oneshot_trl import cli_args
 from oneshot_trl.eval.benchmarks import BENCHMARKS, dataset_name, load_dataset_problems
 from oneshot_trl.eval.generate import Engine, default_backend
 from oneshot_trl.eval.protocols import PROTOCOLS, get_protocol
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli_args.ArgumentParser(
         prog="oneshot-trl eval",
         description=(
             "Evaluate a model on the One-Shot-RLVR benchmarks (MATH500, AIME24, AMC23, Minerva Math, "

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from oneshot_trl import cli_args
 from oneshot_trl.eval.benchmarks import Problem
 from oneshot_trl.eval.generate import default_backend, make_generator
 from oneshot_trl.eval.request import ModelRef
@@ -222,7 +223,7 @@ def format_probe_table(results: Mapping[str, Any]) -> str:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli_args.ArgumentParser(
         prog="oneshot-trl contamination",
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,

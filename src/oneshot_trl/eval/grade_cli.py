@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from oneshot_trl import cli_args
 from oneshot_trl.eval.benchmarks import BENCHMARKS, GENERATED_BENCHMARKS
 from oneshot_trl.eval.random_calc import is_random_calc
 from oneshot_trl.files import atomic_writer, same_file
@@ -35,7 +36,7 @@ KNOWN_BENCHMARKS = tuple(dict.fromkeys([*BENCHMARKS, *GENERATED_BENCHMARKS, *BEN
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli_args.ArgumentParser(
         prog="oneshot-trl grade",
         description=__doc__.split("\n\n")[0] + " Rows are written back with the grade of each response.",
     )

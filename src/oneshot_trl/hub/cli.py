@@ -10,6 +10,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, HfApi, ModelCard
 
+from oneshot_trl import cli_args
 from oneshot_trl.files import atomic_write_text
 from oneshot_trl.hub.cards import (
     CardInputs,
@@ -34,7 +35,7 @@ def _load_results_files(paths: Iterable[str]) -> list[EvalResult]:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli_args.ArgumentParser(
         prog="oneshot-trl card",
         description="Render (and optionally push) the model card of a training run dir or a Hub repo revision. "
         "The token comes from HF_TOKEN or `hf auth login`, never from the command line.",

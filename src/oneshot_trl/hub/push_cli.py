@@ -14,6 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
+from oneshot_trl import cli_args
 from oneshot_trl.files import atomic_write_text
 from oneshot_trl.hub.retry import failure_message
 from oneshot_trl.layout import HUB_PUSHES_FILE, RECIPE_FILE
@@ -24,7 +25,7 @@ PROG = "oneshot-trl push"
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = cli_args.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="The training run's output_dir (it has hub_pushes.json).")
     parser.add_argument("--repo-id", default=None, help="Push there instead of the repo the run pushed to.")
     return parser

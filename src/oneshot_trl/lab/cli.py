@@ -19,6 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from oneshot_trl import cli_args
 from oneshot_trl.progress import is_terminal
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 def make_parser() -> argparse.ArgumentParser:
     from oneshot_trl.lab.experiments import EXPERIMENTS
 
-    parser = argparse.ArgumentParser(
+    parser = cli_args.ArgumentParser(
         prog="oneshot-trl lab",
         description="CPU micro-lab: 1-shot RLVR on a tiny model and a synthetic arithmetic task.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
