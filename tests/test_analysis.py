@@ -206,6 +206,8 @@ def test_analyze_run_dir(run_dir, tmp_path):
         "reflection_words",
         "format_vs_reasoning",
         "controls",  # code-reasoning rate of the completions
+        "reward",
+        "loss",  # the logs have no kl or grad_norm: no plot of them
     }
     result = json.loads((out / "analysis.json").read_text())
     assert set(result["plots"]) == expected_plots
@@ -278,7 +280,7 @@ def test_missing_pieces_are_notes_not_crashes(tmp_path):
     out = tmp_path / "out"
     assert main([str(run), "--output-dir", str(out)]) == 0
     result = json.loads((out / "analysis.json").read_text())
-    assert result["plots"] == {} and result["best_checkpoint"] is None
+    assert result["plots"] == {"loss": "loss.png"} and result["best_checkpoint"] is None  # the only series logged
     report = (out / "report.md").read_text()
     for missing in ("accuracy_history.jsonl", "completions.jsonl", "per-step evals", "`entropy`"):
         assert missing in report

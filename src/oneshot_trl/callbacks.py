@@ -13,13 +13,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from transformers import ProgressCallback, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import (
+    PrinterCallback,
+    ProgressCallback,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 
 from oneshot_trl.config import OneShotArguments
 from oneshot_trl.eval.generate import TransformersGenerator, VLLMGenerator
+from oneshot_trl.eval.protocols import get_protocol
+from oneshot_trl.eval.request import EvalOptions, EvalOutput, EvalRequest, ModelRef
+from oneshot_trl.eval.runner import check_context, evaluate
 from oneshot_trl.eval.sharding import Shard
 from oneshot_trl.layout import RESULTS_FILE, checkpoint_name, eval_dir
 from oneshot_trl.progress import progress_bar
+from oneshot_trl.retention import AVERAGE_METRIC, metric_value
+from oneshot_trl.tracking import CompactLog, log_eval
 
 if TYPE_CHECKING:
     from trl import GRPOTrainer
@@ -31,12 +43,36 @@ logger = logging.getLogger(__name__)
 
 class TrainingProgressCallback(ProgressCallback):
     """transformers' training bar through `progress.progress_bar`: the same live bar on a terminal; in a log file
-    or a pipe, a line now and then instead of a redraw ten times a second."""
+    or a pipe, a line now and then instead of a redraw ten times a second. Each log is one compact line
+    (`tracking.compact_line`) instead of the whole dict, which goes to the trackers and log_history."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.compact = CompactLog()
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             self.training_bar = progress_bar(total=state.max_steps, desc="train", unit="step")
         self.current_step = 0
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            line = self.compact.line(logs, state)
+            if line is not None:
+                (self.training_bar.write if self.training_bar is not None else print)(line)
+
+
+class CompactPrinterCallback(PrinterCallback):
+    """transformers' `PrinterCallback` (no progress bar: `disable_tqdm`) with the compact line per log."""
+
+    def __init__(self) -> None:
+        self.compact = CompactLog()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            line = self.compact.line(logs, state)
+            if line is not None:
+                print(line, flush=True)
 
 
 class TrainerEngineGenerator(VLLMGenerator):
@@ -123,52 +159,71 @@ class BenchmarkEvalCallback(TrainerCallback):
         """The trainer whose generator (and weights) the evals use."""
         self.trainer = trainer
 
-    def problems(self) -> dict[str, list[Problem]]:
-        """The problem sets evaluated at every checkpoint (loaded once)."""
+    def problems(self, step: int | None = None) -> dict[str, list[Problem]]:
+        """The problem sets evaluated at `step` (loaded once): every checkpoint's, plus `eval_full_benchmarks` at
+        step 0 and every `eval_full_steps` steps (None: all of them)."""
         if self._problems is None:
             from oneshot_trl.eval.benchmarks import load_dataset_problems
             from oneshot_trl.eval.runner import load_problem_sets
 
-            problems = load_problem_sets(self.args.eval_benchmarks) if self.args.eval_benchmarks else {}
+            names = list(
+                dict.fromkeys([*(self.args.eval_benchmarks or []), *(self.args.eval_full_benchmarks or [])])
+            )
+            problems = load_problem_sets(names) if names else {}
             if self.args.eval_dataset:
                 dataset = load_dataset_problems(self.args.eval_dataset)
                 problems[dataset[0].benchmark] = dataset
             self._problems = problems
-        return self._problems
+        full = set(self.args.eval_full_benchmarks or []) - set(self.args.eval_benchmarks or [])
+        every = self.args.eval_full_steps
+        if step is None or not full or step == 0 or (every and step % every == 0):
+            return self._problems
+        return {name: problems for name, problems in self._problems.items() if name not in full}
 
-    def evaluate(self, model_label: str, output_dir: Path) -> dict[str, Any]:
-        """Evaluate the trainer's current weights into `output_dir`; every process calls this together."""
-        from oneshot_trl.eval.runner import evaluate
-
+    def evaluate(self, model_label: str, output_dir: Path, step: int | None = None) -> dict[str, Any]:
+        """Evaluate the trainer's current weights (of `step`) into `output_dir`; every process calls this
+        together."""
         if self.trainer is None:
             raise RuntimeError("BenchmarkEvalCallback.bind(trainer) was not called.")
         with training_generator(self.trainer) as (generator, shard):
-            return evaluate(
-                model_label,
-                problems=self.problems(),
-                template=self.args.eval_template,
-                protocol=self.args.eval_protocol,
-                backend=generator,
-                output_dir=output_dir,
-                limit=self.args.eval_limit,
-                max_new_tokens=self.args.eval_max_new_tokens,
-                progress=False,
-                shard=shard,
+            request = self.request(model_label, step).replace(
+                output=EvalOutput(dir=Path(output_dir)), options=EvalOptions(progress=False, shard=shard)
             )
+            return evaluate(request, generator)
+
+    def request(self, model_label: str, step: int | None = None) -> EvalRequest:
+        """The eval request of `step` (the recipe's eval_* keys turned into one object)."""
+        protocol = get_protocol(self.args.eval_protocol).with_overrides(
+            template=self.args.eval_template, max_new_tokens=self.args.eval_max_new_tokens
+        )
+        problems = {k: v[: self.args.eval_limit] for k, v in self.problems(step).items()}
+        return EvalRequest(problems, protocol, ModelRef(model_label), limit=self.args.eval_limit)
+
+    def check_context(self) -> None:
+        """Refuse (InputError), before the first step, evals whose prompt + max_new_tokens exceed the context of
+        the model or of TRL's colocated engine: they would fail or run past the positions at the first save."""
+        trainer = self.trainer
+        contexts = [getattr(trainer.model.config, "max_position_embeddings", None)]
+        vllm_generation = getattr(trainer, "vllm_generation", None) if trainer.use_vllm else None
+        if vllm_generation is not None and vllm_generation.mode == "colocate":
+            contexts.append(vllm_generation.llm.llm_engine.model_config.max_model_len)
+        request = self.request("")
+        check_context(request.problems, request.protocol, trainer.processing_class,
+                      min((c for c in contexts if c), default=None), where="the trained model")  # fmt: skip
 
     def _evaluate_step(self, model_label: str, args: TrainingArguments, state: TrainerState) -> None:
         step = state.global_step
-        results = self.evaluate(model_label, eval_dir(args.output_dir, step))
+        results = self.evaluate(model_label, eval_dir(args.output_dir, step), step)
         scores: dict[str, Any] = {f"eval/{name}": r["accuracy"] for name, r in results["benchmarks"].items()}
-        if results.get("average") is not None:
-            scores["eval/average"] = results["average"]
-        state.log_history.append({"step": step, **scores})
-        if state.is_world_process_zero:
-            logger.info("Step %d benchmark accuracy: %s", step, {k: round(v, 4) for k, v in scores.items()})
+        average = metric_value(results, AVERAGE_METRIC)  # the six-benchmark average only
+        if average is not None:
+            scores[AVERAGE_METRIC] = average
+        log_eval(self.trainer, scores)  # log_history, trackers, console
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ):
+        self.check_context()
         if not self.args.eval_before_training or state.global_step != 0:
             return
         done = eval_dir(args.output_dir, 0) / RESULTS_FILE

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from oneshot_trl.memory import ModelInfo, model_info
+from oneshot_trl.retention import retention_problems
 from oneshot_trl.rewards import check_reward_funcs
 from oneshot_trl.setups import PAPER_SETUPS, known_setup_names
 from oneshot_trl.validate import InputError
@@ -250,6 +251,9 @@ def find_problems(
     """(errors, warnings) for a recipe under a launch: what cannot work, and what probably is not meant."""
     errors, warnings = list(plan.errors), list(plan.warnings) + no_op_warnings(script_args, training_args)
     a = training_args
+    kept_errors, kept_warnings = retention_problems(script_args, training_args)  # evals, checkpoint retention
+    errors += kept_errors
+    warnings += kept_warnings
     if script_args.paper_setup and script_args.paper_setup not in PAPER_SETUPS:
         errors.append(f"unknown paper_setup {script_args.paper_setup!r}; known: {known_setup_names()}.")
     if a.use_vllm and a.vllm_mode == "colocate" and plan.world_size % a.vllm_tensor_parallel_size:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from oneshot_trl.analysis.controls import controls_section, render_controls
+from oneshot_trl.analysis.paper import comparison, reference_lines
+from oneshot_trl.analysis.paper import render as render_paper
 from oneshot_trl.analysis.stats import (
     DEFAULT_REFLECTION_WORDS,
     AnalysisData,
@@ -27,11 +29,16 @@ from oneshot_trl.analysis.stats import (
     reflection_by_step,
     sample_texts,
 )
+from oneshot_trl.files import atomic_write_text, atomic_writer
 from oneshot_trl.run import is_finite, metric_series
 
 logger = logging.getLogger(__name__)
 
 TRAIN_METRICS = {  # log_history key -> (plot file stem, title, y label)
+    "reward": ("reward", "Reward", "mean reward per completion"),
+    "kl": ("kl", "KL to the reference model", "mean token KL (k3)"),
+    "loss": ("loss", "Loss", "training loss"),
+    "grad_norm": ("grad_norm", "Gradient norm", "global norm before clipping"),
     "entropy": ("entropy", "Policy entropy", "mean token entropy"),
     "completions/mean_length": ("response_length", "Response length", "mean completion length (tokens)"),
     "frac_reward_zero_std": ("zero_std_groups", "Groups with zero reward variance", "fraction of groups"),
@@ -69,18 +76,28 @@ def _draw(
 
 
 def save_plot(
-    path: Path, panels: Sequence[tuple[Series, str, str, str, tuple[float, float] | None]], vline=None
+    path: Path,
+    panels: Sequence[tuple[Series, str, str, str, tuple[float, float] | None]],
+    vline=None,
+    references: Sequence[dict[str, float] | None] | None = None,
 ) -> Path:
-    """Side-by-side panels, each (series, title, xlabel, ylabel, ylim); `vline` = (x, label) drawn on every panel."""
+    """Side-by-side panels, each (series, title, xlabel, ylabel, ylim); `vline` = (x, label) drawn on every panel;
+    `references[i]` = {series label: y}: dotted horizontal lines on panel i in that series' colour, labelled as
+    the paper's."""
     fig, axes = _figure(len(panels))
-    for ax, (series, title, xlabel, ylabel, ylim) in zip(axes, panels, strict=True):
+    for i, (ax, (series, title, xlabel, ylabel, ylim)) in enumerate(zip(axes, panels, strict=True)):
         _draw(ax, series, title, xlabel, ylabel, ylim)
         if vline is not None:
             ax.axvline(vline[0], color="gray", linestyle="--", linewidth=1, label=vline[1])
+        colors = {line.get_label(): line.get_color() for line in ax.get_lines()}
+        for label, y in ((references[i] if references and i < len(references) else None) or {}).items():
+            color = colors.get(label, "black")
+            ax.axhline(y, color=color, linestyle=":", linewidth=1.2, label=f"paper: {label} ({100 * y:.1f})")
         if 0 < len(ax.get_lines()) <= 13:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    with atomic_writer(path, "wb") as f:
+        fig.savefig(f, format="png")
     return path
 
 
@@ -120,8 +137,10 @@ def analyze(
     words: Sequence[str] = DEFAULT_REFLECTION_WORDS,
     max_examples: int = 8,
     saturation_threshold: float = 0.99,
+    paper_setup: str | None = None,
 ) -> dict[str, Any]:
-    """Compute every number, write the PNG plots, `report.md` and `analysis.json` to `output_dir`."""
+    """Compute every number, write the PNG plots, `report.md` and `analysis.json` to `output_dir`.
+    `paper_setup` (default: the run's recipe's) names the paper's row shown beside the run."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     notes = list(data.notes)
@@ -140,6 +159,9 @@ def analyze(
     result["post_saturation"] = sat
     table = eval_table(data.evals)
     bench_acc = _eval_curves(table, "accuracy")
+    setup = paper_setup or (data.run_info or {}).get("paper_setup")
+    result["paper_comparison"] = comparison(data.evals, setup)
+    paper_lines = reference_lines(result["paper_comparison"])
     if curves or bench_acc:
         train_series: Series = dict(list(curves.items())[:max_examples])
         if len(curves) > max_examples:
@@ -153,7 +175,8 @@ def analyze(
             (bench_acc, "Benchmark accuracy", "step", "accuracy", None),
         ]
         vline = (sat["saturation_step"], "training accuracy saturates") if sat else None
-        plots["post_saturation"] = save_plot(out / "post_saturation.png", panels, vline).name
+        references = [None, {k: v for k, v in paper_lines.items() if k in bench_acc}]
+        plots["post_saturation"] = save_plot(out / "post_saturation.png", panels, vline, references).name
 
     # --- training metrics from log_history ---
     result["training_metrics"] = {}
@@ -246,9 +269,8 @@ def analyze(
 
     result["plots"] = plots
     result["notes"] = notes
-    (out / "report.md").write_text(render_report(result, data), encoding="utf-8")
-    with open(out / "analysis.json", "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2, default=str)
+    atomic_write_text(out / "report.md", render_report(result, data))
+    atomic_write_text(out / "analysis.json", json.dumps(result, indent=2, default=str))
     logger.info("Wrote %d plot(s), report.md and analysis.json to %s.", len(plots), out)
     return result
 
@@ -275,6 +297,13 @@ PLOT_TEXT = {
         "In 1-shot RLVR the benchmarks keep improving long after the example is solved (post-saturation generalization).",
     ),
     "entropy": ("Policy entropy", "Mean token entropy of the sampled completions."),
+    "reward": (
+        "Reward",
+        "Mean reward GRPO was given per completion (the accuracy reward: the example's accuracy).",
+    ),
+    "kl": ("KL", "Mean per-token KL estimate to the frozen reference model (logged when beta > 0)."),
+    "loss": ("Loss", "The training loss (policy loss + KL and entropy terms)."),
+    "grad_norm": ("Gradient norm", "Global gradient norm before clipping (max_grad_norm)."),
     "response_length": (
         "Response length",
         "Mean completion length in training (tokens), and of benchmark responses (characters).",
@@ -330,6 +359,7 @@ def render_report(result: dict[str, Any], data: AnalysisData) -> str:
         summary.append(f"Best checkpoint on average: `{avg['checkpoint']}` ({_pct(avg['accuracy'])}).")
     if summary:
         lines += ["## Summary", "", *[f"- {s}" for s in summary], ""]
+    lines += render_paper(result.get("paper_comparison"))
 
     lines += ["## Plots", ""]
     if not result["plots"]:

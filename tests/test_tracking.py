@@ -1,0 +1,201 @@
+"""Live tracking and checkpoint retention: the compact console line, in-training evals reaching trackio's local
+store (read back through trackio's own API), and retention that keeps the newest and the best checkpoints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from test_train import ENV
+
+from oneshot_trl.layout import RESULTS_FILE, checkpoint_name, eval_dir
+from oneshot_trl.retention import (
+    CheckpointRetentionCallback,
+    checkpoints_to_keep,
+    max_checkpoints_on_disk,
+    metric_value,
+    retention_problems,
+)
+from oneshot_trl.tracking import CompactLog, compact_line
+
+SIX = ("math500", "aime24", "amc23", "minerva_math", "olympiadbench", "aime25")
+
+
+def _results(**accuracies: float) -> dict:
+    benchmarks = {name: {"accuracy": acc} for name, acc in accuracies.items()}
+    average = sum(accuracies.values()) / len(accuracies)
+    return {"benchmarks": benchmarks, "average": average}
+
+
+def test_compact_line_keeps_what_a_one_shot_user_watches():
+    logs = {
+        "loss": 0.01, "grad_norm": 0.3, "reward": 0.625, "reward_std": 0.4, "train_accuracy/dsr_sub-124": 0.625,
+        "entropy": 0.41, "completions/mean_length": 812.4, "kl": 0.0012, "clip_ratio/region_mean": 0.003,
+        "frac_reward_zero_std": 0.375, "learning_rate": 1e-6, "num_tokens": 12345.0, "epoch": 0.1,
+    }  # fmt: skip
+    line = compact_line(logs, 20, 2000, 41.25)
+    assert line == (
+        "step 20/2000 | reward 0.625 | acc 0.625 | entropy 0.410 | len 812 | kl 1.20e-03 | clip 0.003 | "
+        "zero-var 0.38 | 41.2 s/step"
+    )
+    assert "\n" not in line and "learning_rate" not in line and "num_tokens" not in line
+    two = compact_line({"reward": 0.5, "train_accuracy/a": 0.25, "train_accuracy/b": 0.75}, 3, 10, None)
+    assert two == "step 3/10 | reward 0.500 | acc(mean of 2) 0.500"
+    assert compact_line({"eval_math500": 0.412, "eval_average": 0.3}, 40, 100, None) == (
+        "eval step 40: math500 0.412  average 0.300"
+    )
+    assert compact_line({"train_runtime": 12.0, "total_flos": 0.0}, 2, 2, None) is None
+
+
+def test_compact_log_times_steps_between_training_logs_only():
+    log, state = CompactLog(), SimpleNamespace(global_step=1, max_steps=10)
+    assert "s/step" not in log.line({"reward": 1.0}, state)  # first log: no interval yet
+    state.global_step = 3
+    assert log.line({"eval_math500": 0.5}, state).startswith(
+        "eval step 3"
+    )  # an eval does not reset the clock
+    assert log.line({"reward": 1.0}, state).endswith(" s/step")
+
+
+def test_metric_value_ranks_by_the_six_benchmark_average_only_where_all_six_ran():
+    six = _results(**dict.fromkeys(SIX, 0.5))
+    assert metric_value(six, "eval/average") == 0.5
+    assert metric_value(six, "eval/aime24") == 0.5
+    assert metric_value(_results(math500=0.7), "eval/average") is None  # a mean of one is not the average
+    assert metric_value(_results(math500=0.7), "eval/aime24") is None
+
+
+def test_checkpoints_to_keep_is_the_newest_plus_the_best_per_metric():
+    steps = [20, 40, 60, 80, 100]
+    scores = {
+        "eval/math500": {20: 0.5, 40: 0.9, 60: 0.6, 80: 0.9, 100: 0.1},
+        "eval/average": {20: 0.4, 100: 0.3},
+    }
+    # newest 1 (100); best 1 by math500: 40 (ties -> the earlier step); best by average: 20
+    assert checkpoints_to_keep(steps, scores, keep_last=1, keep_best=1) == {100, 40, 20}
+    assert checkpoints_to_keep(steps, scores, keep_last=2, keep_best=2) == {80, 100, 40, 20}
+    assert checkpoints_to_keep(steps, {}, keep_last=2, keep_best=3) == {80, 100}
+
+
+def _fake_run(root: Path, accuracies: dict[int, float | None]) -> None:
+    for step, acc in accuracies.items():
+        (root / checkpoint_name(step)).mkdir(parents=True)
+        (root / checkpoint_name(step) / "model.safetensors").write_bytes(b"w")
+        if acc is not None:
+            eval_dir(root, step).mkdir(parents=True)
+            (eval_dir(root, step) / RESULTS_FILE).write_text(json.dumps(_results(math500=acc)))
+
+
+def test_retention_never_deletes_the_best_evaluated_checkpoint(tmp_path):
+    _fake_run(tmp_path, {10: 0.30, 20: 0.80, 30: 0.50, 40: 0.40, 50: None})  # 50: saved, not evaluated yet
+    callback = CheckpointRetentionCallback(keep_last=1, keep_best=1, metrics=["eval/math500"])
+    assert callback.rotate(tmp_path) == [10, 30, 40]
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-20", "checkpoint-50"]
+    assert (eval_dir(tmp_path, 10) / RESULTS_FILE).is_file()  # evals stay
+
+
+def test_retention_deletes_only_what_deletable_allows(tmp_path):
+    _fake_run(tmp_path, {10: 0.3, 20: 0.2, 30: 0.1})
+    callback = CheckpointRetentionCallback(1, 1, ["eval/math500"], deletable=lambda step: step != 20)
+    assert callback.rotate(tmp_path) == []  # 10 is the best, 30 the newest, 20 not uploaded yet
+    _fake_run(tmp_path, {40: 0.5})
+    assert callback.rotate(tmp_path) == [10, 30]  # 40 is the newest and the best; 20 still waits
+
+
+def _args(**overrides):
+    script = dict(
+        eval_benchmarks=["math500"], eval_full_benchmarks=None, eval_full_steps=None, eval_dataset=None,
+        keep_last_checkpoints=2, keep_best_checkpoints=1, keep_best_metrics=None,
+    )  # fmt: skip
+    training = dict(save_strategy="steps", save_steps=20, save_total_limit=None, push_to_hub=False)
+    for key, value in overrides.items():
+        (script if key in script else training)[key] = value
+    return SimpleNamespace(**script), SimpleNamespace(**training)
+
+
+def test_retention_problems_and_disk_count():
+    s, t = _args(
+        eval_full_benchmarks=list(SIX),
+        eval_full_steps=100,
+        keep_best_metrics=["eval/math500", "eval/average"],
+    )
+    errors, warnings = retention_problems(s, t)
+    assert errors == []
+    assert any("push_to_hub is off" in w for w in warnings)
+    assert max_checkpoints_on_disk(s, t) == 2 + 1 * 2
+    assert retention_problems(*_args(push_to_hub=True)) == ([], [])
+    errors, _ = retention_problems(*_args(save_total_limit=10))
+    assert any("save_total_limit" in e for e in errors)
+    errors, _ = retention_problems(*_args(keep_best_metrics=["eval/aime24"]))
+    assert any("'eval/aime24'" in e for e in errors)
+    errors, _ = retention_problems(*_args(keep_best_metrics=["eval/average"]))
+    assert any("all six" in e for e in errors)
+    errors, _ = retention_problems(*_args(eval_full_benchmarks=list(SIX), eval_full_steps=30))
+    assert any("multiple of save_steps" in e for e in errors)
+    # the old default: save_total_limit deletes the best evaluated checkpoint
+    s, t = _args(keep_last_checkpoints=None, keep_best_checkpoints=0, save_total_limit=10)
+    assert any("the best evaluated checkpoint is lost" in w for w in retention_problems(s, t)[1])
+    assert max_checkpoints_on_disk(s, t) == 10
+
+
+@pytest.mark.slow
+def test_tiny_run_tracks_to_trackio_prints_compact_lines_and_keeps_the_best(make_recipe, tmp_path):
+    """A tiny run with report_to: trackio (local store under tmp_path, offline): training and eval series land in
+    the store and read back through trackio's API; the console has one line per step; retention keeps the best."""
+    heldout = tmp_path / "heldout.jsonl"
+    heldout.write_text(
+        "".join(json.dumps({"problem": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n" for i in range(3))
+    )
+    recipe = make_recipe(
+        max_steps=3, save_steps=1, report_to="trackio", project="journey", run_name="tiny",
+        eval_dataset=str(heldout), eval_max_new_tokens=8,
+        keep_last_checkpoints=1, keep_best_checkpoints=1, keep_best_metrics=["eval/heldout"],
+    )  # fmt: skip
+    env = {**ENV, "TRACKIO_DIR": str(tmp_path / "trackio"), "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "oneshot_trl.train", str(recipe)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    step_lines = [line for line in proc.stdout.splitlines() if line.startswith("step ")]
+    assert [line.split(" | ")[0] for line in step_lines] == ["step 1/3", "step 2/3", "step 3/3"]
+    assert all("reward " in line and "acc " in line and "entropy " in line for line in step_lines)
+    assert "{'loss'" not in proc.stdout  # no raw dicts on the console
+    assert [line.split(":")[0] for line in proc.stdout.splitlines() if line.startswith("eval step ")] == [
+        f"eval step {s}" for s in range(4)
+    ]
+
+    read = (
+        "import json, trackio.api; from trackio.sqlite_storage import SQLiteStorage as S\n"
+        "runs = [r.name for r in trackio.api.Api().runs('journey')]\n"
+        "print(json.dumps({'runs': runs, 'logs': S.get_logs('journey', runs[0])}, default=str))"
+    )
+    out = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    stored = json.loads(out.stdout.strip().splitlines()[-1])
+    assert stored["runs"] == ["tiny"]
+    series = {}
+    for row in stored["logs"]:
+        for key, value in row.items():
+            series.setdefault(key, []).append(value)
+    for key in ("train/reward", "train/entropy", "train/completions/mean_length", "train/frac_reward_zero_std",
+                "train/clip_ratio/region_mean", "train/loss", "train/grad_norm"):  # fmt: skip
+        assert len(series.get(key, [])) == 3, (key, sorted(series))
+    assert any(k.startswith("train/train_accuracy/") for k in series)
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    evals = [row for row in state["log_history"] if "eval/heldout" in row]
+    assert [row["step"] for row in evals] == [0, 1, 2, 3]
+    assert series["eval/heldout"] == [row["eval/heldout"] for row in evals]  # every eval, same values
+
+    run = tmp_path / "run"
+    kept = sorted(int(p.name.split("-")[1]) for p in run.glob("checkpoint-*"))
+    scores = {row["step"]: row["eval/heldout"] for row in evals if row["step"] > 0}
+    best = min((s for s in scores), key=lambda s: (-scores[s], s))
+    assert kept == sorted({3, best})
