@@ -89,3 +89,26 @@ def ci_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(pretrain.CACHE_ENV, str(cache))
         return pretrain.get_base_model(config, progress=False)
+
+
+@pytest.fixture(scope="session")
+def checkpoint_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A training run dir with checkpoint-1..3: the tiny Qwen2 (2048 positions) with weights that differ per
+    checkpoint and give distinct generations (random init plus noise of sd 0.5), as a checkpoint sweep sees."""
+    import torch
+
+    from oneshot_trl.lab.tiny import build_random_model, build_tokenizer
+
+    run = tmp_path_factory.mktemp("checkpoint-run")
+    tokenizer = build_tokenizer()
+    for step in (1, 2, 3):
+        model = build_random_model(
+            tokenizer, hidden_size=64, num_layers=2, num_heads=2, max_position_embeddings=2048
+        )
+        torch.manual_seed(step)
+        with torch.no_grad():
+            for param in model.parameters():
+                param.add_(torch.randn_like(param) * 0.5)
+        model.save_pretrained(run / f"checkpoint-{step}")
+        tokenizer.save_pretrained(run / f"checkpoint-{step}")
+    return run

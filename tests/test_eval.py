@@ -25,6 +25,7 @@ from oneshot_trl.eval.protocols import PROTOCOLS, SamplingSpec, get_protocol
 from oneshot_trl.eval.request import EvalOutput, EvalRequest, ModelRef
 from oneshot_trl.eval.runner import ResumeMismatchError, evaluate
 from oneshot_trl.eval.templates import render_prompt
+from oneshot_trl.validate import InputError
 
 # The official qwen25-math-cot prompt of MATH500 problem 0, written out literally (Qwen2.5-Eval utils.py).
 MATH500_FIRST_PROMPT = (
@@ -507,3 +508,54 @@ def test_eval_hub_model_from_offline_cache(tiny_eval_model, tmp_path, monkeypatc
     capsys.readouterr()
     assert cli.main([*argv[:2], "--revision", "step-999999", *argv[4:]]) == 2
     assert "step-999999" in capsys.readouterr().err  # unknown revision: a clear error, no traceback
+
+
+def test_revision_sweep_reloads_one_engine_and_equals_separate_evals(checkpoint_run, tmp_path, caplog):
+    # --revisions: one transformers model, each checkpoint's weights loaded into it (load_state_dict); every
+    # revision's samples identical to an eval of that revision alone (its own process-fresh engine).
+    revisions = ["step-000001", "step-000002", "step-000003"]
+    common = ["--model", str(checkpoint_run), "--benchmarks", "amc23,math500", "--limit", "2"]
+    common += ["--max-new-tokens", "6", "--backend", "transformers", "--no-progress"]
+    with caplog.at_level("INFO", logger="oneshot_trl.eval.sweep"):
+        assert (
+            cli.main([*common, "--revisions", ",".join(revisions), "--output-dir", str(tmp_path / "sweep")])
+            == 0
+        )
+    assert "3 revision(s) through 1 engine start(s) and 2 weight reload(s)" in caplog.text
+    responses = {}
+    for revision in revisions:
+        alone = tmp_path / "alone" / revision
+        assert cli.main([*common, "--revision", revision, "--output-dir", str(alone)]) == 0
+        swept = [
+            json.loads(x) for x in (tmp_path / "sweep" / revision / "samples.jsonl").read_text().splitlines()
+        ]
+        single = [json.loads(x) for x in (alone / "samples.jsonl").read_text().splitlines()]
+        assert [r["responses"] for r in swept] == [r["responses"] for r in single]
+        responses[revision] = [r["responses"] for r in swept]
+    assert (
+        len({json.dumps(r) for r in responses.values()}) == 3
+    )  # the weights really changed between revisions
+
+
+def test_prompt_past_the_models_context_is_refused_before_generating(tiny_model_dir, tmp_path):
+    # The conftest model has 512 positions: a MATH500 prompt + 3072 new tokens cannot fit.
+    argv = [
+        "--model",
+        str(tiny_model_dir),
+        "--benchmarks",
+        "math500",
+        "--limit",
+        "2",
+        "--backend",
+        "transformers",
+    ]
+    with pytest.raises(InputError, match=r"math500: problem .* exceeds the model's context of 512 positions"):
+        cli.main([*argv, "--output-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "samples.jsonl").exists()
+
+
+def test_output_dir_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "taken").write_text("not a folder")
+    argv = ["--model", "does/not-matter", "--benchmarks", "math500", "--limit", "1", "--dry-run"]
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        cli.main([*argv, "--output-dir", str(tmp_path / "taken" / "out")])

