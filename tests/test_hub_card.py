@@ -211,3 +211,21 @@ def test_set_card_eval_results_updates_metadata_and_table():
 def test_redact_recipe(line, expected, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     assert redact_recipe(line + "\n") == expected + "\n"
+
+
+def test_card_puts_the_run_beside_the_papers_row():
+    run = fake_run()
+    run.run_info["paper_setup"] = "qwen2.5-math-1.5b/pi1"
+    text = str(render_model_card(REPO, run))
+    assert "### This run beside the paper" in text
+    assert "| benchmark | paper (reported) | this run: best | this run: final |" in text
+    # no checkpoint has all six: each benchmark's best; the paper's Tab. 8 numbers in their own column
+    assert "| math500 | 72.8 | 72.0 (step 40) | 72.0 (step 40) |" in text
+    assert "| aime24 | 15.4 | 15.0 (step 40) | 15.0 (step 40) |" in text
+    assert "the paper's, not measured here" in text
+
+    run.run_info.pop("paper_setup")  # no setup: the same table, no paper column
+    text = str(render_model_card(REPO, run))
+    assert "### Best and final checkpoints" in text and "paper (reported)" not in text
+    assert "| math500 | 72.0 (step 40) | 72.0 (step 40) |" in text
+    assert "### Best and final" not in str(render_model_card(REPO, CardInputs(run_info={})))  # no evals: none

@@ -412,6 +412,7 @@ def render_model_card(
         examples=examples,
         eval_table=render_eval_table(eval_results, repo_id),
         curve_table=render_curve_table(run.eval_by_step, repo_id, set(pushed)),
+        paper_table=render_paper_table(run),
         step_links=[
             {"revision": r, "step": int(STEP_BRANCH_RE.match(r).group(1)), "url": revision_url(repo_id, r)}
             for r in pushed
@@ -426,6 +427,21 @@ def render_model_card(
     )
     # Only this process's known tokens can be scrubbed; a recipe token was already redacted.
     return ModelCard(scrub(str(card)))
+
+
+def render_paper_table(run: CardInputs) -> str:
+    """The in-training evals' best and final checkpoints beside the paper's row for the run's `paper_setup`
+    (`analysis.paper`; without a setup: the same table without the paper's column); empty without evals."""
+    from oneshot_trl.analysis.paper import comparison, render
+    from oneshot_trl.run import CheckpointEval
+
+    evals = [
+        CheckpointEval(step_branch(step), step, results, [], "")
+        for step, results in sorted(run.eval_by_step.items())
+    ]
+    return "\n".join(
+        render(comparison(evals, (run.run_info or {}).get("paper_setup")), heading="###")
+    ).strip()
 
 
 def set_card_eval_results(card: ModelCard, eval_results: list[EvalResult], repo_id: str) -> ModelCard:
