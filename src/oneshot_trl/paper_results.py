@@ -102,6 +102,13 @@ PAPER_RESULTS: dict[str, PaperRow] = {
 }
 
 
+# Official training rows whose label is not the problem's answer, by DSR-sub index: (label, answer, why). A
+# reproduction keeps the official label (the paper trained on it); `select` and the 4-shot recipe say so.
+LABEL_ERRATA: dict[int, tuple[str, str, str]] = {
+    267: ("24", "48", "gcd(9240, 13860) = 4620 = 2^2 x 3 x 5 x 7 x 11 has 48 divisors"),  # pi2
+}
+
+
 def paper_row(setup: str | None) -> PaperRow | None:
     """The paper's row for a recipe's `paper_setup` (None: no setup, or a setup without a row of the paper)."""
     return PAPER_RESULTS.get(setup) if setup else None

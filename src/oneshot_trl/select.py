@@ -36,6 +36,7 @@ import numpy as np
 from oneshot_trl import cli_args
 from oneshot_trl.files import atomic_write_text, iter_jsonl, read_jsonl, resource_path
 from oneshot_trl.layout import HISTORY_FILE, RUN_INFO_FILE
+from oneshot_trl.paper_results import LABEL_ERRATA
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
 from oneshot_trl.run import Run
 from oneshot_trl.validate import InputError
@@ -465,6 +466,14 @@ def main(argv: list[str] | None = None) -> int:
     if too_far or not ranks:
         raise InputError(f"Ranks {too_far or ranks} do not exist: the history ranks {len(ranking)} examples.")
     selected = [ranking[r - 1] for r in ranks]
+    for r in selected:  # the official rows keep their labels, as the paper trained on them
+        if r.example.index in LABEL_ERRATA and r.example.example_id.startswith("dsr_sub"):
+            label, answer, why = LABEL_ERRATA[r.example.index]
+            logger.warning(
+                "Rank %d (DSR-sub %d) carries the official label %s, but the problem's answer is %s (%s). The paper "
+                "trained on %s and the rows written keep it; change it in your copy to train on the true answer.",
+                r.rank, r.example.index, label, answer, why, label,
+            )  # fmt: skip
     rows = build_training_rows([r.example for r in selected], repeat=args.repeat) if args.output else None
 
     if args.json:
