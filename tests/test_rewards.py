@@ -171,10 +171,10 @@ def test_the_config_checks_reward_funcs_when_it_is_read(user_module):
     assert args.reward_funcs == ["accuracy", f"{user_module}.length_penalty"]
 
 
-def test_the_old_reward_key_still_works_with_a_deprecation_warning():
-    with pytest.warns(FutureWarning, match=r"write `reward_funcs: \[random\]`"):
-        args = OneShotArguments(train_examples="pi1", reward="random")
+def test_the_old_reward_key_still_works_with_a_deprecation_warning(caplog):
+    args = OneShotArguments(train_examples="pi1", reward="random")
     assert args.reward_funcs == ["random"]
+    assert "`reward: random` is deprecated: write `reward_funcs: [random]`." in caplog.text
     with pytest.raises(ValueError, match="Set reward_funcs only"):
         OneShotArguments(train_examples="pi1", reward="random", reward_funcs=["accuracy"])
 

@@ -9,7 +9,7 @@ the paper's verl-named entropy coefficient) and TRL's `ModelConfig`. With `algor
 from __future__ import annotations
 
 import dataclasses
-import warnings
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -27,6 +27,8 @@ from oneshot_trl.validate import (
     check_choice,
     check_number,
 )
+
+logger = logging.getLogger(__name__)
 
 BUNDLED_SETS = ("pi1", "pi2", "pi13", "pi1209", "pi1_pi13", "pi1_pi2_pi13_pi1209", "dsr_sub")
 ALGORITHMS = ("grpo", "ppo")
@@ -316,11 +318,7 @@ class OneShotArguments:
         if self.reward is not None:  # the pre-registry key: one name
             if self.reward_funcs is not None:
                 raise ValueError("Set reward_funcs only: reward is its deprecated one-name form.")
-            warnings.warn(
-                f"`reward: {self.reward}` is deprecated: write `reward_funcs: [{self.reward}]`.",
-                FutureWarning,
-                2,
-            )
+            logger.warning("`reward: %s` is deprecated: write `reward_funcs: [%s]`.", self.reward, self.reward)
             self.reward_funcs = [self.reward]
         if self.reward_funcs is None:
             self.reward_funcs = [ACCURACY]
