@@ -112,6 +112,12 @@ BENCHMARKS: dict[str, Benchmark] = {
         "one checkpoint, 64 MATH500 problems: the training's vLLM engine vs `oneshot-trl eval` (<= 0.5x)",
         (*EVAL, f"{_PKG}/callbacks.py", *TRAINING),
     ),
+    "eval-sweep": Benchmark(
+        ["bench/eval_sweep.py"],
+        ("eval-sweep",),
+        "5 checkpoints: one `eval --revisions` engine with weight reloads vs a process per revision (<= 0.4x)",
+        EVAL,
+    ),
     "lab": Benchmark(
         ["bench/lab.py"], ("lab",), "default `oneshot-trl lab`, fresh cache: wall time (<= 120 s)", LAB
     ),
