@@ -14,8 +14,17 @@ __all__ = ["all_boxed", "gold_string", "gold_text", "last_boxed", "matching_brac
 BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 # Boxes looked at from the end of a response: bounds the work on a text made of thousands of "\boxed{".
 _MAX_BOXES = 16
-# What may stand between the boxes of a gold that lists its answers ("\\boxed{1} and \\boxed{-2}").
-_BOX_LIST_GLUE = re.compile(r"(?:[\s,;$.]|\\quad|\\qquad|\\text\{\s*(?:and|or)?\s*\}|\b(?:and|or)\b)*")
+# What may stand between the boxes of a gold that lists its answers ("\\boxed{1} and \\boxed{-2}", "\\(\\boxed{1}\\)
+# and \\(\\boxed{-2}\\)", "\\boxed{1} papers and \\boxed{2} bins"): punctuation, spacing, math delimiters, and a
+# few plain words (`_MAX_GLUE_WORDS` besides and/or per gap, so a reference solution's prose is never a list).
+_BOX_LIST_GLUE = re.compile(r"(?:[\s,;:$.]|\\[()\[\]]|\\q?quad|\\text\{[A-Za-z\s]*\}|(?<!\\)\b[A-Za-z]+\b)*")
+_GLUE_WORD = re.compile(r"(?<!\\)\b[A-Za-z]+\b")
+_MAX_GLUE_WORDS = 2
+
+
+def _is_list_glue(text: str) -> bool:
+    words = [w for w in _GLUE_WORD.findall(text.replace("\\text", " ")) if w not in ("and", "or")]
+    return bool(_BOX_LIST_GLUE.fullmatch(text)) and len(words) <= _MAX_GLUE_WORDS
 
 
 def matching_brace(text: str, open_index: int) -> int | None:
@@ -97,7 +106,7 @@ def gold_text(gold: str) -> str:
         + [gold[a[2] : b[0]] for a, b in zip(spans, spans[1:], strict=False)]
         + [gold[spans[-1][2] :]]
     )
-    if len(spans) > 1 and all(_BOX_LIST_GLUE.fullmatch(g) for g in glue):
+    if len(spans) > 1 and all(_is_list_glue(g) for g in glue):
         return ", ".join(unbox(content).strip() for _, content, _ in spans)
     return last_boxed(gold) or ""  # a reference solution: its last box is the answer
 

@@ -9,6 +9,9 @@ r"""The "math-verify" grader: Hugging Face math-verify (`parse` + `verify`) and 
 - Literal golds math-verify cannot represent are compared by value: a choice letter (`C`, `(C)`,
   `\text{(C)}`) with the choice the response states (its box, "the answer is (C)", "(C) 24"), a clock time.
 - Percentages: math-verify forgives a percent sign on integers only; we also accept `12.5\%` for 12.5.
+- Plus-minus inside an answer (`x = \frac{-1 \pm \sqrt{13}}{4}`, which math-verify cannot parse; it reads only a
+  leading `\pm 2`): each item of a gold or a boxed answer with one `\pm` stands for its two values.
+- A gold wrapped in math delimiters (`$12:00$`, `$$x = 1$$`) is read without them.
 
 No time limit here: `graders` and `anywhere` call these functions under a deadline.
 """
@@ -94,6 +97,40 @@ class LiteralGold:
     value: str
 
 
+# Math delimiters around a whole gold: "$...$", "$$...$$", "\\(...\\)", "\\[...\\]".
+_MATH_DELIMITED = re.compile(r"\s*(?:\$\$(.*)\$\$|\$(.*)\$|\\\((.*)\\\)|\\\[(.*)\\\])\s*", flags=re.DOTALL)
+
+
+def strip_math_delimiters(text: str) -> str:
+    """The gold inside the math delimiters wrapping all of it, else the gold as it is."""
+    m = _MATH_DELIMITED.fullmatch(text)
+    inner = next((g for g in m.groups() if g is not None), None) if m else None
+    return inner if inner is not None and "$" not in inner else text
+
+
+def expand_plus_minus(text: str) -> str:
+    """Each top-level comma-separated item with exactly one `\\pm` as its two values: "x = \\frac{-1 \\pm
+    \\sqrt{13}}{4}" -> "x = \\frac{-1 + \\sqrt{13}}{4}, x = \\frac{-1 - \\sqrt{13}}{4}" (an item with none or several
+    is kept)."""
+    if "\\pm" not in text:
+        return text
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += char in "{([" and (i == 0 or text[i - 1] != "\\")
+        depth -= char in "})]" and (i == 0 or text[i - 1] != "\\")
+        if char == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    expanded = []
+    for item in items:
+        if len(re.findall(r"\\pm(?![A-Za-z])", item)) == 1 and "\\mp" not in item:
+            expanded += [re.sub(r"\\pm(?![A-Za-z])", sign, item) for sign in ("+", "-")]
+        else:
+            expanded.append(item)
+    return ",".join(expanded)
+
+
 def literal_gold(text: str) -> LiteralGold | None:
     if m := _LETTER_ANSWER.fullmatch(text):
         return LiteralGold("letter", m.group(1))
@@ -131,7 +168,11 @@ def parse_gold(text: str) -> tuple | LiteralGold | None:
     """A gold's stated answer (`boxes.gold_text`) parsed, or None when math-verify cannot parse it."""
     if literal := literal_gold(text):  # a choice letter or a clock time: compared as such
         return literal
-    text = normalise(text)
+    inner = strip_math_delimiters(text)
+    # "$12:00$" is a clock time too; "$\\text{E}$" stays math (a symbol E), not a choice letter
+    if inner != text and (literal := literal_gold(inner)) and literal.kind == "time":
+        return literal
+    text = expand_plus_minus(normalise(inner))
     parsed = parse(f"\\boxed{{{text}}}", _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
     if not parsed:  # e.g. an unbalanced brace: let math-verify find an expression in the raw text
         parsed = parse(text, _EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
@@ -158,9 +199,17 @@ def extract(response: str, boxed_only: bool, box: str | None) -> tuple[list, str
     if boxed_only:
         if not box:
             return [], box
-        return parse(f"\\boxed{{{normalise(unbox(box))}}}", _EXTRACTION, parsing_timeout=None), box
+        return parse(
+            f"\\boxed{{{expand_plus_minus(normalise(unbox(box)))}}}", _EXTRACTION, parsing_timeout=None
+        ), box
     if box is None and _looks_truncated(response):
         return [], None
+    if box is not None and "\\pm" in box:  # a boxed answer with a plus-minus: its values (see the docstring)
+        pred = parse(
+            f"\\boxed{{{expand_plus_minus(normalise(unbox(box)))}}}", _EXTRACTION, parsing_timeout=None
+        )
+        if pred:
+            return pred, box
     pred = parse(normalise(response), _EXTRACTION, parsing_timeout=None)
     # parse returns [sympy_expr, matched_string], or [matched_string] when the match did not parse.
     return pred, next((p for p in reversed(pred) if isinstance(p, str)), str(pred[0]) if pred else None)

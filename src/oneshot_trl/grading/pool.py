@@ -41,6 +41,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 
+from oneshot_trl.progress import progress_bar
+
 logger = logging.getLogger(__name__)
 
 # A task: (function, args), run in a worker as `function(*args)`.
@@ -210,8 +212,6 @@ class Pool:
         queue, attempts, remaining = deque(range(len(tasks))), [0] * len(tasks), len(tasks)
         bar = None
         if progress:
-            from oneshot_trl.progress import progress_bar
-
             bar = progress_bar(total=len(tasks), desc="grading", unit="answer")
 
         def finish(index: int, result: object) -> None:
