@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from oneshot_trl import __version__
 from oneshot_trl.files import WriteError
 from oneshot_trl.secrets import scrub, secrets_in
 from oneshot_trl.validate import InputError, fail
@@ -57,8 +58,6 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     if argv[0] == "--version":
-        from oneshot_trl import __version__
-
         print(__version__)
         return 0
     name, rest = argv[0], argv[1:]

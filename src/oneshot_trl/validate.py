@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oneshot_trl.files import iter_jsonl
+from oneshot_trl.layout import RUN_FILES, TRAINER_STATE_FILE, checkpoint_dirs
 from oneshot_trl.secrets import scrub
 
 # Tokenizer files: a model folder without any of them cannot tokenize (transformers fails much later).
@@ -128,8 +130,6 @@ def check_writable(path: str | os.PathLike, flag: str) -> None:
 def jsonl_rows(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     """(line number, row) of a JSONL input file; a line that is not UTF-8 or not JSON is an InputError naming
     file:line (`files.iter_jsonl`, the one JSONL reader)."""
-    from oneshot_trl.files import iter_jsonl
-
     with open(path, "rb") as f:
         try:
             yield from iter_jsonl(f, str(path))
@@ -208,8 +208,6 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     weights); newer incomplete ones (a kill mid-save) are skipped with a warning that names what is wrong."""
     import logging
 
-    from oneshot_trl.layout import TRAINER_STATE_FILE, checkpoint_dirs
-
     log = logging.getLogger(__name__)
     for checkpoint in reversed(checkpoint_dirs(output_dir).values()):
         state = checkpoint / TRAINER_STATE_FILE
@@ -230,8 +228,6 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
 def check_training_dirs(training_args: Any, resume: bool) -> None:
     """A fresh run (`resume` False) must not start in an output_dir holding another run's checkpoints: a later
     resume would pick the old run's newest one. `overwrite_output_dir: true` allows it (train deletes them)."""
-    from oneshot_trl.layout import checkpoint_dirs
-
     old = [p.name for p in checkpoint_dirs(training_args.output_dir).values()]
     if old and not resume and not training_args.overwrite_output_dir:
         raise InputError(
@@ -244,8 +240,6 @@ def check_training_dirs(training_args: Any, resume: bool) -> None:
 def check_run_target(target: str, what: str = "run directory") -> None:
     """`target` of a command that reads a training run (`card`, `push`): an existing run dir, or else something
     that can be a Hub repo id. A missing path or a folder that holds no run is an InputError."""
-    from oneshot_trl.layout import RUN_FILES, checkpoint_dirs
-
     path = Path(target).expanduser()
     if path.is_dir():
         if not any((path / name).is_file() for name in RUN_FILES) and not checkpoint_dirs(path):

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from oneshot_trl.progress import progress_bar
+
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("vllm", "transformers")
@@ -116,10 +118,8 @@ class TransformersGenerator:
         stop: Sequence[str],
         seed: int,
     ) -> list[list[str]]:
-        import torch
+        import torch  # here: torch and transformers cost seconds, and the vLLM path never needs them
         from transformers import GenerationConfig
-
-        from oneshot_trl.progress import progress_bar
 
         tok = self.tokenizer
         greedy = temperature == 0

@@ -16,6 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from oneshot_trl.eval.random_calc import identity, is_random_calc, parse_seed
+from oneshot_trl.eval.templates import get_template
+
 
 @dataclass(frozen=True)
 class SamplingSpec:
@@ -81,8 +84,6 @@ class Protocol:
 
     def with_generated(self, benchmarks: Iterable[str]) -> Protocol:
         """A copy recording the identity of the generated benchmarks among `benchmarks` (changes the hash)."""
-        from oneshot_trl.eval.random_calc import identity, is_random_calc, parse_seed
-
         generated = {name: identity(parse_seed(name)) for name in benchmarks if is_random_calc(name)}
         return dataclasses.replace(self, generated={**self.generated, **generated}) if generated else self
 
@@ -99,6 +100,7 @@ class Protocol:
         changes: dict[str, Any] = {}
         new = self
         if grader is not None and grader != self.grader:
+            # imported here: grading loads math-verify (~2 s), and a protocol is read without it
             from oneshot_trl.grading import GRADERS
 
             if grader not in GRADERS:
@@ -106,8 +108,6 @@ class Protocol:
             changes["grader"] = grader
             new = dataclasses.replace(new, grader=grader)
         if template is not None and template != self.template:
-            from oneshot_trl.eval.templates import get_template
-
             get_template(template)  # validate early
             changes["template"] = template
             new = dataclasses.replace(new, template=template)

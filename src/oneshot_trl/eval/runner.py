@@ -34,6 +34,7 @@ from oneshot_trl.eval.templates import needs_tokenizer, render_prompt
 from oneshot_trl.files import WriteError, atomic_write_text
 from oneshot_trl.layout import AUDIT_FILE, EVAL_RUN_FILE, RESULTS_FILE, SAMPLES_FILE
 from oneshot_trl.models import weights_fingerprint
+from oneshot_trl.progress import progress_bar
 from oneshot_trl.validate import InputError
 
 logger = logging.getLogger(__name__)
@@ -194,8 +195,6 @@ def evaluate(request: EvalRequest, generator: Generator) -> dict:
     `request.options.shard` (every process of a distributed job calls this in lockstep), each process generates
     and grades its part of each chunk, and the main process writes the files (`oneshot_trl.eval.sharding`).
     """
-    from oneshot_trl.progress import progress_bar
-
     problem_sets = {k: list(v) for k, v in request.problems.items()}
     proto = request.protocol.with_generated(
         problem_sets
