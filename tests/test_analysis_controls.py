@@ -8,7 +8,7 @@ import pytest
 from test_analysis import PNG_MAGIC, make_run_dir
 
 from oneshot_trl.analysis.cli import main
-from oneshot_trl.analysis.controls import code_reasoning_by_step, has_code
+from oneshot_trl.analysis.controls import code_reasoning_by_step, has_code, trained_rewards
 from oneshot_trl.cli import main as cli_main
 
 
@@ -53,6 +53,13 @@ def _make_control_run(root, *, shift: float):
             b["accuracy"] += shift
         (step_dir / "results.json").write_text(json.dumps(results))
     return run
+
+
+def test_trained_rewards_reads_reward_funcs_and_the_old_reward_key():
+    names = ["format", "my_pkg.rewards.shorter"]
+    assert trained_rewards({"reward_funcs": names}) == names
+    assert trained_rewards({"reward": "random"}) == ["random"]  # a run recorded before the reward registry
+    assert trained_rewards({}) == [] and trained_rewards(None) == []
 
 
 def test_analyze_reports_the_controls(tmp_path):
