@@ -222,7 +222,7 @@ def load_dataset_problems(
     """
     rows = _load_rows(path_or_hub_id, split, revision)
     if not rows:
-        raise ValueError(f"Dataset {path_or_hub_id!r} (split {split!r}) has no rows.")
+        raise InputError(f"Dataset {path_or_hub_id!r} (split {split!r}) has no rows: nothing to evaluate.")
     if answer_field is not None and answer_field not in rows[0]:
         raise KeyError(f"Answer field {answer_field!r} not in dataset (fields: {', '.join(rows[0])}).")
     name = name or dataset_name(path_or_hub_id)
