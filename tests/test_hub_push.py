@@ -450,3 +450,22 @@ def test_with_a_real_trainer(tmp_path, backoffs):
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-6"]  # limit 1, all uploaded
     card = ModelCard(api.branches["main"]["README.md"].decode())
     assert "- Steps: 6" in card.text and "https://huggingface.co/user/qwen-pi1/tree/step-000006" in card.text
+
+
+def test_failed_push_to_another_repo_keeps_the_runs_recorded_repo(tmp_path, backoffs):
+    from oneshot_trl.hub.push_cli import push_missing
+
+    out = tmp_path / "run"
+    cb, args = make_callback(out, FakeHub(tmp_path, fail={("create_commit", "step-000010"): -1}))
+    save(cb, args, out, 10)
+    recorded = (out / "hub_pushes.json").read_text()
+    assert json.loads(recorded)["repo_id"] == REPO and json.loads(recorded)["failed"] == 1
+
+    elsewhere = FakeHub(tmp_path, fail={("create_commit", None): -1})  # the other repo fails too
+    summary = push_missing(out, repo_id="someone/else", api=elsewhere)
+    assert summary["failed"] == 1
+    assert (out / "hub_pushes.json").read_text() == recorded  # the run still records its own repo, unchanged
+
+    summary = push_missing(out, repo_id="someone/else", api=FakeHub(tmp_path))  # all there now: recorded
+    assert summary["failed"] == 0
+    assert json.loads((out / "hub_pushes.json").read_text())["repo_id"] == "someone/else"
