@@ -298,7 +298,7 @@ def test_one_completion_per_prompt_is_ppo_only(tmp_path):
     assert OneShotPPOConfig(**common).num_generations == 1
     with pytest.raises(ValueError, match="at least 2 generations"):
         OneShotGRPOConfig(**common)
-    with pytest.raises(ValueError, match="gamma and lam"):
+    with pytest.raises(ValueError, match=r"lam is 1.5; it must be <= 1"):
         OneShotPPOConfig(**{**common, "lam": 1.5})
 
 

@@ -23,7 +23,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 # pay for importing torch/transformers.
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": (
-        "oneshot_trl.recipe_source:train_command",  # argument errors before the training imports
+        "oneshot_trl.train_cli",  # argument errors before the training imports
         "Train with a YAML recipe (same as `python -m oneshot_trl.train RECIPE`).",
     ),
     "doctor": (

@@ -1,22 +1,20 @@
 """Where a recipe comes from, read without the config classes (so without TRL): the command line
 `RECIPE.yaml [--field value ...]` split into the recipe path and its override flags, and the recipe file read once.
 
-`oneshot-trl train` starts here (`train_command`): a missing or unreadable recipe is refused in a fraction of a
-second, before the import of the training stack (torch, transformers, TRL) that `oneshot_trl.train` needs.
+`oneshot_trl.train_cli` checks a command line with it before the training stack is imported;
 `oneshot_trl.recipe` turns the result into the config dataclasses.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from oneshot_trl.validate import InputError, fail
+from oneshot_trl.validate import InputError
 
 HELP_FLAGS = ("-h", "--help")
 
@@ -121,23 +119,3 @@ def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(recipe, dict):
         raise RecipeError(f"{path} must be a YAML mapping of config fields to values.")
     return recipe
-
-
-def train_command(argv: list[str] | None = None) -> int:
-    """`oneshot-trl train RECIPE.yaml [--field value ...]`: the cheap argument errors first, then training."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not any(a in HELP_FLAGS for a in argv):
-        try:
-            path = split_argv(argv).path
-            if path is None:
-                raise RecipeError(
-                    "give a recipe: oneshot-trl train RECIPE.yaml [--field value ...] (recipes/*.yaml)."
-                )
-            if not Path(path).is_file():
-                raise RecipeError(f"Recipe file not found: {path}")
-        except RecipeError as err:
-            return fail("oneshot-trl train", err)
-    # Imported only now: the training stack (torch, transformers, TRL) takes seconds to import.
-    from oneshot_trl.train import cli_main
-
-    return cli_main(argv)
