@@ -15,10 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,19 +49,58 @@ class Case:
     before: Callable[[], None] | None = None  # set-up right before the command
     env: dict = field(default_factory=dict)
     timeout: float = 180.0
+    fsize: int | None = None  # RLIMIT_FSIZE of the command in bytes (SIGXFSZ ignored): a full disk
+    sigint_when: Callable[[], bool] | None = None  # Ctrl-C as soon as this holds (polled: files the run writes)
+    keeps: Callable[[], bool] | None = None  # what must still hold afterwards (inputs, earlier outputs)
 
 
 def run_case(case: Case, src: Path, work: Path) -> tuple[str, str]:
+    outcome, output = _judge_case(case, src, work)
+    if outcome in ("clear error", "correct") and case.keeps is not None:
+        try:
+            kept = case.keeps()
+        except (OSError, ValueError, subprocess.TimeoutExpired) as err:
+            kept, output = False, f"{output}\nkeeps failed: {err}"
+        if not kept:
+            return "silently wrong", f"{output}\nwhat the command had to leave as it was changed"
+    return outcome, output
+
+
+def _launch(case: Case, env: dict, work: Path) -> subprocess.CompletedProcess | None:
+    """The command, under `case.fsize` and with Ctrl-C at `case.sigint_when`; None if it hangs."""
+
+    def limits() -> None:
+        if case.fsize is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (case.fsize, resource.RLIM_INFINITY))
+
+    argv = [sys.executable, "-m", "oneshot_trl.cli", *case.argv]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:  # no pipe to fill up
+        proc = subprocess.Popen(argv, cwd=work, env=env, stdout=out, stderr=err, text=True,
+                                stdin=subprocess.DEVNULL, preexec_fn=limits)  # fmt: skip
+        deadline = time.monotonic() + case.timeout
+        if case.sigint_when is not None:
+            while proc.poll() is None and not case.sigint_when() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return None
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read())
+
+
+def _judge_case(case: Case, src: Path, work: Path) -> tuple[str, str]:
     if case.before is not None:
         case.before()
     env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}  # a case sets its own
     env.update({"PYTHONPATH": str(src), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **case.env})
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "oneshot_trl.cli", *case.argv],
-            cwd=work, env=env, capture_output=True, text=True, timeout=case.timeout, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
+    proc = _launch(case, env, work)
+    if proc is None:
         return "hang", ""
     output = proc.stdout + proc.stderr
     if "Traceback (most recent call last)" in output:
@@ -282,9 +324,133 @@ def cases(work: Path) -> list[Case]:
     add(Case("eval identity", "resume with other weights", gen, "error", "--overwrite", before=swap_weights))
     # --- Hub -------------------------------------------------------------------------------------------------
     add(Case("hub", "train with every push failing (offline)", ["train", "push.yaml"], "error", "oneshot-trl push",
-             timeout=600))  # fmt: skip
+             timeout=600, env={"HF_TOKEN": TOKENS["env"]}))  # fmt: skip
     add(Case("hub", "eval --push-to-hub offline", [*gen[:-3], "--output-dir", f"{w}/evalout2", "--push-to-hub",
              "--hub-repo-id", "user/battery", "--no-progress"], "error", "push", timeout=600))  # fmt: skip
+    out += reliability_cases(work)  # issue 26 items 1-4, 6, 7 (appended by the RELIABLE helper)
+    return out
+
+
+def reliability_cases(work: Path) -> list[Case]:
+    """Issue 26, second battery (appended by the RELIABLE helper): outputs that could harm inputs, tokens on disk,
+    resumes that are silently wrong, two writers, Ctrl-C and full disks, Hub inputs checked late."""
+    w = str(work)
+    base = yaml.safe_load((work / "recipe.yaml").read_text())
+    background: list[subprocess.Popen] = []
+
+    def recipe(name: str, **overrides) -> str:
+        (work / f"{name}.yaml").write_text(yaml.safe_dump({**base, "output_dir": f"{w}/{name}", **overrides}))
+        return f"{name}.yaml"
+
+    def same(path: Path, content: bytes) -> Callable[[], bool]:
+        return lambda: path.read_bytes() == content
+
+    def no_token_under(folder: str) -> Callable[[str], bool]:
+        def check(_: str) -> bool:
+            files = [p for p in (work / folder).rglob("*") if p.is_file()]
+            return bool(files) and not any(t.encode() in p.read_bytes() for p in files for t in TOKENS.values())
+
+        return check
+
+    big = "".join(json.dumps({"response": "so " + "x" * 200 + r" \boxed{1}", "gold": "1"}) + "\n" for _ in range(60))
+    (work / "big.jsonl").write_text(big)
+    (work / "old_out.jsonl").write_text('{"kept": true}\n')
+    os.link(work / "good.jsonl", work / "good_link.jsonl")
+    good = (work / "good.jsonl").read_bytes()
+    out: list[Case] = []
+    add = out.append
+    # --- outputs never harm inputs ---------------------------------------------------------------------------
+    add(Case("outputs-26", "grade F --output a hard link to F", ["grade", "good.jsonl", "--workers", "1", "--output",
+             "good_link.jsonl"], "error", "good_link.jsonl", keeps=same(work / "good.jsonl", good), timeout=60))  # fmt: skip
+    add(Case("outputs-26", "grade --output over a file, disk full", ["grade", "big.jsonl", "--workers", "1",
+             "--output", "old_out.jsonl"], "error", "old_out.jsonl", fsize=4096,
+             keeps=same(work / "old_out.jsonl", b'{"kept": true}\n'), timeout=120))  # fmt: skip
+    # --- no secret on disk -----------------------------------------------------------------------------------
+    add(Case("secrets-26", "train with a token in recipe, flag and env: scan the run", ["train", recipe(
+             "r26_tok", hub_token=TOKENS["recipe"], max_steps=1), "--hub_token", TOKENS["flag"]], "ok",
+             check=no_token_under("r26_tok"), env={"HF_TOKEN": TOKENS["env"]}, timeout=400))  # fmt: skip
+    # --- resume is exact or refused --------------------------------------------------------------------------
+    res = work / "r26_res"
+    add(Case("resume-26", "train (the run the next cases resume)", ["train", recipe("r26_res")], "ok", timeout=400))
+    add(Case("resume-26", "resume a finished run", ["train", "r26_res.yaml", "--resume_from_checkpoint", "true"],
+             "ok", check=lambda o: not (res / "checkpoint-3").exists(), timeout=400))  # fmt: skip
+
+    def drop_optimizer() -> None:
+        (res / "checkpoint-2" / "optimizer.pt").unlink(missing_ok=True)
+        shutil.rmtree(res / "checkpoint-3", ignore_errors=True)
+
+    add(Case("resume-26", "resume without the newest optimizer.pt", ["train", "r26_res.yaml", "--max_steps", "3",
+             "--resume_from_checkpoint", "true"], "error", "optimizer.pt", before=drop_optimizer, timeout=400))  # fmt: skip
+
+    def cut_newest_state() -> None:
+        shutil.rmtree(res / "checkpoint-3", ignore_errors=True)
+        (res / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2, "log_hi')
+
+    add(Case("resume-26", "resume with the newest trainer_state cut", ["train", "r26_res.yaml", "--max_steps", "3",
+             "--resume_from_checkpoint", "true"], "ok", before=cut_newest_state, timeout=400,
+             check=lambda o: "WARNING" in o and "checkpoint-2" in o and (res / "checkpoint-3").is_dir()))  # fmt: skip
+
+    def run_without_checkpoints() -> None:
+        shutil.copytree(res, work / "r26_nock", dirs_exist_ok=True)
+        for old in (work / "r26_nock").glob("checkpoint-*"):
+            shutil.rmtree(old)
+
+    add(Case("resume-26", "fresh run over a run that has no checkpoint", ["train", recipe("r26_nock")], "error",
+             "overwrite_output_dir", before=run_without_checkpoints, timeout=400))  # fmt: skip
+
+    def only_damaged_checkpoints() -> None:
+        shutil.copytree(res, work / "r26_dmg", dirs_exist_ok=True)
+        for old in (work / "r26_dmg").glob("checkpoint-*"):
+            (old / "trainer_state.json").write_text("{")
+
+    add(Case("resume-26", "resume when every checkpoint is damaged", ["train", recipe("r26_dmg"),
+             "--resume_from_checkpoint", "true"], "error", "overwrite_output_dir", before=only_damaged_checkpoints,
+             timeout=400))  # fmt: skip
+
+    def checkpoint_without_weights() -> None:
+        shutil.copytree(res / "checkpoint-1", work / "r26_now" / "checkpoint-1", dirs_exist_ok=True)
+        for weights in (work / "r26_now" / "checkpoint-1").glob("*.safetensors"):
+            weights.unlink()
+
+    add(Case("resume-26", "resume from a checkpoint without weights", ["train", recipe("r26_now"),
+             "--resume_from_checkpoint", f"{w}/r26_now/checkpoint-1"], "error", "weights",
+             before=checkpoint_without_weights, timeout=400))  # fmt: skip
+    # --- one writer per run ----------------------------------------------------------------------------------
+    two = work / "r26_two"
+
+    def start_first_writer() -> None:
+        env = {**os.environ, "PYTHONPATH": os.environ.get("BATTERY_SRC", ""), "HF_HUB_OFFLINE": "1",
+               "OMP_NUM_THREADS": "1"}  # fmt: skip
+        background.append(subprocess.Popen([sys.executable, "-m", "oneshot_trl.cli", "train", recipe("r26_two",
+                          max_steps=4)], cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        deadline = time.monotonic() + 300
+        while not (two / "oneshot_run.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)  # the first writer is at work (its run record is written before step 1)
+
+    def one_history() -> bool:
+        background.pop().wait(timeout=600)
+        steps = [json.loads(line)["step"] for line in (two / "accuracy_history.jsonl").read_text().splitlines()]
+        return steps == sorted(set(steps))
+
+    add(Case("writers-26", "two trains into one output_dir at once", ["train", "r26_two.yaml"], "error", "in use",
+             before=start_first_writer, keeps=one_history, timeout=400))  # fmt: skip
+    # --- interrupts and full disks ---------------------------------------------------------------------------
+    add(Case("interrupts-26", "Ctrl-C after the first checkpoint", ["train", recipe("r26_int", max_steps=200)],
+             "error", "--resume_from_checkpoint", timeout=400,
+             sigint_when=lambda: (work / "r26_int" / "checkpoint-1" / "trainer_state.json").exists()))  # fmt: skip
+    add(Case("interrupts-26", "file-size limit at the first checkpoint", ["train", recipe("r26_fs")], "error",
+             "checkpoint-1", fsize=60_000, timeout=400))  # fmt: skip
+    # --- Hub inputs before the work ----------------------------------------------------------------------------
+    add(Case("hub-26", "push_to_hub with a malformed hub_model_id", ["train", recipe("r26_hub1", push_to_hub=True,
+             hub_model_id="me/my model!")], "error", "hub_model_id", env={"HF_TOKEN": TOKENS["env"]}, timeout=600))  # fmt: skip
+    add(Case("hub-26", "push_to_hub without any token", ["train", recipe("r26_hub2", push_to_hub=True,
+             hub_model_id="me/model")], "error", "token", env={"HF_HOME": f"{w}/no_hf_home"}, timeout=600))  # fmt: skip
+
+    def recorded_repo() -> bool:
+        return json.loads((work / "run_push" / "hub_pushes.json").read_text())["repo_id"] == "user/battery"
+
+    add(Case("hub-26", "push --repo-id elsewhere, failing", ["push", f"{w}/run_push", "--repo-id", "other/elsewhere"],
+             "error", "push", env={"HF_TOKEN": TOKENS["env"]}, keeps=recorded_repo, timeout=600))  # fmt: skip
     return out
 
 
@@ -299,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="battery-"))
+    os.environ["BATTERY_SRC"] = str(args.src.resolve())  # for commands a case starts in the background
     build_world(work, args.src.resolve())
     wanted = set(args.families.split(",")) if args.families else None
     counts: dict[str, Counter] = defaultdict(Counter)
