@@ -17,7 +17,7 @@ import yaml
 from test_train import ENV, REPO, read_jsonl
 
 from oneshot_trl.eval.benchmarks import load_dataset_problems
-from oneshot_trl.eval.generate import Engine
+from oneshot_trl.eval.engine import Engine
 from oneshot_trl.eval.protocols import get_protocol
 from oneshot_trl.eval.request import EvalOptions, EvalOutput, EvalRequest, ModelRef
 from oneshot_trl.eval.runner import evaluate
@@ -128,3 +128,54 @@ def test_vllm_colocate_in_training_eval_uses_the_trainers_engine(ci_base, tmp_pa
         _reference_eval(weights, heldout, recipe, "vllm", tmp_path / f"reference-{step}")
         assert _samples(in_training) == _samples(tmp_path / f"reference-{step}"), step
     assert _samples(eval_dir(run, 0)) != _samples(eval_dir(run, 2))  # synced weights
+
+
+@pytest.mark.slow
+def test_the_journey_evals_retention_hub_analyze_and_card(make_recipe, tmp_path, monkeypatch, capsys):
+    """One tiny run as a paper recipe sets it up: in-training evals (base first, then every checkpoint), retention
+    of the newest + the best that deletes only uploaded checkpoints, every checkpoint and its eval on its branch,
+    then `analyze` and the card beside the paper's row. What a GPU user gets, at tiny scale."""
+    from test_hub_push import FakeHub
+
+    import oneshot_trl.hub.push as push
+    from oneshot_trl.analysis.cli import main as analyze
+    from oneshot_trl.layout import checkpoint_dirs
+
+    api = FakeHub(tmp_path)
+    monkeypatch.setattr(push, "HfApi", lambda *a, **k: api)
+    monkeypatch.setenv("HF_TOKEN", "hf_fakeTOKENforTHEjourney")
+    heldout = tmp_path / "heldout.jsonl"
+    heldout.write_text(
+        "".join(json.dumps({"problem": f"{i} + 1 = ?", "answer": str(i + 1)}) + "\n" for i in range(3))
+    )
+    recipe = make_recipe(
+        max_steps=3, save_steps=1, eval_dataset=str(heldout), eval_max_new_tokens=8,
+        keep_last_checkpoints=1, keep_best_checkpoints=1, keep_best_metrics=["eval/heldout"],
+        push_to_hub=True, hub_model_id="user/tiny-journey", paper_setup="qwen2.5-math-1.5b/pi1",
+    )  # fmt: skip
+    from test_train import train_in_process
+
+    train_in_process(recipe)
+    run = tmp_path / "run"
+    state = json.loads((run / "trainer_state.json").read_text())
+    scores = {row["step"]: row["eval/heldout"] for row in state["log_history"] if "eval/heldout" in row}
+    assert sorted(scores) == [0, 1, 2, 3]
+    best = min((s for s in scores if s > 0), key=lambda s: (-scores[s], s))
+    assert set(checkpoint_dirs(run)) <= {3, best} and 3 in checkpoint_dirs(run)  # deleted: uploaded, not kept
+    for step in (1, 2, 3):  # every checkpoint and its eval on its branch, deleted locally or not
+        files = api.files(f"step-{step:06d}")
+        assert {"model.safetensors", f"eval/step-{step:06d}/results.json"} <= files, step
+    assert {f"eval/step-{s:06d}/results.json" for s in range(4)} <= api.files("main")
+
+    assert analyze([str(run)]) == 0
+    report = (run / "analysis" / "report.md").read_text()
+    assert "## This run beside the paper" in report and "| heldout | – |" in report
+    assert "| **six-benchmark average** | 35.0 | – | – |" in report  # the paper's; this run has no six
+    card = api.branches["main"]["README.md"].decode()
+    assert "### This run beside the paper" in card
+    listing = {
+        str(p.relative_to(run)): p.stat().st_size for p in sorted(run.rglob("*")) if p.is_file()
+    }  # printed for the closing note of issue 25 (pytest -s)
+    with capsys.disabled():
+        print("\nrun dir:", json.dumps(listing, indent=0))
+        print("hub:", json.dumps({b: sorted(f) for b, f in api.branches.items()}, indent=0))
