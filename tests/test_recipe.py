@@ -18,7 +18,7 @@ from oneshot_trl import train
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig
 from oneshot_trl.doctor import main as doctor
 from oneshot_trl.recipe import RecipeError, parse_recipe
-from oneshot_trl.validate import FieldError
+from oneshot_trl.validate import FieldError, InputError
 
 TOKEN, ENV_TOKEN = "hf_recipeSECRETrecipe01", "hf_envSECRETenvSECRET02"
 
@@ -94,6 +94,24 @@ def test_doctor_takes_overrides_as_train_does(make_recipe, capsys):
     assert "  max_steps: 6\n" in capsys.readouterr().out
     assert doctor([recipe, "--max-steps", "0"]) == 2
     _one_line_error(capsys, "flag --max-steps is 0; it must be >= 1")
+
+
+def test_lab_takes_its_run_settings_as_flags_in_either_spelling():
+    from oneshot_trl.lab import cli as lab_cli
+    from oneshot_trl.lab.experiments import EXPERIMENTS
+
+    flags = ["--learning_rate", "1e-4", "--entropy-coeff", "0", "--examples", "1+2", "3+4"]
+    assert lab_cli.run_overrides(flags) == {
+        "learning_rate": 1e-4,
+        "entropy_coeff": 0.0,
+        "examples": ("1+2", "3+4"),
+    }
+    with pytest.raises(RecipeError, match="unknown flag --learning_rat. Did you mean --learning_rate"):
+        lab_cli.run_overrides(["--learning_rat", "1"])
+    with pytest.raises(RecipeError, match="flag --temperature is 'hot'; it must be a number"):
+        lab_cli.run_overrides(["--temperature", "hot"])
+    with pytest.raises(InputError, match="runs its own settings; --learning_rate applies to the demo only"):
+        lab_cli.main(["--experiment", next(iter(EXPERIMENTS)), "--learning_rate", "1e-4"])
 
 
 def test_train_help_lists_what_train_accepts(capsys):

@@ -91,7 +91,8 @@ def _convert(value: Any, tp: Any, lenient: bool) -> Any:
         items = value if isinstance(value, list) else [value] if lenient and value is not None else None
         if items is None:
             raise _Mismatch
-        return [convert(v, item_tp) for v in items]
+        converted = [convert(v, item_tp) for v in items]
+        return tuple(converted) if tuple in (origin, tp) else converted
     if origin is dict or tp is dict:
         if isinstance(value, dict):
             return value
@@ -265,22 +266,35 @@ def read_recipe_argv(argv: list[str] | None = None) -> Recipe:
         if key not in known:
             raise _unknown(str(key), known, ppo_only, parsed.path, None)
         recipe.values[key] = _typed(recipe, key, value, known[key][1])
-    for key, flag in flags.items():
-        if key not in known:
-            raise _unknown(key, known, ppo_only, parsed.path, flag)
-        recipe.flags[key] = _typed(recipe, key, _flag_value(flag, known[key][1]), known[key][1], flag)
+    recipe.flags = flag_values(
+        list(flags.values()), {k: tp for k, (_, tp) in known.items()}, ppo_only, parsed.path
+    )
     return recipe
 
 
-def _typed(recipe: Recipe, key: str, value: Any, tp: Any, flag: Flag | None = None) -> Any:
+def flag_values(
+    flags: list[Flag], types: Mapping[str, Any], ppo_only: set[str] = frozenset(), path: str | None = None
+) -> dict[str, Any]:
+    """`--field value ...` overrides (`recipe_source.split_argv`) as {field: value of its type}; `types`: field ->
+    annotation. An unknown flag (with the closest names) or a value that is not of the type is a RecipeError."""
+    out: dict[str, Any] = {}
+    for flag in flags:
+        if flag.key not in types:
+            raise _unknown(flag.key, types, ppo_only, path, flag)
+        out[flag.key] = _typed(None, flag.key, _flag_value(flag, types[flag.key]), types[flag.key], flag)
+    return out
+
+
+def _typed(recipe: Recipe | None, key: str, value: Any, tp: Any, flag: Flag | None = None) -> Any:
     try:
         return convert(value, tp)
     except ValueError as err:
         if flag is not None:
             shown = " ".join(flag.values) if isinstance(value, list) else value
             raise RecipeError(f"flag {flag.spelling} is {shown!r}; it must be {err}.") from None
+        where = recipe.where(key) if recipe is not None else f"key {key!r}"
         raise RecipeError(
-            f"{recipe.where(key)} has value {value!r} of type {type(value).__name__}, expected {err}."
+            f"{where} has value {value!r} of type {type(value).__name__}, expected {err}."
         ) from None
 
 

@@ -17,10 +17,13 @@ import argparse
 import logging
 import shutil
 import sys
+import typing
 from pathlib import Path
+from typing import Any
 
 from oneshot_trl import cli_args
 from oneshot_trl.progress import is_terminal
+from oneshot_trl.validate import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +33,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     parser = cli_args.ArgumentParser(
         prog="oneshot-trl lab",
-        description="CPU micro-lab: 1-shot RLVR on a tiny model and a synthetic arithmetic task.",
+        description="CPU micro-lab: 1-shot RLVR on a tiny model and a synthetic arithmetic task. The demo run's "
+        "settings (oneshot_trl.lab.runs.RLRunConfig) are flags too, as train's flags override a recipe: "
+        "--learning_rate 1e-4, --entropy-coeff 0, --temperature 1.0, --reward format ...",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="experiments:\n" + "\n".join(f"  {name:16s} {e.claim}" for name, e in EXPERIMENTS.items()),
     )
@@ -80,8 +85,26 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_overrides(argv: list[str]) -> dict[str, Any]:
+    """The demo run's settings as flags, the way train's flags override a recipe (either spelling):
+    `--learning_rate 1e-4` sets RLRunConfig.learning_rate. An unknown flag is an InputError with the closest."""
+    from oneshot_trl.lab.runs import RLRunConfig
+    from oneshot_trl.recipe import flag_values
+    from oneshot_trl.recipe_source import split_argv
+
+    parsed = split_argv(argv)
+    if parsed.path is not None:
+        raise InputError(f"unexpected argument {parsed.path!r}.")
+    return flag_values(parsed.flags, typing.get_type_hints(RLRunConfig))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    args, rest = make_parser().parse_known_args(argv)
+    overrides = run_overrides(rest)  # RLRunConfig fields of the demo (--learning_rate ...)
+    if overrides and args.experiment:
+        raise InputError(
+            f"--experiment {args.experiment} runs its own settings; {rest[0]} applies to the demo only."
+        )
     logging.basicConfig(
         format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING if args.quiet else logging.INFO
     )
@@ -148,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     config = RLRunConfig(examples=(f"{example.a}+{example.b}",), eval_limit=args.eval_limit, seed=args.seed)
     if args.steps is not None:
         config = config.with_(steps=args.steps)
+    config = config.with_(**overrides)
     results = experiments.run_demo(base, output_dir, config, progress=progress)
     print()
     print(f"1-shot RLVR on {example.problem!r} (answer {example.answer}), {config.steps} GRPO steps; "
