@@ -174,8 +174,6 @@ def batch_plan(
     plan = BatchPlan(
         world_size, per_device, accum, n_gen, steps, gen_batch, a.num_iterations, dataset_rows, errors
     )
-    if n_gen < 2:
-        errors.append(f"num_generations is {n_gen}: GRPO needs at least 2 completions per prompt.")
     if gen_batch % n_gen:
         errors.append(
             f"the generation batch ({per_device} per device x {world_size} process(es) x {steps} "

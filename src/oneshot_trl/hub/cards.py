@@ -368,7 +368,7 @@ def render_model_card(
     hyperparameters = dict(
         hyperparameters or record.get("hyperparameters") or hyperparameters_from(run.recipe())
     )
-    for key in ("reward_funcs", "reward", "grader"):  # script arguments, recorded in oneshot_run.json
+    for key in ("reward_funcs", "reward_weights", "reward", "grader"):  # recorded in oneshot_run.json
         if info.get(key) is not None:
             hyperparameters.setdefault(key, info[key])
     state = run.trainer_state or {}
