@@ -110,17 +110,17 @@ PAPER_SETUPS: dict[str, PaperSetup] = {
     "qwen2.5-math-1.5b/random-reward": PaperSetup(
         "control; Spurious Rewards (their 7B): random reward +21.4 MATH500 vs +29.1 ground truth",
         {"reward_funcs": ["random"]},
-        "the pi1 script with reward: random (Spurious Rewards' Bernoulli(0.5))",
+        "the pi1 script with reward_funcs: [random] (Spurious Rewards' Bernoulli(0.5))",
     ),
     "qwen2.5-math-1.5b/incorrect-reward": PaperSetup(
         "control; Spurious Rewards (their 7B): incorrect labels +24.1 MATH500 vs +29.1 ground truth",
         {"reward_funcs": ["incorrect"]},
-        "the pi1 script with reward: incorrect (default wrong label 16)",
+        "the pi1 script with reward_funcs: [incorrect] (default wrong label 16)",
     ),
     "qwen2.5-math-1.5b/majority": PaperSetup(
         "control; Spurious Rewards (their 7B): majority vote +27.1 MATH500 vs +29.1 ground truth (TTRL's reward)",
         {"reward_funcs": ["majority"]},
-        "the pi1 script with reward: majority (TTRL, arXiv 2504.16084)",
+        "the pi1 script with reward_funcs: [majority] (TTRL, arXiv 2504.16084)",
     ),
     "llama-3.2-3b-instruct/random-reward": PaperSetup(
         "control; Spurious Rewards: random reward gives Llama3 models no gain (their Llama3.1-8B-Instruct)",
@@ -129,7 +129,7 @@ PAPER_SETUPS: dict[str, PaperSetup] = {
             "max_steps": 1000,
             "reward_funcs": ["random"],
         },
-        _NOT_IN_REPO + ", reward: random",
+        _NOT_IN_REPO + ", reward_funcs: [random]",
     ),
     "qwen2.5-math-7b/pi1": PaperSetup(
         "Tab. 4 Qwen2.5-Math-7B {pi1}: MATH500 79.2, avg 40.2",
