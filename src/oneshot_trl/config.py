@@ -174,13 +174,13 @@ class OneShotArguments:
         default=0.5,
         metadata={
             "range": FRACTION,
-            "help": "`reward: random`: probability that a completion gets reward 1, whatever its text.",
+            "help": "The `random` reward: probability that a completion gets reward 1, whatever its text.",
         },
     )
     incorrect_answer: str | None = field(
         default=None,
         metadata={
-            "help": "`reward: incorrect`: the wrong label every example is rewarded for. Null: the documented "
+            "help": "The `incorrect` reward: the wrong label every example is rewarded for. Null: the documented "
             "default wrong label of each bundled pi example (rewards.DEFAULT_INCORRECT_ANSWERS: pi1 16, pi2 12, "
             "pi13 -4/3, pi1209 2023/2024); other examples then need this set."
         },
