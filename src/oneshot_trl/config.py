@@ -318,7 +318,9 @@ class OneShotArguments:
         if self.reward is not None:  # the pre-registry key: one name
             if self.reward_funcs is not None:
                 raise ValueError("Set reward_funcs only: reward is its deprecated one-name form.")
-            logger.warning("`reward: %s` is deprecated: write `reward_funcs: [%s]`.", self.reward, self.reward)
+            logger.warning(
+                "`reward: %s` is deprecated: write `reward_funcs: [%s]`.", self.reward, self.reward
+            )
             self.reward_funcs = [self.reward]
         if self.reward_funcs is None:
             self.reward_funcs = [ACCURACY]
