@@ -327,7 +327,85 @@ def cases(work: Path) -> list[Case]:
              timeout=600, env={"HF_TOKEN": TOKENS["env"]}))  # fmt: skip
     add(Case("hub", "eval --push-to-hub offline", [*gen[:-3], "--output-dir", f"{w}/evalout2", "--push-to-hub",
              "--hub-repo-id", "user/battery", "--no-progress"], "error", "push", timeout=600))  # fmt: skip
+    out += input_cases(work)  # issue 26 items 5 and 8 (appended by the ROOMS helper)
     out += reliability_cases(work)  # issue 26 items 1-4, 6, 7 (appended by the RELIABLE helper)
+    return out
+
+
+def input_cases(work: Path) -> list[Case]:
+    """Issue 26, second battery: inputs accepted and then wrong (benchmark names, empty files, histories with bad
+    accuracies, analyze's numbers, outputs that are directories or the input) and realistic golds to grade."""
+    w = str(work)
+    hist = [{"step": s, "example_id": f"custom:{e}", "index": None, "accuracy": a, "num_samples": 8}
+            for s in (1, 2, 3) for e, a in (("a", s / 4), ("b", 0.5))]  # fmt: skip
+
+    def history(name: str, row: int, value: str) -> Callable[[], None]:
+        def write() -> None:
+            lines = [json.dumps(r) for r in hist]
+            lines[row - 1] = lines[row - 1].replace('"accuracy": 0.5', f'"accuracy": {value}')
+            (work / name).write_text("\n".join(lines) + "\n")
+
+        return write
+
+    def torn_run() -> None:
+        run = work / "torn_run"
+        run.mkdir(exist_ok=True)
+        lines = [json.dumps(r) for r in hist]
+        lines.insert(2, '{"step": 2, "exam')  # line 3: a torn write in the middle, not only at the end
+        (run / "accuracy_history.jsonl").write_text("\n".join(lines) + "\n")
+
+    def grading_rows() -> None:
+        rows = [  # our own realistic golds: a list of boxed answers in words, a plus-minus, a clock time
+            (r"\boxed{3} cats and \boxed{5} dogs", r"So there are $\boxed{3, 5}$."),
+            (r"$x = 2 \pm \sqrt{3}$", r"The roots are $\boxed{x = 2 + \sqrt{3}, x = 2 - \sqrt{3}}$."),
+            (r"$7:45$", r"The train arrives at $7:45$."),
+            (r"$7:45$", r"The train arrives at $7:15$."),  # wrong
+        ]
+        (work / "realistic.jsonl").write_text("".join(json.dumps({"response": r, "gold": g}) + "\n" for g, r in rows))
+
+    def garbage_run_json() -> None:
+        shutil.copytree(work / "tiny", work / "evalmodel_rj", dirs_exist_ok=True)
+        (work / "evalout_rj").mkdir(exist_ok=True)
+        (work / "evalout_rj" / "run.json").write_text("{not json")
+
+    out: list[Case] = []
+    add = out.append
+    fam = "inputs-26"
+    add(Case(fam, "grade --benchmark misspelled", ["grade", "good.jsonl", "--benchmark", "minervamath"], "error",
+             "minerva_math"))  # fmt: skip
+    add(Case(fam, "grade --benchmark-field misspelled in a row", ["grade", "bench_row.jsonl", "--benchmark-field",
+             "benchmark"], "error", "Did you mean", before=lambda: (work / "bench_row.jsonl").write_text(
+             json.dumps({"response": "1", "gold": "1", "benchmark": "math_500"}) + "\n")))  # fmt: skip
+    add(Case(fam, "grade an empty file", ["grade", "empty.jsonl"], "error", "empty.jsonl",
+             before=lambda: (work / "empty.jsonl").write_text("\n")))  # fmt: skip
+    add(Case(fam, "grade F --output ./F", ["grade", "good.jsonl", "--output", "./good.jsonl"], "error",
+             "input file itself"))  # fmt: skip
+    for value, needle in (("NaN", "h_nan.jsonl:2"), ("null", "h_null.jsonl:2"), ("1.5", "h_1.5.jsonl:2")):
+        name = f"h_{value.lower()}.jsonl"
+        add(Case(fam, f"select --history with accuracy {value}", ["select", "--history", name], "error",
+                 needle.lower(), before=history(name, 2, value)))  # fmt: skip
+    add(Case(fam, "select --history official format with NaN", ["select", "--history", "acc_nan.json"], "error",
+             "example '7'", before=lambda: (work / "acc_nan.json").write_text('{"3": [0.5, 0.25], "7": [0.5, NaN]}')))  # fmt: skip
+    add(Case(fam, "select --output a directory", ["select", "--history", "official", "--output", "empty"], "error",
+             "is a directory"))  # fmt: skip
+    add(Case(fam, "analyze --saturation-threshold 7", ["analyze", "torn_run", "--saturation-threshold", "7"],
+             "error", "--saturation-threshold", before=torn_run))  # fmt: skip
+    add(Case(fam, "analyze --max-examples -3", ["analyze", "torn_run", "--max-examples", "-3"], "error",
+             "--max-examples", before=torn_run))  # fmt: skip
+    add(Case(fam, "analyze a history with a torn middle row", ["analyze", "torn_run", "--output-dir", f"{w}/an"],
+             "ok", check=lambda o: "1 unreadable line(s) skipped, the first at line 3" in o, before=torn_run))  # fmt: skip
+    add(Case(fam, "eval --benchmarks misspelled", ["eval", "--model", f"{w}/tiny", "--benchmarks", "math5000",
+             "--dry-run"], "error", "Did you mean math500"))  # fmt: skip
+    add(Case(fam, "eval an empty --dataset", ["eval", "--model", f"{w}/tiny", "--dataset", "empty.jsonl",
+             "--dry-run"], "error", "empty.jsonl", before=lambda: (work / "empty.jsonl").write_text("")))  # fmt: skip
+    add(Case(fam, "eval into a dir whose run.json is garbage", ["eval", "--model", f"{w}/evalmodel_rj",
+             "--benchmarks", "math500", "--limit", "1", "--max-new-tokens", "2", "--backend", "transformers",
+             "--output-dir", f"{w}/evalout_rj", "--no-progress"], "error", "run.json", before=garbage_run_json,
+             timeout=300))  # fmt: skip
+    add(Case(fam, "contamination --benchmarks misspelled", ["contamination", "--model", f"{w}/tiny",
+             "--benchmarks", "aime2024", "--dry-run"], "error", "aime24"))  # fmt: skip
+    add(Case("grading-26", "grade realistic golds (box lists, plus-minus, a time)", ["grade", "realistic.jsonl",
+             "--workers", "0"], "ok", check=lambda o: "accuracy: 0.7500 (3/4)" in o, before=grading_rows))  # fmt: skip
     return out
 
 

@@ -101,3 +101,13 @@ def test_python_dash_m_train_goes_through_the_same_path(tmp_path):
     err = proc.stderr.strip().splitlines()
     assert err[-1].startswith("oneshot-trl train: error: ") and "missing.yaml" in err[-1]
     assert "Traceback" not in proc.stderr
+
+
+def test_an_empty_eval_dataset_is_one_line_before_any_model_loads(tiny_model_dir, tmp_path, capsys):
+    for name, text in (("empty.jsonl", ""), ("blank.json", "\n \n")):
+        (tmp_path / name).write_text(text)
+        argv = ["eval", "--model", str(tiny_model_dir), "--dataset", str(tmp_path / name), "--dry-run"]
+        assert cli.main(argv) == 2
+        assert (
+            _stderr_line(capsys) == f"oneshot-trl eval: error: --dataset {tmp_path / name} is empty: no rows."
+        )

@@ -138,8 +138,11 @@ def jsonl_rows(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
 
 
 def check_data_file(path: str | os.PathLike, flag: str) -> None:
-    """A local JSON/JSONL data file parses (every row of a JSONL), else InputError naming file:line."""
+    """A local JSON/JSONL data file parses (every row of a JSONL) and is not empty, else InputError naming
+    file:line (datasets fails on an empty file with a StopIteration traceback)."""
     path = Path(path)
+    if path.suffix in (".json", ".jsonl") and path.is_file() and not path.read_bytes().strip():
+        raise InputError(f"{flag} {path} is empty: no rows.")
     if path.suffix == ".jsonl" and path.is_file():
         for _ in jsonl_rows(path):
             pass
