@@ -144,6 +144,14 @@ def test_train_without_a_recipe_fails_before_the_training_imports(tmp_path):
     assert "Recipe file not found" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_group_size_rule_is_the_configs_own(make_recipe, capsys):
+    """num_generations 1: GRPOConfig refuses it (a group baseline needs 2), PPO takes it (the critic is the
+    baseline); the doctor's batch arithmetic does not repeat the rule, so it does not refuse PPO's."""
+    assert doctor([str(make_recipe(num_generations=1))]) == 2
+    _one_line_error(capsys, "GRPO requires at least 2 generations per prompt")
+    assert doctor([str(make_recipe(algorithm="ppo", num_generations=1))]) == 0, capsys.readouterr().err
+
+
 def test_no_op_settings_are_warned(make_recipe, capsys):
     assert doctor([str(make_recipe(learning_rate=0))]) == 0
     assert "warning: learning_rate is 0: the policy's weights never change" in capsys.readouterr().out
