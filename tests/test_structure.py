@@ -118,6 +118,53 @@ def test_layout_and_run_are_light():
     assert not any(m.startswith("oneshot_trl.eval") for m in reachable("oneshot_trl.rewards"))
 
 
+# docs/architecture.md's leaves: every floor may use them, so they use nothing of the package.
+LEAVES = {
+    f"oneshot_trl.{name}"
+    for name in (
+        "layout", "files", "secrets", "prompts", "progress", "setups", "seeding", "vllm_cpu", "eval.problem",
+        "eval.sharding", "lab.report", "grading.boxes", "grading.deadline", "grading.official",
+    )
+}  # fmt: skip
+# Modules that are only a command line: the dispatcher reaches them through importlib, nothing imports them.
+COMMAND_MODULES = {
+    f"oneshot_trl.{name}"
+    for name in ("eval.cli", "eval.grade_cli", "eval.contamination", "hub.cli", "hub.push_cli", "analysis.cli",
+                 "lab.cli", "doctor")
+}  # fmt: skip
+
+
+def test_the_leaves_import_nothing_of_the_package_and_validation_rests_on_them():
+    graph = import_graph()
+    assert {leaf: graph[leaf] for leaf in LEAVES if graph[leaf]} == {}
+    # validation sits under every command and the library: an import up the floors (it once reached
+    # hub/tokens for secret scrubbing) would make it load what it validates
+    assert graph["oneshot_trl.validate"] <= LEAVES
+
+
+def test_no_module_imports_a_command_module():
+    graph = import_graph()
+    assert sorted((a, b) for a, targets in graph.items() for b in targets & COMMAND_MODULES) == []
+
+
+def _private_imports(module: str) -> list[str]:
+    path = MODULES[module]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("oneshot_trl"):
+            private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+            if private and _resolve(node.module) != module:
+                found.append(f"line {node.lineno}: from {node.module} import {', '.join(private)}")
+    return found
+
+
+def test_no_private_cross_imports():
+    """A helper two modules share is public in the module of its concern (contamination once imported
+    eval/cli's `_safe_name` and eval/runner's `_make_generator`)."""
+    found = {m: f for m in MODULES if (f := _private_imports(m))}
+    assert found == {}
+
+
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_module_is_at_most_500_lines(module):
     lines = len(MODULES[module].read_text().splitlines())
