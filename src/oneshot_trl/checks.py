@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from oneshot_trl.memory import ModelInfo, model_info
+from oneshot_trl.memory import DEEPSPEED_BUCKETS, ModelInfo, model_info
 from oneshot_trl.retention import retention_problems
 from oneshot_trl.rewards import check_reward_funcs
 from oneshot_trl.setups import PAPER_SETUPS, known_setup_names
@@ -53,6 +53,7 @@ class Launch:
         True  # DeepSpeed accumulates and reduces in fp32 (data_types, communication_data_type)
     )
     source: str = "default: 1 process, no DeepSpeed"
+    buckets: dict[str, float] = field(default_factory=dict)  # DeepSpeed bucket sizes the config sets (memory.py)
 
     @classmethod
     def from_accelerate_config(cls, path: str | Path) -> Launch:
@@ -61,6 +62,7 @@ class Launch:
         stage = ds.get("zero_stage") if cfg.get("distributed_type") == "DEEPSPEED" else None
         offload_optimizer = ds.get("offload_optimizer_device", "none")
         offload_params = ds.get("offload_param_device", "none")
+        buckets: dict[str, float] = {}
         fp32_gradients = (
             stage is None
         )  # accelerate's generated DeepSpeed config follows the model dtype (bf16)
@@ -73,6 +75,7 @@ class Launch:
             stage = zero["stage"]
             offload_optimizer = (zero.get("offload_optimizer") or {}).get("device", "none")
             offload_params = (zero.get("offload_param") or {}).get("device", "none")
+            buckets = {k: float(v) for k, v in zero.items() if k in DEEPSPEED_BUCKETS and not isinstance(v, str)}
         return cls(
             num_processes=int(cfg.get("num_processes", 1)),
             num_machines=int(cfg.get("num_machines", 1)),
@@ -81,6 +84,7 @@ class Launch:
             offload_params=offload_params not in ("none", None),
             fp32_gradients=fp32_gradients,
             source=str(path),
+            buckets=buckets,
         )
 
     def precision_warnings(self, bf16: bool) -> list[str]:

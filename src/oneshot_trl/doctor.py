@@ -25,7 +25,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from oneshot_trl.checks import Launch, batch_plan, count_rows, find_problems
-from oneshot_trl.memory import estimate_memory, kv_cache, model_info
+from oneshot_trl.memory import disk_lines, estimate_memory, kv_cache, model_info
+from oneshot_trl.offload import cpu_adam_problem
 from oneshot_trl.recipe_source import RecipeError, split_argv
 from oneshot_trl.secrets import is_secret_key, scrub, secrets_in
 from oneshot_trl.setups import OFFICIAL_GPUS, OFFICIAL_PROMPTS_PER_STEP, PAPER_SETUPS
@@ -252,8 +253,24 @@ def _report(args: argparse.Namespace, recipe: Recipe) -> int:
     ):
         print(f"  {line}")
 
+    from oneshot_trl.retention import max_checkpoints_on_disk
+
+    print(f"\nDisk ({training_args.output_dir}):")
+    kept = max_checkpoints_on_disk(script_args, training_args)
+    for line in disk_lines(info, training_args, model_args, launch, kept):
+        print(f"  {line}")
+    decay = training_args.weight_decay
+    print(
+        f"\nOptimizer: AdamW, weight_decay {decay:g} on every parameter, biases and norms included (the official "
+        "fork's; HF's Trainer would exempt them)"
+        if decay
+        else "\nOptimizer: AdamW, no weight decay"
+    )
+
     kv = kv_cache(info, training_args, plan, script_args.max_prompt_length, args.gpu_memory_gib)
     warnings += launch.precision_warnings(bool(training_args.bf16)) + (kv.warnings() if kv else [])
+    if launch.offload_optimizer and (problem := cpu_adam_problem()):
+        warnings.append(problem)
     for w in warnings:
         print(f"\nwarning: {w}")
     if errors:
