@@ -322,3 +322,23 @@ def test_offload_config_cpu_adam_mismatch_is_warned(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("DS_SKIP_CUDA_CHECK", "1")
     assert doctor(argv) == 0
     assert "cannot build its CPU Adam" not in capsys.readouterr().out
+
+
+def test_slurm_example_commands_pass_doctor_on_two_nodes(capsys):
+    """Every `sbatch` line of the Slurm example, as the script runs doctor: 2 nodes x 8 GPUs, the multinode config."""
+    script = (REPO / "scripts/slurm_train.sbatch").read_text()
+    lines = re.findall(r"^#\s+sbatch --nodes=2 scripts/slurm_train.sbatch (\S+)(.*)$", script, re.M)
+    assert any("qwen7b" in recipe for recipe, _ in lines)
+    config = str(REPO / "accelerate_configs/zero3_multinode.yaml")
+    for recipe, overrides in lines:
+        argv = [
+            str(REPO / recipe),
+            "--accelerate-config",
+            config,
+            "--num-processes",
+            "16",
+            "--num-machines",
+            "2",
+        ]
+        assert doctor([*argv, "--", *overrides.split()]) == 0, recipe
+        capsys.readouterr()
