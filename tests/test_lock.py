@@ -40,7 +40,11 @@ def test_second_writer_gets_one_line_naming_the_holder(tmp_path):
             pass
         message = str(info.value)
         assert isinstance(info.value, InputError) and "\n" not in message
-        assert str(tmp_path / "run") in message and f"pid {proc.pid}" in message and "oneshot-trl train" in message
+        assert (
+            str(tmp_path / "run") in message
+            and f"pid {proc.pid}" in message
+            and "oneshot-trl train" in message
+        )
     finally:
         proc.communicate("\n")
     assert proc.returncode == 0
@@ -67,3 +71,17 @@ def test_reentrant_in_one_process(tmp_path):
             pass
         assert holder(tmp_path)["pid"] == os.getpid()  # the inner exit did not release it
     assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_a_directory_that_cannot_be_written_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match=r"output_dir .*file cannot be written"), run_lock(tmp_path / "file"):
+        pass
+    os.chmod(tmp_path, 0o500)
+    try:
+        if os.access(tmp_path, os.W_OK):  # root ignores permissions: nothing to test there
+            return
+        with pytest.raises(InputError, match="cannot be written"), run_lock(tmp_path / "new"):
+            pass
+    finally:
+        os.chmod(tmp_path, 0o700)

@@ -49,7 +49,10 @@ def _describe(info: dict | None) -> str:
 def _acquire(directory: Path, what: str) -> int:
     path = directory / LOCK_FILE
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise InputError(f"{what} {directory} cannot be written ({err.strerror or err}).") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -79,7 +82,10 @@ def run_lock(
     (never argv: it may hold a token) is recorded for the next writer's error."""
     directory = Path(directory)
     created = not directory.exists()  # removed again at the end if nothing else was written into it
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file there, no permission, a read-only filesystem: before any work, one line
+        raise InputError(f"{what} {directory} cannot be written ({err.strerror or err}).") from None
     key = directory.resolve()
     if key in _held:  # this process already writes here
         fd, depth = _held[key]
