@@ -213,3 +213,29 @@ def test_lora_run_trains_only_the_adapters(make_recipe, tiny_model_dir):
     )
     out = Path(load_recipe(recipe)["output_dir"])
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
+
+
+def test_build_trainer_twice_on_the_same_configs_leaves_them_unchanged(make_recipe, monkeypatch):
+    """build_trainer returns what it builds: the monitor's weight, the model kwargs and the Hub takeover go into
+    the trainer's copy of the args, so a second call on the same configs works and builds the same trainer."""
+    from oneshot_trl.train import build_trainer
+
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_the_hub_target_check")
+    recipe = make_recipe(
+        reward_funcs=["format"], push_to_hub=True, hub_model_id="someone/tiny", save_total_limit=3
+    )
+    script_args, training_args, model_args, parsed = parse_recipe([str(recipe)])
+    before = (repr(script_args), training_args.to_dict(), repr(model_args))
+
+    built = [build_trainer(script_args, training_args, model_args, parsed) for _ in range(2)]
+
+    assert (repr(script_args), training_args.to_dict(), repr(model_args)) == before
+    assert training_args.reward_weights is None and training_args.push_to_hub
+    assert training_args.save_total_limit == 3
+    for trainer, hub_callback in built:
+        assert trainer.args is not training_args
+        assert trainer.args.reward_weights == [1.0, 0.0]  # format, then the accuracy monitor at 0
+        assert trainer.args.model_init_kwargs["trust_remote_code"] is False
+        assert not trainer.args.push_to_hub and trainer.args.save_total_limit is None  # the callback pushes
+        assert hub_callback is not None and hub_callback.repo_id == "someone/tiny"
+    assert built[0][0].args.to_dict() == built[1][0].args.to_dict()

@@ -12,13 +12,14 @@ with `algorithm: ppo`) and TRL's `ModelConfig`; `python -m oneshot_trl.train --h
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import transformers
 from transformers import AutoTokenizer, PrinterCallback, ProgressCallback, TrainerCallback, set_seed
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from oneshot_trl.hub.push import HubPushCallback
 
 logger = logging.getLogger("oneshot_trl.train")
+ArgsT = TypeVar("ArgsT")
 
 
 def setup_logging(training_args: OneShotGRPOConfig) -> None:
@@ -124,6 +126,18 @@ def check_vllm_training(training_args: OneShotGRPOConfig) -> None:
             raise ValueError("vllm_enable_sleep_mode: true needs a GPU; set it to false on CPU.")
 
 
+def with_changes(args: ArgsT, **changes: Any) -> ArgsT:
+    """A copy of `args` with `changes` set. Not `dataclasses.replace`: that re-runs `__post_init__`, and
+    GRPOConfig's refuses `generation_batch_size` and `steps_per_generation` both set, as they are after its first
+    run. Shallow: nested objects (a DeepSpeed config) stay shared, as one run's trainer uses them."""
+    copied = copy.copy(args)
+    for name, value in changes.items():
+        if not hasattr(copied, name):
+            raise AttributeError(f"{type(args).__name__} has no field {name!r}")
+        setattr(copied, name, value)
+    return copied
+
+
 def build_trainer(
     script_args: OneShotArguments,
     training_args: OneShotGRPOConfig,
@@ -132,6 +146,10 @@ def build_trainer(
     extra_callbacks: Sequence[TrainerCallback] = (),
 ) -> tuple[OneShotGRPOTrainer, HubPushCallback | None]:
     """The trainer a recipe describes (data, rewards, model, eval and Hub callbacks), and its Hub callback.
+
+    The inputs are left as they were: the trainer's `args` is a copy of `training_args` with the reward weights
+    (the accuracy monitor's 0 included), the model's init kwargs and the Hub callback's takeover; so two calls on
+    the same configs build the same trainer.
 
     Also writes the run record (run info; the effective recipe, overrides included: what `train
     OUTPUT_DIR/recipe.yaml` re-runs) into output_dir. `extra_callbacks` come last (bench/
@@ -177,15 +195,19 @@ def build_trainer(
         tokenizer.pad_token = tokenizer.eos_token
     train_dataset = build_train_dataset(examples, script_args, tokenizer)
 
-    training_args.reward_weights = rewards.weights  # with the monitor's 0: TRL wants one weight per function
-
     # --- Model: TRL loads it from the resolved snapshot with model_init_kwargs ---
-    training_args.model_init_kwargs = {
+    model_init_kwargs = {
         **(training_args.model_init_kwargs or {}),
         "trust_remote_code": training_args.trust_remote_code,
         **({"dtype": model_args.dtype} if model_args.dtype else {}),
         **({"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}),
     }
+    # --- Trainer arguments: the recipe's plus what this trainer adds (the caller's stay as they were) ---
+    args = with_changes(
+        training_args,
+        reward_weights=rewards.weights,  # with the monitor's 0: TRL wants one weight per function
+        model_init_kwargs=model_init_kwargs,
+    )
 
     # --- Run record: what was trained on, for cards, analysis and selection ---
     output_dir = Path(training_args.output_dir)
@@ -214,8 +236,8 @@ def build_trainer(
         from oneshot_trl.hub.push import HubPushCallback
 
         run_info["hardware"] = describe_hardware(training_args)
-        hub_callback = HubPushCallback.from_training_args(
-            training_args,
+        hub_callback = HubPushCallback.from_training_args(  # turns args' own pushing and rotation off
+            args,
             recipe_path=output_dir / RECIPE_FILE if recipe is not None else None,
             run_info=run_info,
         )
@@ -234,7 +256,7 @@ def build_trainer(
     trainer = trainer_class(
         model=base.path,
         reward_funcs=rewards.funcs,
-        args=training_args,
+        args=args,
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
