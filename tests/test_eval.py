@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from oneshot_trl import cli as oneshot_trl_cli
 from oneshot_trl.eval import cli
 from oneshot_trl.eval.benchmarks import (
     BENCHMARKS,
@@ -131,7 +132,7 @@ def test_unknown_benchmark_is_a_clear_error(capsys):
     with pytest.raises(ValueError, match=r"Unknown benchmark 'gsm8k'.*math500"):
         parse_benchmark_names("math500,gsm8k")
     assert parse_benchmark_names("all") == list(SIX_BENCHMARKS)
-    assert cli.main(["--model", "none", "--benchmarks", "gsm8k", "--dry-run"]) == 2
+    assert oneshot_trl_cli.main(["eval", "--model", "none", "--benchmarks", "gsm8k", "--dry-run"]) == 2
     assert "Unknown benchmark 'gsm8k'" in capsys.readouterr().err
 
 
@@ -506,7 +507,7 @@ def test_eval_hub_model_from_offline_cache(tiny_eval_model, tmp_path, monkeypatc
     results = json.loads((tmp_path / "o" / "results.json").read_text())
     assert (results["model"], results["revision"], results["commit_sha"]) == ("me/tiny", "step-000002", sha)
     capsys.readouterr()
-    assert cli.main([*argv[:2], "--revision", "step-999999", *argv[4:]]) == 2
+    assert oneshot_trl_cli.main(["eval", *argv[:2], "--revision", "step-999999", *argv[4:]]) == 2
     assert "step-999999" in capsys.readouterr().err  # unknown revision: a clear error, no traceback
 
 
@@ -559,3 +560,47 @@ def test_output_dir_that_is_a_file_is_one_line(tmp_path):
     argv = ["--model", "does/not-matter", "--benchmarks", "math500", "--limit", "1", "--dry-run"]
     with pytest.raises(InputError, match="is a file, not a folder"):
         cli.main([*argv, "--output-dir", str(tmp_path / "taken" / "out")])
+
+
+def test_revisions_spread_over_processes_equal_one_process(checkpoint_run, tmp_path):
+    # Two processes of a launch (RANK/WORLD_SIZE as accelerate sets them) share 3 revisions round robin, each
+    # through its own engine; every revision's samples and the combined summary equal a one-process sweep.
+    import os
+    import subprocess
+    import sys
+
+    argv = [
+        sys.executable,
+        "-m",
+        "oneshot_trl.cli",
+        "eval",
+        "--model",
+        str(checkpoint_run),
+        "--benchmarks",
+        "amc23",
+    ]
+    argv += ["--limit", "2", "--max-new-tokens", "6", "--backend", "transformers", "--no-progress"]
+    argv += ["--revisions", "step-000001,step-000002,step-000003"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([*argv, "--output-dir", str(tmp_path / "one")], check=True, capture_output=True, env=env)
+    launch = [
+        subprocess.Popen(
+            [*argv, "--output-dir", str(tmp_path / "two")],
+            env={**env, "RANK": str(r), "WORLD_SIZE": "2"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for r in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=900) for p in launch]
+    assert [p.returncode for p in launch] == [0, 0], outputs[1][1].decode()[-2000:]
+    own = [out.decode() for out, _ in outputs]  # each process prints the table of each revision it evaluated
+    assert "@step-000001" in own[0] and "@step-000003" in own[0] and "@step-000002" not in own[0]
+    assert "@step-000002" in own[1] and "@step-000001" not in own[1]
+    for revision in ("step-000001", "step-000002", "step-000003"):
+        one, two = (tmp_path / d / revision / "samples.jsonl" for d in ("one", "two"))
+        assert [json.loads(x)["responses"] for x in one.read_text().splitlines()] == [
+            json.loads(x)["responses"] for x in two.read_text().splitlines()
+        ]
+    rows = [json.loads((tmp_path / d / "revisions.json").read_text())["rows"] for d in ("one", "two")]
+    assert rows[0] == rows[1] and len(rows[0]) == 3

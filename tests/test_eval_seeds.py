@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from oneshot_trl import cli as oneshot_trl_cli
 from oneshot_trl.eval import cli
 from oneshot_trl.eval.benchmarks import load_benchmark
 from oneshot_trl.eval.protocols import get_protocol
@@ -108,5 +109,5 @@ def test_cli_seeds_dry_run_and_conflict(capsys):
     argv = ["--model", "does/not-exist", "--benchmarks", "math500,aime24", "--dry-run", "--seeds", "0,1"]
     assert cli.main(argv) == 0
     assert "once per seed: aime24; once (greedy ignores the seed): math500" in capsys.readouterr().out
-    assert cli.main([*argv, "--seed", "3"]) == 2
+    assert oneshot_trl_cli.main(["eval", *argv, "--seed", "3"]) == 2
     assert "--seed or --seeds" in capsys.readouterr().err

@@ -382,7 +382,7 @@ def test_eval_resume_with_other_weights_is_refused(tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
     from oneshot_trl.eval.benchmarks import load_benchmark
-    from oneshot_trl.eval.generate import Engine
+    from oneshot_trl.eval.engine import Engine
     from oneshot_trl.eval.protocols import get_protocol
     from oneshot_trl.eval.request import EvalOptions, EvalOutput, EvalRequest, ModelRef
     from oneshot_trl.eval.runner import ResumeMismatchError, evaluate

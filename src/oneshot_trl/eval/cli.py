@@ -21,7 +21,8 @@ from typing import Any
 
 from oneshot_trl import cli_args
 from oneshot_trl.eval.benchmarks import BENCHMARKS, dataset_name, load_dataset_problems
-from oneshot_trl.eval.generate import Engine, default_backend
+from oneshot_trl.eval.engine import Engine
+from oneshot_trl.eval.generate import default_backend
 from oneshot_trl.eval.protocols import PROTOCOLS, get_protocol
 from oneshot_trl.eval.request import EvalOptions, EvalOutput, EvalRequest, ModelRef
 from oneshot_trl.eval.runner import describe_plan, format_table, load_problem_sets
@@ -386,8 +387,13 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
         if pusher is not None:
             pusher.push(revision, folder, results)
 
-    ranks = Ranks.from_env()
-    lock = run_lock(base, "--output-dir", "oneshot-trl eval") if ranks.index == 0 else contextlib.nullcontext()
+    ranks = (
+        Ranks.from_env()
+    )  # under `accelerate launch`: this process's share of the revisions, its own GPU(s)
+    ranks.pin_device(args.tensor_parallel_size or 1)
+    lock = (
+        run_lock(base, "--output-dir", "oneshot-trl eval") if ranks.index == 0 else contextlib.nullcontext()
+    )
     with lock, engine:  # one writer per output dir (rank 0 holds it for the launch)
         runs = evaluate_revisions(args.model, revisions, request, engine, output_dir_for, seeds=seeds, ranks=ranks,
                                   on_result=report)  # fmt: skip

@@ -187,6 +187,23 @@ def check_context(
             )
 
 
+def check_model_context(
+    model_path: str,
+    problem_sets: Mapping[str, Sequence[Problem]],
+    protocol: Protocol,
+    max_model_len: int | None = None,
+    trust_remote_code: bool = False,
+) -> None:
+    """`check_context` for a local model folder (its tokenizer, its config's max_position_embeddings, capped by a
+    vLLM `max_model_len` when given), without loading weights: what doctor checks for a recipe's evals."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    contexts = [getattr(config, "max_position_embeddings", None), max_model_len]
+    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    check_context(problem_sets, protocol, tokenizer, min((c for c in contexts if c), default=None))
+
+
 def evaluate(request: EvalRequest, generator: Generator) -> dict:
     """Run `request` with `generator` (any object with the `generate` interface of `oneshot_trl.eval.generate`;
     an `Engine` builds its model only when there is something to generate) and return results.json.

@@ -4,24 +4,28 @@ weights loaded into it, the revisions spread over the processes of a job.
 Starting vLLM costs tens of seconds (compilation, KV-cache profiling); loading a checkpoint's weights into a running
 engine costs the read of the weights. So a process builds its `Engine` once and `load`s revision after revision
 into it (a revision of another architecture or tokenizer gets a new engine). Under `accelerate launch` (or any
-launcher that sets RANK/WORLD_SIZE), process r evaluates revisions r, r+W, r+2W, ... into their own folders, each
-exactly as one process would, and the main process gathers every revision's results for the combined summary. A
-revision's numbers do not depend on which process evaluated it: each is a complete, separately resumable eval.
+launcher that sets RANK/WORLD_SIZE), process r takes the node's GPU(s) of its LOCAL_RANK and evaluates revisions
+r, r+W, r+2W, ... into their own folders, each exactly as one process would; the main process collects every
+revision's results.json for the combined summary. A revision's numbers do not depend on which process evaluated
+it: each is a complete, separately resumable eval.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from oneshot_trl.eval.generate import Engine
+from oneshot_trl.eval.engine import Engine
 from oneshot_trl.eval.request import EvalRequest, ModelRef
 from oneshot_trl.eval.runner import evaluate
 from oneshot_trl.eval.seeds import evaluate_seeds
+from oneshot_trl.layout import RESULTS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +45,35 @@ class Ranks:
         """Every `count`-th item from `index` on (round robin: neighbouring checkpoints go to different ranks)."""
         return list(items[self.index :: self.count])
 
-    def gather(self, mine: dict[str, Any]) -> dict[str, Any]:
-        """Every rank's {revision: results}, merged (identical on all ranks)."""
+    def pin_device(self, per_process: int = 1) -> None:
+        """Give this process its own GPU(s) of the node (`per_process` for a tensor-parallel engine) before any
+        engine starts: vLLM and transformers then use "their" cuda:0. Nothing to do for a single process."""
         if self.count == 1:
-            return mine
-        from accelerate.utils import gather_object
+            return
+        local = int(os.environ.get("LOCAL_RANK", self.index))
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        devices = visible.split(",") if visible else [str(i) for i in range((local + 1) * per_process)]
+        mine = devices[local * per_process : (local + 1) * per_process]
+        if len(mine) == per_process:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(mine)
 
-        merged: dict[str, Any] = {}
-        for part in gather_object([mine]):
-            merged.update(part)
+    def gather(
+        self, mine: dict[str, Any], folders: dict[str, Path], since: float, poll_s: float = 2.0
+    ) -> dict[str, Any]:
+        """On the main process, every revision's results: its own, and the other processes' as their
+        results.json files appear (written after `since`). Files, not a collective: the processes share a file
+        system (the output dir), and no process group has to outlive the engines. Other processes: their own."""
+        if self.count == 1 or self.index != 0:
+            return mine
+        merged, pending = dict(mine), {label: f for label, f in folders.items() if label not in mine}
+        while pending:
+            for label, folder in list(pending.items()):
+                path = folder / RESULTS_FILE
+                if path.exists() and path.stat().st_mtime >= since:
+                    merged[label] = json.loads(path.read_text())
+                    del pending[label]
+            if pending:
+                time.sleep(poll_s)  # a failed process ends the launch (torchrun/accelerate stop them all)
         return merged
 
 
@@ -70,6 +94,7 @@ def evaluate_revisions(
     `output_dir_for(revision)` is that revision's eval folder; `on_result(revision, folder, results)` is called
     as each of this process's revisions finishes (printing, pushing)."""
     ranks = ranks or Ranks()
+    since = time.time() - 1  # (file systems with 1 s mtimes)
     mine: dict[str, dict[str, Any]] = {}
     for revision in ranks.part(list(revisions)):
         ref = ModelRef.resolve(model, revision)
@@ -83,5 +108,5 @@ def evaluate_revisions(
     if engine.builds or engine.reloads:
         logger.info("%d revision(s) through %d engine start(s) and %d weight reload(s).",
                     len(mine), engine.builds, engine.reloads)  # fmt: skip
-    gathered = ranks.gather(mine)
+    gathered = ranks.gather(mine, {r or "main": output_dir_for(r) for r in revisions}, since)
     return {label: gathered[label] for label in (r or "main" for r in revisions) if label in gathered}
