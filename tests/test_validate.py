@@ -15,6 +15,7 @@ import pytest
 
 from oneshot_trl import train
 from oneshot_trl.cli import main as cli_main
+from oneshot_trl.cli import run_command
 from oneshot_trl.doctor import main as doctor
 from oneshot_trl.eval import cli as eval_cli
 from oneshot_trl.eval import grade_cli
@@ -134,7 +135,7 @@ def test_model_path_that_is_a_file_or_lacks_a_tokenizer(make_recipe, tiny_model_
     shutil.copy(tiny_model_dir / "model.safetensors", bare)
     assert train.cli_main([str(make_recipe(model_name_or_path=str(bare)))]) == 2
     _one_line_error(capsys, "has no tokenizer files")
-    assert eval_cli.main(["--model", str(bare), "--dry-run", "--benchmarks", "math500"]) == 2
+    assert run_command("eval", ["--model", str(bare), "--dry-run", "--benchmarks", "math500"]) == 2
     _one_line_error(capsys, "--model", "has no tokenizer files")
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
@@ -153,7 +154,9 @@ def test_truncated_weights_are_named(make_recipe, tiny_model_dir, tmp_path, caps
         check_safetensors(weights)
     assert train.cli_main([str(make_recipe(model_name_or_path=str(tmp_path / "cut")))]) == 2
     _one_line_error(capsys, "model.safetensors is truncated")
-    assert eval_cli.main(["--model", str(tmp_path / "cut"), "--dry-run", "--benchmarks", "math500"]) == 2
+    assert (
+        run_command("eval", ["--model", str(tmp_path / "cut"), "--dry-run", "--benchmarks", "math500"]) == 2
+    )
     _one_line_error(capsys, "model.safetensors is truncated")
 
 
@@ -193,7 +196,9 @@ def test_resume_skips_half_saved_checkpoints_and_names_them(tmp_path, caplog, ti
     assert "checkpoint-4/trainer_state.json is not valid JSON" in caplog.text
 
 
-def test_resume_without_optimizer_state_is_refused_unless_inexact(make_recipe, tmp_path, tiny_model_dir, caplog):
+def test_resume_without_optimizer_state_is_refused_unless_inexact(
+    make_recipe, tmp_path, tiny_model_dir, caplog
+):
     checkpoint = _checkpoint(tmp_path / "run", 2, state='{"global_step": 2}')
     shutil.copy(tiny_model_dir / "model.safetensors", checkpoint)  # weights, no optimizer/scheduler/RNG
     recipe = make_recipe(max_steps=4, resume_from_checkpoint=str(checkpoint))
@@ -311,14 +316,14 @@ BAD_EVAL_ARGS = [
 @pytest.mark.parametrize(("flags", "says"), BAD_EVAL_ARGS, ids=[" ".join(f) for f, _ in BAD_EVAL_ARGS])
 def test_eval_bad_flags_refused_in_dry_run(tiny_model_dir, capsys, flags, says):
     argv = ["--model", str(tiny_model_dir), "--dry-run", "--benchmarks", "math500", *flags]
-    assert eval_cli.main(argv) == 2
+    assert run_command("eval", argv) == 2
     _one_line_error(capsys, says)
 
 
 def test_eval_dataset_with_a_non_json_line_is_named(tiny_model_dir, tmp_path, capsys):
     data = tmp_path / "mine.jsonl"
     data.write_text(json.dumps({"problem": "1+1", "answer": "2"}) + "\nnot json\n")
-    assert eval_cli.main(["--model", str(tiny_model_dir), "--dry-run", "--dataset", str(data)]) == 2
+    assert run_command("eval", ["--model", str(tiny_model_dir), "--dry-run", "--dataset", str(data)]) == 2
     _one_line_error(capsys, "mine.jsonl:2 is not valid JSON")
 
 

@@ -369,8 +369,9 @@ class OneShotGRPOConfig(GRPOConfig):
     entropy_coeff: float | None = field(
         default=None,
         metadata={
+            "sets": "entropy_coef",  # the TRL field that holds its value (doctor shows that one)
             "help": "Entropy bonus with the paper's (verl) meaning: loss = policy loss - entropy_coeff * mean token "
-            "entropy. The official run uses 0.001; 0 turns it off. Sets TRL's `entropy_coef`; leave that one unset."
+            "entropy. The official run uses 0.001; 0 turns it off. Sets TRL's `entropy_coef`; leave that one unset.",
         },
     )
     kl_clamp: float | None = field(

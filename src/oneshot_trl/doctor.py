@@ -35,7 +35,16 @@ from oneshot_trl.validate import fail
 if TYPE_CHECKING:
     from oneshot_trl.recipe import Recipe
 
-ALIASES = {"entropy_coeff": "entropy_coef"}  # recipe key -> the field that holds its effective value
+
+def _alias(key: str) -> str:
+    """The field that holds a recipe key's effective value: its own, or the one its metadata says it sets
+    (`entropy_coeff` sets TRL's `entropy_coef`)."""
+    from oneshot_trl.config import OneShotGRPOConfig
+
+    field = OneShotGRPOConfig.__dataclass_fields__.get(key)
+    return field.metadata.get("sets", key) if field is not None else key
+
+
 # Names rather than settings: never listed as "differs from TRL's default".
 NAMES = {"model_name_or_path", "output_dir", "hub_model_id", "run_name"}
 
@@ -58,7 +67,7 @@ def same(a: Any, b: Any) -> bool:
 
 
 def effective(configs: tuple[Any, ...], key: str) -> Any:
-    name = ALIASES.get(key, key)
+    name = _alias(key)
     for cfg in configs:
         if hasattr(cfg, name):
             return plain(getattr(cfg, name))
@@ -232,12 +241,12 @@ def _report(args: argparse.Namespace, recipe: Recipe) -> int:
             print("  nothing")
 
     trl_diffs = [
-        (k, effective(configs, k), defaults[ALIASES.get(k, k)])
+        (k, effective(configs, k), defaults[_alias(k)])
         for k in keys
         if k in defaults
         and _is_trl_field(k)
         and k not in NAMES
-        and not same(effective(configs, k), defaults[ALIASES.get(k, k)])
+        and not same(effective(configs, k), defaults[_alias(k)])
     ]
     print(f"\nDiffers from TRL's defaults ({len(trl_diffs)}):")
     for key, ours, default in trl_diffs:
@@ -289,7 +298,7 @@ def _has_gpu() -> bool:
 
 
 def _is_field(configs: tuple[Any, ...], key: str) -> bool:
-    return any(hasattr(c, ALIASES.get(key, key)) for c in configs)
+    return any(hasattr(c, _alias(key)) for c in configs)
 
 
 def _is_trl_field(key: str) -> bool:
