@@ -604,3 +604,28 @@ def test_revisions_spread_over_processes_equal_one_process(checkpoint_run, tmp_p
         ]
     rows = [json.loads((tmp_path / d / "revisions.json").read_text())["rows"] for d in ("one", "two")]
     assert rows[0] == rows[1] and len(rows[0]) == 3
+
+
+def test_in_training_eval_context_is_checked_when_training_starts(tiny_model_dir):
+    # recipe evals of MATH500 at the protocol's 3,072 tokens on a 512-position model: refused in on_train_begin,
+    # before the first step (and the step-0 eval); a budget that fits passes.
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    from oneshot_trl.callbacks import BenchmarkEvalCallback
+
+    recipe = SimpleNamespace(eval_benchmarks=["math500"], eval_full_benchmarks=None, eval_full_steps=None,
+                             eval_dataset=None, eval_protocol="one-shot-rlvr", eval_template=None, eval_limit=3,
+                             eval_max_new_tokens=None, eval_before_training=True)  # fmt: skip
+    trainer = SimpleNamespace(
+        model=SimpleNamespace(config=AutoConfig.from_pretrained(tiny_model_dir)),
+        processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
+        use_vllm=False,
+    )
+    callback = BenchmarkEvalCallback(recipe, str(tiny_model_dir))
+    callback.bind(trainer)
+    with pytest.raises(InputError, match="max_new_tokens 3072 .* exceeds the trained model's context of 512"):
+        callback.on_train_begin(None, SimpleNamespace(global_step=0), None)
+    recipe.eval_max_new_tokens = 8
+    callback.check_context()  # fits: no error
