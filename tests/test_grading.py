@@ -791,3 +791,11 @@ def test_agrees_with_math_verify_realistic_cases():
 )
 def test_box_lists_plus_minus_and_delimited_golds(gold, response, correct):
     assert grade(response, gold, timeout_s=10.0).correct is correct
+
+
+def test_the_public_names_load_lazily_and_boxes_needs_no_math_verify():
+    assert sorted(grading.__all__) == sorted(grading._HOMES)
+    assert all(getattr(grading, name) is not None for name in grading.__all__)
+    code = "import sys, oneshot_trl.eval.benchmarks, oneshot_trl.grading.boxes; print('math_verify' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.strip() == "False"  # the benchmarks read golds with boxes' string functions only
