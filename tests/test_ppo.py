@@ -261,7 +261,17 @@ def test_resuming_a_grpo_checkpoint_as_ppo_is_a_clear_error(make_recipe, tmp_pat
     checkpoint = tmp_path / "run" / "checkpoint-1"
     with pytest.raises(FileNotFoundError, match="not a PPO checkpoint"):
         train_main(
-            *parse_recipe([str(recipe), "--algorithm", "ppo", "--resume_from_checkpoint", str(checkpoint)])
+            *parse_recipe(  # max_steps 2: resuming a run at its max_steps is a no-op (resume.RunFinished)
+                [
+                    str(recipe),
+                    "--algorithm",
+                    "ppo",
+                    "--resume_from_checkpoint",
+                    str(checkpoint),
+                    "--max_steps",
+                    "2",
+                ]
+            )
         )
 
 
