@@ -17,7 +17,8 @@ from transformers import TrainerControl, TrainerState, TrainingArguments
 import oneshot_trl.hub.cli as card_cli
 import oneshot_trl.hub.retry as retry
 from oneshot_trl.cli import main as cli_main
-from oneshot_trl.hub.push import HubPushCallback, push_eval_results
+from oneshot_trl.hub.push import HubPushCallback
+from oneshot_trl.hub.revision_card import push_eval_results
 from oneshot_trl.models import list_step_revisions
 
 

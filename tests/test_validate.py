@@ -469,12 +469,10 @@ def test_training_whose_pushes_fail_exits_1_with_the_retry_command(
 
 
 def test_eval_push_failure_keeps_results_and_exits_1(tiny_model_dir, tmp_path, monkeypatch, capsys):
-    from oneshot_trl.hub import push
-
     def offline(*args, **kwargs):
         raise ConnectionError("Hub unreachable")
 
-    monkeypatch.setattr(push, "push_eval_results", offline)
+    monkeypatch.setattr(eval_cli, "push_eval_results", offline)
     argv = ["--model", str(tiny_model_dir), "--benchmarks", "math500", "--limit", "1", "--max-new-tokens", "2",
             "--backend", "transformers", "--output-dir", str(tmp_path / "out"), "--push-to-hub",
             "--hub-repo-id", "user/tiny", "--no-progress"]  # fmt: skip

@@ -30,6 +30,7 @@ from oneshot_trl.eval.seeds import format_seed_table, parse_seeds, split_by_samp
 from oneshot_trl.eval.sweep import Ranks, evaluate_revisions
 from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
 from oneshot_trl.files import atomic_write_text, atomic_writer
+from oneshot_trl.hub.revision_card import push_eval_results
 from oneshot_trl.layout import AUDIT_FILE, RESULTS_FILE, SUMMARY_STEM, safe_name, step_from_label
 from oneshot_trl.lock import run_lock
 from oneshot_trl.models import list_step_revisions
@@ -451,9 +452,6 @@ class _Pusher:
         return cls(args.hub_repo_id or args.model)
 
     def push(self, revision: str | None, folder: Path, results: dict) -> None:
-        # imported here: hub.push loads transformers' Trainer callbacks (~5 s), only needed with --push-to-hub
-        from oneshot_trl.hub.push import push_eval_results
-
         where = f"{self.repo_id}@{revision or 'main'}"
         try:  # the results are saved already: a failed upload is reported, not a traceback
             push_eval_results(self.repo_id, results, revision=revision or "main")

@@ -19,7 +19,7 @@ from oneshot_trl.hub.cards import (
     results_to_eval_results,
     training_eval_results,
 )
-from oneshot_trl.hub.retry import with_retries
+from oneshot_trl.hub.revision_card import upload_card
 from oneshot_trl.layout import STEP_BRANCH_RE
 from oneshot_trl.models import download_text, list_step_revisions
 from oneshot_trl.run import Run
@@ -110,16 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(args.output, content)
         print(f"Wrote {args.output}", file=sys.stderr)
     if args.push:
-        with_retries(
-            lambda: api.upload_file(
-                path_or_fileobj=content.encode(),
-                path_in_repo="README.md",
-                repo_id=repo_id,
-                revision=revision,
-                commit_message="Update model card (oneshot-trl card)",
-            ),
-            f"Uploading card of {repo_id}@{revision}",
-        )
+        upload_card(api, repo_id, revision, content.encode(), "Update model card (oneshot-trl card)")
         print(f"Pushed the card to https://huggingface.co/{repo_id}/tree/{revision}", file=sys.stderr)
     if not args.output and not args.push:
         print(content)

@@ -4,7 +4,8 @@
   `step-{N:06d}` (open-r1 style; `oneshot_trl.layout.step_branch`), the final model to `main`, each with a model
   card; uploads run in one background worker with retries, and a local checkpoint is deleted
   (`save_total_limit`) only once uploaded.
-- `push_eval_results` merges `oneshot-trl eval` results into the card of a repo revision.
+
+Eval results pushed to the card of a repo revision after training: `hub.revision_card`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import HfApi, ModelCard
+from huggingface_hub import HfApi
 from transformers import TrainerCallback
 
 from oneshot_trl.files import atomic_write_text
@@ -31,12 +32,8 @@ from oneshot_trl.hub.cards import (
     describe_hardware,
     hyperparameters_from,
     library_versions,
-    merge_eval_results,
-    protocol_of,
     render_model_card,
-    results_to_eval_results,
     revision_url,
-    set_card_eval_results,
     training_eval_results,
 )
 from oneshot_trl.hub.retry import with_retries
@@ -46,10 +43,8 @@ from oneshot_trl.layout import (
     HUB_PUSHES_FILE,
     RECIPE_FILE,
     RUN_INFO_FILE,
-    STEP_BRANCH_RE,
     step_branch,
 )
-from oneshot_trl.models import download_text
 from oneshot_trl.run import Run
 from oneshot_trl.secrets import redact_recipe, scrub
 
@@ -450,47 +445,3 @@ class HubPushCallback(TrainerCallback):
                 uploaded[step].url,
                 self.save_total_limit,
             )
-
-
-def push_eval_results(
-    repo_id: str,
-    results: dict,
-    revision: str = "main",
-    token: str | None = None,
-    api: Any = None,
-    *,
-    max_attempts: int = 5,
-    backoff_s: float = 2.0,
-) -> ModelCard:
-    """Merge an `oneshot-trl eval` results.json dict into the card of `repo_id` at `revision` and upload it.
-
-    Results already on the card are kept; one with the same benchmark, metric and protocol (name@hash) is
-    replaced. A revision without a README gets a fresh card. Returns the uploaded card.
-    """
-    api = api if api is not None else HfApi(token=token)
-    retry = {"max_attempts": max_attempts, "backoff_s": backoff_s, "token": token}
-    text, _ = with_retries(
-        lambda: download_text(api, repo_id, "README.md", revision), "Downloading card", **retry
-    )
-    if text is None:
-        step = STEP_BRANCH_RE.match(revision)
-        card = render_model_card(repo_id, CardInputs(), step=int(step.group(1)) if step else None)
-    else:
-        card = ModelCard(text, ignore_metadata_errors=True)
-    merged = merge_eval_results(card.data.eval_results or [], results_to_eval_results(results))
-    card = set_card_eval_results(card, merged, repo_id)
-    content = scrub(str(card), token).encode()
-    protocol, phash = protocol_of(results)
-    with_retries(
-        lambda: api.upload_file(
-            path_or_fileobj=content,
-            path_in_repo="README.md",
-            repo_id=repo_id,
-            revision=revision,
-            commit_message=f"Eval results ({protocol}@{phash}) for {', '.join(results.get('benchmarks') or {})}",
-        ),
-        f"Uploading card of {repo_id}@{revision}",
-        **retry,
-    )
-    logger.info("Pushed %d eval results to the card of %s@%s", len(merged), repo_id, revision)
-    return card
