@@ -4,7 +4,8 @@ evals sent to every tracker.
 transformers prints each log as a dict (29 keys for a GRPO step). `compact_line` keeps what a 1-shot user watches:
 step, reward, the example's accuracy, entropy, completion length, KL, clip fraction, zero-variance groups and
 seconds per step; the full dict still goes to the trackers (`report_to`: trackio by default in the recipes, local
-under ~/.cache/huggingface/trackio, `trackio show` opens it) and to `trainer_state.json`'s `log_history`.
+under ~/.cache/huggingface/trackio, `trackio show` opens it), to `trainer_state.json`'s `log_history`, and to the
+log at debug level (`log_level: debug`).
 In-training eval results (`callbacks.BenchmarkEvalCallback`) go through `log_eval`: log_history as
 `eval/<benchmark>`, and every callback's `on_log` as `eval_<benchmark>`, which transformers' tracker callbacks
 file under `eval/<benchmark>` (their `rewrite_logs`), next to the console line.
@@ -12,9 +13,12 @@ file under `eval/<benchmark>` (their `rewrite_logs`), next to the console line.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 # (log key, console label, format) in console order; `train_accuracy/*` (the examples') is added after reward.
 CONSOLE_KEYS = (
@@ -68,6 +72,7 @@ class CompactLog:
 
     def line(self, logs: Mapping[str, Any], state: Any) -> str | None:
         now, step = time.monotonic(), state.global_step
+        logger.debug("step %d: %s", step, dict(logs))  # the whole dict, with log_level: debug
         is_eval = any(k.startswith(EVAL_LOG_PREFIX) for k in logs)
         seconds = None
         if not is_eval:
