@@ -10,9 +10,9 @@ import pytest
 from huggingface_hub.errors import EntryNotFoundError
 
 from oneshot_trl.files import read_jsonl
+from oneshot_trl.histories import load_history
 from oneshot_trl.layout import step_branch, step_from_label
 from oneshot_trl.run import Run, metric_series
-from oneshot_trl.select import load_history
 
 
 def _json(path: Path, data) -> None:

@@ -7,12 +7,10 @@ from importlib import resources
 
 import pytest
 
-from oneshot_trl import select
 from oneshot_trl.cli import main as cli_main
+from oneshot_trl.histories import load_history, load_official_history
 from oneshot_trl.select import (
     build_training_rows,
-    load_history,
-    load_official_history,
     main,
     parse_ranks,
     rank_examples,
@@ -234,7 +232,7 @@ def test_official_format_file_and_hub_repo(tmp_path, monkeypatch):
         return ResolvedModel(path=str(run), revision=revision, commit_sha="0" * 40, repo_id=name)
 
     monkeypatch.setattr("oneshot_trl.models.resolve_model", fake_resolve)
-    examples = select.load_history("user/run", revision="step-000004")
+    examples = load_history("user/run", revision="step-000004")
     assert calls == [("user/run", "step-000004", ("accuracy_history.jsonl", "oneshot_run.json"))]
     assert len(examples) == 3
 

@@ -61,8 +61,9 @@ def _selection_arms(
     full-set run to saturate, as the paper ranks on a 500-step history. Arms: the `top` highest-variance examples
     vs `top` random candidates, each trained alone (1-shot).
     """
+    from oneshot_trl.histories import load_history
     from oneshot_trl.run import Run
-    from oneshot_trl.select import load_history, rank_examples
+    from oneshot_trl.select import rank_examples
 
     candidates = _full_set()[:64]
     history_run = output_dir / "history-run"
