@@ -375,7 +375,8 @@ def test_training_writes_and_logs_no_token(make_recipe, tmp_path, capfd, caplog,
         for p in (tmp_path / "run").rglob("*")
         if p.suffix in (".json", ".yaml", ".md", ".jsonl")
     ]
-    assert "hub_token: <redacted>" in (tmp_path / "run" / "recipe.yaml").read_text()
+    saved = (tmp_path / "run" / "recipe.yaml").read_text()  # the effective recipe: the secret left out, named
+    assert "hub_token:" not in saved and "# Not saved (secrets): hub_token" in saved
     for text in texts:
         assert not any(t in text for t in (ENV_TOKEN, RECIPE_TOKEN, FLAG_TOKEN))
 
