@@ -85,3 +85,19 @@ def test_a_directory_that_cannot_be_written_is_one_line(tmp_path):
             pass
     finally:
         os.chmod(tmp_path, 0o700)
+
+
+def test_a_second_eval_into_the_same_output_dir_is_refused(tmp_path, tiny_model_dir):
+    from oneshot_trl.eval import cli as eval_cli
+
+    holder = start_holder(tmp_path / "eval")  # an eval (or a run) writing there
+    try:
+        with pytest.raises(
+            RunLocked, match=rf"--output-dir {tmp_path / 'eval'} is in use by pid {holder.pid}"
+        ):
+            eval_cli.main(["--model", str(tiny_model_dir), "--benchmarks", "math500", "--limit", "1",
+                           "--max-new-tokens", "2", "--backend", "transformers", "--output-dir",
+                           str(tmp_path / "eval"), "--no-progress"])  # fmt: skip
+    finally:
+        holder.communicate("\n")
+    assert not (tmp_path / "eval").exists()  # the refused eval wrote nothing: the holder's dir went with it
