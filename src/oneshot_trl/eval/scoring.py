@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 def warn_unparseable_golds(problem_sets: Mapping[str, Sequence[Problem]], grader: str) -> None:
     """Report at load time (before any generation) the gold answers the grader cannot parse."""
+    # imported here: the graders load math-verify (~3 s); `eval --dry-run` and a bad flag do not wait for it
     from oneshot_trl.grading import GoldParseError, check_gold
 
     for name, plist in problem_sets.items():
@@ -47,6 +48,7 @@ def grade_rows(
     protocol: Protocol,
 ) -> list[dict]:
     """Grade every response of each problem (in parallel workers) into samples.jsonl rows."""
+    # imported here: the graders load math-verify (~3 s); `eval --dry-run` and a bad flag do not wait for it
     from oneshot_trl.grading import GoldParseError, answer_anywhere_batch, check_gold, grade_batch
 
     flat_responses = [r for rs in responses for r in rs]
@@ -91,6 +93,7 @@ def grade_rows(
 
 def audit(rows: Sequence[dict], protocol: Protocol, output_dir: Path | None) -> dict:
     """Grade every sample with both graders; write the disagreements to audit.jsonl; per-benchmark summary."""
+    # imported here: the graders load math-verify (~3 s); `eval --dry-run` and a bad flag do not wait for it
     from oneshot_trl.grading import GRADERS, grade_batch
 
     responses = [r for row in rows for r in row["responses"]]
