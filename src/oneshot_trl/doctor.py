@@ -24,8 +24,8 @@ import io
 import sys
 from typing import TYPE_CHECKING, Any
 
-from oneshot_trl.checks import Launch, batch_plan, count_rows, find_problems
-from oneshot_trl.memory import disk_lines, estimate_memory, kv_cache, model_info
+from oneshot_trl.checks import BatchPlan, Launch, batch_plan, count_rows, find_problems
+from oneshot_trl.memory import ModelInfo, disk_lines, estimate_memory, kv_cache, model_info
 from oneshot_trl.offload import cpu_adam_problem
 from oneshot_trl.recipe_source import RecipeError, split_argv
 from oneshot_trl.secrets import is_secret_key, scrub, secrets_in
@@ -177,104 +177,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(args: argparse.Namespace, recipe: Recipe) -> int:
-    from oneshot_trl.recipe import build_configs  # imported with read_recipe_argv (main)
-
     try:
-        launch = resolve_launch(args)
-        # TrainingArguments refuses bf16 on a machine without a GPU unless use_cpu is set; the doctor must work on
-        # any machine, so it builds the configs with use_cpu and checks the recipe's own value.
-        forced_cpu = not recipe.effective.get("use_cpu") and not _has_gpu()
-        script_args, training_args, model_args = build_configs(
-            recipe, {"use_cpu": True} if forced_cpu else None
-        )
-        if forced_cpu:
-            training_args.use_cpu = False
+        launch, configs = _launch_and_configs(args, recipe)
     except (ValueError, OSError) as err:  # RecipeError, a malformed accelerate config
         return fail("oneshot-trl doctor", err)
-    configs = (script_args, training_args, model_args)
-    user_keys = set(recipe.effective)
+    script_args, training_args, model_args = configs
     rows, load_error = count_rows(script_args)
-    plan = batch_plan(training_args, launch.num_processes, user_keys, rows)
+    plan = batch_plan(training_args, launch.num_processes, set(recipe.effective), rows)
     info = model_info(model_args.model_name_or_path)
     errors, warnings = find_problems(script_args, training_args, model_args, plan, info, launch.zero_stage)
     if load_error:
         errors.append(f"training examples: {load_error}")
 
     print(f"oneshot-trl doctor: {args.recipe}")
-    setup = PAPER_SETUPS.get(script_args.paper_setup or "")
-    print(f"paper setup: {script_args.paper_setup or 'none (set paper_setup: to compare with one)'}")
-    if setup:
-        print(f"  target: {setup.target}\n  official values from: {setup.source}")
-    print(f"launch: {launch.describe()}")
-
+    _print_setup(script_args.paper_setup, launch)
     defaults = declared_defaults(configs)
-    print("\nEffective config (set by the recipe or flags; every other field has its default):")
     keys = sorted(defaults) if args.all else list(dict.fromkeys([*recipe.values, *sorted(recipe.flags)]))
-    for key in keys:
-        print(f"  {key}: {_show(effective(configs, key), key)}")
-    print(
-        f"  (derived for world size {plan.world_size}) generation_batch_size: {plan.generation_batch_size}, "
-        f"steps_per_generation: {plan.steps_per_generation}, entropy_coef: {training_args.entropy_coef}"
-    )
-
-    if setup:
-        official = setup.values()
-        diffs = [
-            (k, effective(configs, k), v)
-            for k, v in official.items()
-            if _is_field(configs, k) and not same(effective(configs, k), v)
-        ]
-        shape = [
-            (
-                "prompts per optimizer step",
-                plan.prompts_per_step,
-                OFFICIAL_PROMPTS_PER_STEP,
-            ),
-            ("optimizer steps per generation", plan.updates_per_generation, 1),
-            ("GPUs", launch.num_processes, OFFICIAL_GPUS),
-        ]
-        diffs += [(k, ours, off) for k, ours, off in shape if not same(ours, off)]
-        print(f"\nDiffers from the official {script_args.paper_setup} ({len(diffs)}):")
-        for key, ours, off in diffs:
-            print(f"  {key}: {_show(ours)}   (official: {_show(off)})")
-        if not diffs:
-            print("  nothing")
-
-    trl_diffs = [
-        (k, effective(configs, k), defaults[_alias(k)])
-        for k in keys
-        if k in defaults
-        and _is_trl_field(k)
-        and k not in NAMES
-        and not same(effective(configs, k), defaults[_alias(k)])
-    ]
-    print(f"\nDiffers from TRL's defaults ({len(trl_diffs)}):")
-    for key, ours, default in trl_diffs:
-        print(f"  {key}: {_show(ours, key)}   (TRL default: {_show(default)})")
-
-    print(f"\nBatch (world size {launch.num_processes}):")
-    for line in plan.lines():
-        print(f"  {line}")
-
-    print(f"\nMemory per GPU (estimate for a {args.gpu_memory_gib:g} GiB GPU):")
-    for line in estimate_memory(
-        info, training_args, model_args, launch, plan, script_args.max_prompt_length, args.gpu_memory_gib
-    ):
-        print(f"  {line}")
-
-    from oneshot_trl.retention import max_checkpoints_on_disk
-
-    print(f"\nDisk ({training_args.output_dir}):")
-    kept = max_checkpoints_on_disk(script_args, training_args)
-    for line in disk_lines(info, training_args, model_args, launch, kept):
-        print(f"  {line}")
-    decay = training_args.weight_decay
-    print(
-        f"\nOptimizer: AdamW, weight_decay {decay:g} on every parameter, biases and norms included (the official "
-        "fork's; HF's Trainer would exempt them)"
-        if decay
-        else "\nOptimizer: AdamW, no weight decay"
-    )
+    _print_effective(configs, keys, plan)
+    _print_official_diffs(configs, launch, plan)
+    _print_trl_diffs(configs, keys, defaults)
+    _print_resources(args, configs, info, launch, plan)
 
     kv = kv_cache(info, training_args, plan, script_args.max_prompt_length, args.gpu_memory_gib)
     warnings += launch.precision_warnings(bool(training_args.bf16)) + (kv.warnings() if kv else [])
@@ -289,6 +211,110 @@ def _report(args: argparse.Namespace, recipe: Recipe) -> int:
         return 2
     print("\nOK: no problem found.")
     return 0
+
+
+def _launch_and_configs(args: argparse.Namespace, recipe: Recipe) -> tuple[Launch, tuple[Any, Any, Any]]:
+    from oneshot_trl.recipe import build_configs  # imported with read_recipe_argv (main)
+
+    launch = resolve_launch(args)
+    # TrainingArguments refuses bf16 on a machine without a GPU unless use_cpu is set; the doctor must work on
+    # any machine, so it builds the configs with use_cpu and checks the recipe's own value.
+    forced_cpu = not recipe.effective.get("use_cpu") and not _has_gpu()
+    script_args, training_args, model_args = build_configs(recipe, {"use_cpu": True} if forced_cpu else None)
+    if forced_cpu:
+        training_args.use_cpu = False
+    return launch, (script_args, training_args, model_args)
+
+
+def _print_setup(paper_setup: str | None, launch: Launch) -> None:
+    setup = PAPER_SETUPS.get(paper_setup or "")
+    print(f"paper setup: {paper_setup or 'none (set paper_setup: to compare with one)'}")
+    if setup:
+        print(f"  target: {setup.target}\n  official values from: {setup.source}")
+    print(f"launch: {launch.describe()}")
+
+
+def _print_effective(configs: tuple[Any, ...], keys: list[str], plan: BatchPlan) -> None:
+    print("\nEffective config (set by the recipe or flags; every other field has its default):")
+    for key in keys:
+        print(f"  {key}: {_show(effective(configs, key), key)}")
+    print(
+        f"  (derived for world size {plan.world_size}) generation_batch_size: {plan.generation_batch_size}, "
+        f"steps_per_generation: {plan.steps_per_generation}, entropy_coef: {configs[1].entropy_coef}"
+    )
+
+
+def _print_official_diffs(configs: tuple[Any, ...], launch: Launch, plan: BatchPlan) -> None:
+    """Every value that differs from the official one of the recipe's paper_setup, the run's shape included."""
+    paper_setup = configs[0].paper_setup
+    setup = PAPER_SETUPS.get(paper_setup or "")
+    if not setup:
+        return
+    diffs = [
+        (k, effective(configs, k), v)
+        for k, v in setup.values().items()
+        if _is_field(configs, k) and not same(effective(configs, k), v)
+    ]
+    shape = [
+        ("prompts per optimizer step", plan.prompts_per_step, OFFICIAL_PROMPTS_PER_STEP),
+        ("optimizer steps per generation", plan.updates_per_generation, 1),
+        ("GPUs", launch.num_processes, OFFICIAL_GPUS),
+    ]
+    diffs += [(k, ours, off) for k, ours, off in shape if not same(ours, off)]
+    print(f"\nDiffers from the official {paper_setup} ({len(diffs)}):")
+    for key, ours, off in diffs:
+        print(f"  {key}: {_show(ours)}   (official: {_show(off)})")
+    if not diffs:
+        print("  nothing")
+
+
+def _print_trl_diffs(configs: tuple[Any, ...], keys: list[str], defaults: dict[str, Any]) -> None:
+    trl_diffs = [
+        (k, effective(configs, k), defaults[_alias(k)])
+        for k in keys
+        if k in defaults
+        and _is_trl_field(k)
+        and k not in NAMES
+        and not same(effective(configs, k), defaults[_alias(k)])
+    ]
+    print(f"\nDiffers from TRL's defaults ({len(trl_diffs)}):")
+    for key, ours, default in trl_diffs:
+        print(f"  {key}: {_show(ours, key)}   (TRL default: {_show(default)})")
+
+
+def _print_resources(
+    args: argparse.Namespace,
+    configs: tuple[Any, ...],
+    info: ModelInfo | None,
+    launch: Launch,
+    plan: BatchPlan,
+) -> None:
+    """Batch arithmetic, memory per GPU, disk and the optimizer."""
+    script_args, training_args, model_args = configs
+    print(f"\nBatch (world size {launch.num_processes}):")
+    for line in plan.lines():
+        print(f"  {line}")
+
+    print(f"\nMemory per GPU (estimate for a {args.gpu_memory_gib:g} GiB GPU):")
+    for line in estimate_memory(
+        info, training_args, model_args, launch, plan, script_args.max_prompt_length, args.gpu_memory_gib
+    ):
+        print(f"  {line}")
+
+    # retention imports transformers: like build_configs, only once the cheap argument errors are behind (main)
+    from oneshot_trl.retention import max_checkpoints_on_disk
+
+    print(f"\nDisk ({training_args.output_dir}):")
+    kept = max_checkpoints_on_disk(script_args, training_args)
+    for line in disk_lines(info, training_args, model_args, launch, kept):
+        print(f"  {line}")
+    decay = training_args.weight_decay
+    print(
+        f"\nOptimizer: AdamW, weight_decay {decay:g} on every parameter, biases and norms included (the official "
+        "fork's; HF's Trainer would exempt them)"
+        if decay
+        else "\nOptimizer: AdamW, no weight decay"
+    )
 
 
 def _has_gpu() -> bool:
