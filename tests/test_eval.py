@@ -441,9 +441,6 @@ def test_dry_run_prints_plan_without_model(capsys):
 
 
 def test_revisions_summary_and_push(tiny_eval_model, tmp_path, monkeypatch, capsys):
-    import oneshot_trl.hub.push as push
-    import oneshot_trl.models as resolve
-
     # A local training run dir stands in for a Hub repo: step-000002 -> checkpoint-2 (oneshot_trl.models).
     run = tmp_path / "run"
     run.mkdir()
@@ -451,10 +448,10 @@ def test_revisions_summary_and_push(tiny_eval_model, tmp_path, monkeypatch, caps
         (run / f"checkpoint-{step}").symlink_to(tiny_eval_model, target_is_directory=True)
     pushed = []
     monkeypatch.setattr(
-        resolve, "list_step_revisions", lambda repo_id, token=None: ["step-000002", "step-000004"]
+        cli, "list_step_revisions", lambda repo_id, token=None: ["step-000002", "step-000004"]
     )
     monkeypatch.setattr(
-        push,
+        cli,
         "push_eval_results",
         lambda repo, res, revision="main", token=None: pushed.append((repo, revision)),
     )

@@ -89,8 +89,10 @@ class SeededGenerator:
 def test_evaluate_seeds_runs_sampled_per_seed_greedy_once_and_resumes(tmp_path, capsys):
     problems = {"math500": load_benchmark("math500")[:2], "aime24": load_benchmark("aime24")[:2]}
     gen = SeededGenerator([p for ps in problems.values() for p in ps])
-    request = EvalRequest(problems, get_protocol("one-shot-rlvr"), ModelRef("m"), EvalOutput(tmp_path))
-    out = evaluate_seeds(request, gen, [0, 1, 2])
+    request = EvalRequest(
+        problems, get_protocol("one-shot-rlvr"), ModelRef("m"), EvalOutput(tmp_path), seeds=(0, 1, 2)
+    )
+    out = evaluate_seeds(request, gen)
     assert sorted(gen.calls) == sorted(
         [("math500", 0)] * 2 + [("aime24", s) for s in (0, 1, 2) for _ in range(2)]
     )
@@ -99,9 +101,9 @@ def test_evaluate_seeds_runs_sampled_per_seed_greedy_once_and_resumes(tmp_path, 
     assert out["benchmarks"]["aime24"]["per_seed"] == {"0": 0.25, "1": 0.25, "2": 0.25}  # 60: 4/8, 61: 0/8
     assert json.loads((tmp_path / "results.json").read_text())["average"] == pytest.approx(0.625)
     gen.calls.clear()
-    evaluate_seeds(request, gen, [0, 1, 2])
+    evaluate_seeds(request, gen)
     assert gen.calls == []  # every seed resumed from its own samples
-    evaluate_seeds(request, gen, [0, 1, 2, 3])
+    evaluate_seeds(request.replace(seeds=(0, 1, 2, 3)), gen)
     assert gen.calls == [("aime24", 3), ("aime24", 3)]  # a new seed adds only its own runs
 
 

@@ -227,7 +227,9 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
     return Engine(backend, trust_remote_code=args.trust_remote_code, reloadable=reloadable, **kw)
 
 
-def request_from_args(args: argparse.Namespace, explicit_benchmarks: bool) -> EvalRequest:
+def request_from_args(
+    args: argparse.Namespace, explicit_benchmarks: bool, seeds: list[int] | None = None
+) -> EvalRequest:
     """The request every revision shares (its model and output folder are set per revision)."""
     protocol = get_protocol(args.protocol).with_overrides(
         grader=args.grader, template=args.template, max_new_tokens=args.max_new_tokens, seed=args.seed
@@ -239,6 +241,7 @@ def request_from_args(args: argparse.Namespace, explicit_benchmarks: bool) -> Ev
         output=EvalOutput(overwrite=args.overwrite, audit=args.audit),
         options=EvalOptions(progress=not args.no_progress),
         limit=args.limit,
+        seeds=tuple(seeds) if seeds is not None else None,
     )
 
 
@@ -368,11 +371,10 @@ def check_inputs(args: argparse.Namespace) -> list[int] | None:
 
 
 def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
-    seeds = check_inputs(args)
-    request = request_from_args(args, explicit_benchmarks)
+    request = request_from_args(args, explicit_benchmarks, check_inputs(args))
     engine = engine_from_args(args)
     if args.dry_run:
-        print_plan(args, request, engine.name, seeds)
+        print_plan(args, request, engine.name)
         return 0
 
     revisions = _revision_list(args)
@@ -384,7 +386,7 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
         return base / safe_name(revision or "main") if multi or (revision and not args.output_dir) else base
 
     def report(revision: str | None, folder: Path, results: dict) -> None:
-        print_results(results, folder, seeds)
+        print_results(results, folder)
         if pusher is not None:
             pusher.push(revision, folder, results)
 
@@ -396,7 +398,7 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
         run_lock(base, "--output-dir", "oneshot-trl eval") if ranks.index == 0 else contextlib.nullcontext()
     )
     with lock, engine:  # one writer per output dir (rank 0 holds it for the launch)
-        runs = evaluate_revisions(args.model, revisions, request, engine, output_dir_for, seeds=seeds, ranks=ranks,
+        runs = evaluate_revisions(args.model, revisions, request, engine, output_dir_for, ranks=ranks,
                                   on_result=report)  # fmt: skip
     if multi and ranks.index == 0:
         summary = write_revision_summary(runs, base)
@@ -408,7 +410,7 @@ def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
     return pusher.report() if pusher is not None else 0
 
 
-def print_plan(args: argparse.Namespace, request: EvalRequest, backend: str, seeds: list[int] | None) -> None:
+def print_plan(args: argparse.Namespace, request: EvalRequest, backend: str) -> None:
     """--dry-run: the plan, with the first prompts rendered (only the tokenizer is loaded, when the template needs
     it)."""
     tokenizer = None
@@ -418,15 +420,15 @@ def print_plan(args: argparse.Namespace, request: EvalRequest, backend: str, see
         ref = ModelRef.resolve(args.model, args.revision)
         tokenizer = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=args.trust_remote_code)
     print(describe_plan(request.problems, request.protocol, tokenizer, backend=backend))
-    if seeds is not None:
+    if request.seeds is not None:
         sampled, greedy = split_by_sampling(list(request.problems), request.protocol)
-        print(f"seeds {', '.join(map(str, seeds))}: once per seed: {', '.join(sampled) or 'none'}; "
+        print(f"seeds {', '.join(map(str, request.seeds))}: once per seed: {', '.join(sampled) or 'none'}; "
               f"once (greedy ignores the seed): {', '.join(greedy) or 'none'}")  # fmt: skip
 
 
-def print_results(results: dict, folder: Path, seeds: list[int] | None) -> None:
+def print_results(results: dict, folder: Path) -> None:
     """One revision's table (and audit summary) on stdout."""
-    print(format_table(results) if seeds is None else format_seed_table(results))
+    print(format_seed_table(results) if "seeds" in results else format_table(results))
     if "audit" in results:
         a = results["audit"]
         print(f"\naudit: {a['n_disagreements']} samples where official and math-verify disagree "

@@ -89,6 +89,12 @@ class EvalRequest:
     limit: int | None = field(
         default=None, metadata={"help": "The per-benchmark cut applied (recorded only)."}
     )
+    seeds: tuple[int, ...] | None = field(
+        default=None,
+        metadata={
+            "help": "Sampling seeds: sampled benchmarks once per seed, greedy ones once (`eval.seeds`)."
+        },
+    )
 
     def replace(self, **changes: Any) -> EvalRequest:
         return dataclasses.replace(self, **changes)

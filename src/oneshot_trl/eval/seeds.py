@@ -116,9 +116,11 @@ def _shared(m: Mapping[str, Any]) -> dict[str, Any]:
     return {k: m[k] for k in ("metric", "n_problems", "n_samples") if k in m}
 
 
-def evaluate_seeds(request: EvalRequest, generator: Generator, seeds: Sequence[int]) -> dict[str, Any]:
-    """`evaluate` once for the greedy benchmarks and once per seed for the sampled ones, each into its own folder
-    under `request.output.dir`; the aggregated results.json there. Each run resumes on its own."""
+def evaluate_seeds(request: EvalRequest, generator: Generator) -> dict[str, Any]:
+    """`evaluate` once for the greedy benchmarks and once per seed of `request.seeds` for the sampled ones, each
+    into its own folder under `request.output.dir`; the aggregated results.json there. Each run resumes on its
+    own."""
+    seeds = request.seeds
     if not seeds:
         raise ValueError("evaluate_seeds needs at least one seed.")
     if request.output.dir is None:
@@ -131,6 +133,7 @@ def evaluate_seeds(request: EvalRequest, generator: Generator, seeds: Sequence[i
             problems={n: sets[n] for n in names},
             protocol=protocol,
             output=dataclasses.replace(request.output, dir=out / folder),
+            seeds=None,
         )
         return evaluate(part, generator)
 

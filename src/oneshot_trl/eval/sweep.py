@@ -84,7 +84,6 @@ def evaluate_revisions(
     engine: Engine,
     output_dir_for: Callable[[str | None], Path],
     *,
-    seeds: Sequence[int] | None = None,
     ranks: Ranks | None = None,
     on_result: Callable[[str | None, Path, dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
@@ -101,7 +100,7 @@ def evaluate_revisions(
         engine.load(ref.path)
         folder = output_dir_for(revision)
         part = request.replace(model=ref, output=dataclasses.replace(request.output, dir=folder))
-        results = evaluate(part, engine) if seeds is None else evaluate_seeds(part, engine, seeds)
+        results = evaluate(part, engine) if part.seeds is None else evaluate_seeds(part, engine)
         mine[revision or "main"] = results
         if on_result is not None:
             on_result(revision, folder, results)
