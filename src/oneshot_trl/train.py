@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import transformers
 from transformers import AutoTokenizer, PrinterCallback, ProgressCallback, TrainerCallback, set_seed
@@ -31,9 +31,12 @@ from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
 from oneshot_trl.files import atomic_write_text
+from oneshot_trl.hub.cards import describe_hardware
+from oneshot_trl.hub.push import HubPushCallback
 from oneshot_trl.hub.retry import HubPushFailed, failure_message
 from oneshot_trl.layout import RECIPE_FILE, RUN_INFO_FILE
 from oneshot_trl.lock import run_lock
+from oneshot_trl.models import resolve_model
 from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.precision import PrecisionCallback
 from oneshot_trl.recipe import Recipe, help_text, parse_recipe, read_recipe_argv
@@ -48,9 +51,6 @@ from oneshot_trl.validate import (
     check_weights,
     fail,
 )
-
-if TYPE_CHECKING:
-    from oneshot_trl.hub.push import HubPushCallback
 
 logger = logging.getLogger("oneshot_trl.train")
 ArgsT = TypeVar("ArgsT")
@@ -155,8 +155,6 @@ def build_trainer(
     OUTPUT_DIR/recipe.yaml` re-runs) into output_dir. `extra_callbacks` come last (bench/
     times steps with one).
     """
-    from oneshot_trl.models import resolve_model  # Hub ids with revisions, or local paths
-
     try:  # every input error before the model loads is one line (InputError), not a traceback
         check_vllm_training(training_args)
         # --- Data: the example(s), checked, repeated, as prompts ---
@@ -218,11 +216,12 @@ def build_trainer(
         "examples": examples_to_json(examples),
         "algorithm": script_args.algorithm,
         "reward_funcs": list(script_args.reward_funcs),
-        "reward_weights": rewards.weights[: len(script_args.reward_funcs)],
+        "reward_weights": rewards.weights[: len(script_args.reward_funcs)],  # as given: no monitor's 0
         "paper_setup": script_args.paper_setup,
         "grader": script_args.grader,
         "oneshot_trl_version": __version__,
     }
+    # --- Callbacks: in-training evals, Hub pushes, retention ---
     callbacks: list[TrainerCallback] = []
     eval_callback = None
     if script_args.eval_benchmarks or script_args.eval_dataset:
@@ -232,9 +231,6 @@ def build_trainer(
     if training_args.push_to_hub:
         # Created before the trainer: it takes pushing over from transformers' Trainer. It comes after the eval
         # callback so that a checkpoint's branch carries that checkpoint's eval results.
-        from oneshot_trl.hub.cards import describe_hardware
-        from oneshot_trl.hub.push import HubPushCallback
-
         run_info["hardware"] = describe_hardware(training_args)
         hub_callback = HubPushCallback.from_training_args(  # turns args' own pushing and rotation off
             args,
