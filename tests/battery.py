@@ -329,6 +329,7 @@ def cases(work: Path) -> list[Case]:
              "--hub-repo-id", "user/battery", "--no-progress"], "error", "push", timeout=600))  # fmt: skip
     out += input_cases(work)  # issue 26 items 5 and 8 (appended by the ROOMS helper)
     out += reliability_cases(work)  # issue 26 items 1-4, 6, 7 (appended by the RELIABLE helper)
+    out += recipe_cases(work)  # issue 26 items 5 and 9, issue 24 item 5 (appended by the CONFIG helper)
     return out
 
 
@@ -529,6 +530,45 @@ def reliability_cases(work: Path) -> list[Case]:
 
     add(Case("hub-26", "push --repo-id elsewhere, failing", ["push", f"{w}/run_push", "--repo-id", "other/elsewhere"],
              "error", "push", env={"HF_TOKEN": TOKENS["env"]}, keeps=recorded_repo, timeout=600))  # fmt: skip
+    return out
+
+
+def recipe_cases(work: Path) -> list[Case]:
+    """Issue 26 (second battery) and issue 24 item 5: a duplicated recipe key, no-op numbers, overrides in either
+    spelling in train and doctor, a run re-run from its own saved recipe."""
+    w = str(work)
+    base = yaml.safe_load((work / "recipe.yaml").read_text())
+
+    def recipe(name: str, **overrides) -> str:
+        (work / f"{name}.yaml").write_text(yaml.safe_dump({**base, "output_dir": f"{w}/{name}", **overrides}))
+        return f"{name}.yaml"
+
+    text = (work / "recipe.yaml").read_text()
+    (work / "dup.yaml").write_text(text + "temperature: 0.7\ntemperature: 0.9\n")
+    out: list[Case] = []
+    add = out.append
+    add(Case("recipe-26", "a key set twice", ["train", "dup.yaml"], "error", "'temperature' is set twice"))
+    add(Case("recipe-26", "doctor: a key set twice", ["doctor", "dup.yaml"], "error", "set twice"))
+    add(Case("recipe-26", "doctor learning_rate: 0 (a no-op)", ["doctor", recipe("r26_lr0", learning_rate=0)], "ok",
+             check=lambda o: "warning: learning_rate is 0" in o))  # fmt: skip
+    add(Case("recipe-26", "doctor reward_funcs [none] without entropy (zero advantages)", ["doctor", recipe(
+             "r26_none", reward_funcs=["none"], entropy_coeff=0)], "ok",
+             check=lambda o: "every advantage is 0" in o))  # fmt: skip
+    add(Case("recipe-26", "train with no recipe", ["train"], "error", "give a recipe", timeout=60))
+    add(Case("recipe-26", "train --max_step (a typo)", ["train", "recipe.yaml", "--max_step", "5"], "error",
+             "--max_steps"))  # fmt: skip
+    add(Case("recipe-26", "doctor RECIPE --max-steps 5 (no --)", ["doctor", "recipe.yaml", "--max-steps", "5"], "ok",
+             check=lambda o: "  max_steps: 5\n" in o))  # fmt: skip
+    rec = work / "r26_rec"
+    add(Case("recipe-26", "train with overrides", ["train", recipe("r26_rec", eval_max_new_tokens=16),
+             "--learning-rate", "2e-3", "--max_steps", "1"], "ok", timeout=400,
+             check=lambda o: "learning_rate: 0.002" in (rec / "recipe.yaml").read_text()))  # fmt: skip
+    add(Case("recipe-26", "doctor the run's own recipe.yaml", ["doctor", "r26_rec/recipe.yaml"], "ok",
+             check=lambda o: "eval_max_new_tokens: 16" in o and "max_steps: 1" in o))  # fmt: skip
+    add(Case("recipe-26", "train the run's own recipe.yaml into a new dir", ["train", "r26_rec/recipe.yaml",
+             "--output_dir", f"{w}/r26_rec2"], "ok", timeout=400,
+             check=lambda o: (work / "r26_rec2" / "model.safetensors").read_bytes()
+             == (rec / "model.safetensors").read_bytes()))  # fmt: skip
     return out
 
 
