@@ -78,17 +78,14 @@ def _write_recipe(tmp_path: Path, model_dir: Path, name: str, overrides: dict) -
 
 @pytest.fixture(scope="session")
 def ci_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The lab's base model for CI, pretrained once per session (the lab and PPO tests share it).
+    """The lab's base model for CI (the lab and PPO tests share it): the demo's own, shipped in the package
+    (tests/test_lab.py checks that pretraining its recorded settings still gives a base of its quality)."""
+    from oneshot_trl.lab import base, pretrain
 
-    The demo's own base model (same config, same stopping rule): a couple of minutes on one core.
-    """
-    from oneshot_trl.lab import pretrain
-
-    config = pretrain.BaseModelConfig()
     cache = tmp_path_factory.mktemp("lab-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(pretrain.CACHE_ENV, str(cache))
-        return pretrain.get_base_model(config, progress=False)
+        return base.shipped_base()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from oneshot_trl.lab.runs import RLRunConfig, recipe_for
 from oneshot_trl.lab.task import (
     DEFAULT_EXAMPLE,
     answer_text,
+    careful_share,
     iter_pretraining_problems,
     parse_example,
     splits,
@@ -61,6 +62,27 @@ def test_strategies_careful_is_right_and_shortcut_drops_the_carry():
     assert strategy_of("The answer is 85.") is None
 
 
+def test_careful_share_falls_with_the_size_of_the_numbers():
+    """The base model works carefully less often the bigger the numbers: held-out problems with bigger numbers
+    than the example switch strategy later (the post-saturation rise is built into the task, not the metric)."""
+    config = BaseModelConfig()
+    share = [
+        careful_share(parse_example(f"{t}0+10"), config.careful_most, config.careful_least)
+        for t in range(1, 10)
+    ]
+    assert share == sorted(share, reverse=True) and share[0] == config.careful_most
+    assert (
+        careful_share(parse_example("90+90"), config.careful_most, config.careful_least)
+        == config.careful_least
+    )
+    example = careful_share(parse_example("37+48"), config.careful_most, config.careful_least)
+    test = [careful_share(p, config.careful_most, config.careful_least) for p in splits()["test"]]
+    assert max(test) < 0.5, "greedy decoding takes the shortcut on every problem"
+    assert sum(s < example for s in test) > len(test) / 2, (
+        "most held-out problems are less careful than 37+48"
+    )
+
+
 def test_base_model_is_cached_by_config(tmp_path, monkeypatch):
     monkeypatch.setenv(pretrain.CACHE_ENV, str(tmp_path / "cache"))
     path = get_base_model(TINY_BASE, progress=False)
@@ -80,6 +102,55 @@ def test_base_model_is_cached_by_config(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache" / "lab").glob(".base-*")), (
         "no half-written cache entry is left behind"
     )
+
+
+def test_shipped_base_is_verified_and_a_modified_copy_is_refused(tmp_path, monkeypatch):
+    """`oneshot-trl lab` starts from the shipped base (no pretraining), byte-identical to the package's files;
+    a copy whose bytes changed is refused with a message that says so."""
+    from oneshot_trl.lab import base
+    from oneshot_trl.lab.experiments import resolve_base
+
+    monkeypatch.setenv(pretrain.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(
+        pretrain, "pretrain", lambda *a, **k: pytest.fail("the shipped base needs no pretraining")
+    )
+    info = base.shipped_info()
+    assert info["config"] == BaseModelConfig(seed=info["config"]["seed"]).__dict__, (
+        "defaults are the shipped settings"
+    )
+    assert info["steps"] > 0 and set(info["forced_strategy_val_accuracy"]) == {
+        "careful",
+        "shortcut",
+        "shortcut_rule",
+    }
+    path = Path(resolve_base(None))
+    assert path == base.shipped_base() and base.content_hash(path) == info["content_sha256"]
+    assert Path(resolve_base(None, base_seed=info["config"]["seed"])) == path
+    assert base.describe(path)["source"] == "shipped"
+
+    weights = path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(base.ShippedBaseError, match="was modified"):
+        base.shipped_base()
+    from oneshot_trl import cli  # the dispatcher: a refused base is one line and exit 2 there
+
+    assert cli.main(["lab", "--quiet", "--save-base", str(tmp_path / "copy")]) == 2
+
+
+@pytest.mark.slow
+def test_pretraining_the_recorded_settings_gives_a_base_of_the_recorded_quality(tmp_path):
+    """The shipped base cannot drift away from the code that makes it: pretraining with its recorded settings
+    here gives a base whose forced-strategy val accuracies are within tolerance of the recorded ones (the bytes
+    may differ between machines; `describe` reports the comparison in the lab's results)."""
+    from oneshot_trl.lab import base
+
+    info = pretrain.pretrain(base.shipped_config(), tmp_path / "local", progress=False)
+    comparison = base.compare_with_shipped(tmp_path / "local")
+    assert comparison["same_config"] and info["steps"] <= base.shipped_config().max_steps
+    assert comparison["agrees"], comparison
+    assert base.describe(tmp_path / "local")["vs_shipped"] == comparison
 
 
 def test_pretraining_is_deterministic(tmp_path):
@@ -122,12 +193,13 @@ def test_controls_experiment_recipes_parse(tmp_path):
 
 
 def test_cli_writes_test_set_and_rejects_a_missing_base_model(tmp_path, capsys):
+    from oneshot_trl import cli as oneshot_cli
     from oneshot_trl.lab import cli
 
     assert cli.main(["--save-test-set", str(tmp_path / "test.jsonl")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "test.jsonl").read_text().splitlines()]
     assert len(rows) == 200 and rows[0] == {"id": "71+25", "problem": "What is 71+25?", "answer": "96"}
-    assert cli.main(["--base-model", str(tmp_path / "missing"), "--quiet"]) == 2
+    assert oneshot_cli.main(["lab", "--base-model", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 

@@ -7,8 +7,9 @@
     oneshot-trl lab --save-test-set runs/heldout.jsonl    # the held-out problems, for `oneshot-trl eval`
     oneshot-trl lab --base-model user/lab-base        # a base model pushed to the Hub, or any local folder
 
-The first run pretrains the tiny base model (about a minute on 2 cores) and caches it under
-$ONESHOT_TRL_CACHE (default ~/.cache/oneshot_trl/lab/); later runs start from the cache.
+The lab starts from the base model shipped in the package (oneshot_trl/resources/lab_base/, the same bytes on
+every machine, checked by its content hash). --pretrain or --base-seed pretrains one here instead (a minute or
+two on 2 cores), cached under $ONESHOT_TRL_CACHE (default ~/.cache/oneshot_trl/lab/).
 """
 
 from __future__ import annotations
@@ -58,11 +59,21 @@ def make_parser() -> argparse.ArgumentParser:
         "--pretrain-steps",
         type=int,
         default=None,
-        help="Pretraining steps of the lab base model at most (default 1500; it stops once both strategies "
-        "are learned).",
+        help="Pretrain a base model here with at most this many steps (default 1500; it stops once both "
+        "strategies are learned).",
     )
     parser.add_argument(
-        "--base-seed", type=int, default=0, help="Seed of the lab base model's weights and pretraining data."
+        "--base-seed",
+        type=int,
+        default=None,
+        help="Pretrain a base model with this seed (weights and data) instead of using the shipped one "
+        "(whose seed is in oneshot_trl/resources/lab_base/lab_base.json).",
+    )
+    parser.add_argument(
+        "--pretrain",
+        action="store_true",
+        help="Pretrain the base model on this machine (cached) instead of using the shipped one; the results "
+        "say whether it agrees with the shipped base.",
     )
     parser.add_argument("--seed", type=int, default=0, help="RL seed of the demo (sampling, data order).")
     parser.add_argument("--example", default="37+48", help="The one training problem of the demo, as 'a+b'.")
@@ -115,23 +126,20 @@ def main(argv: list[str] | None = None) -> int:
 
         hf_logging.disable_progress_bar()
         datasets.disable_progress_bars()
-    try:
+    try:  # an InputError is one line and exit 2 (oneshot_trl.cli)
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
-        print(
-            f"oneshot-trl lab: --seeds must be comma-separated integers, got {args.seeds!r}", file=sys.stderr
-        )
-        return 2
+        raise InputError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
 
     from oneshot_trl.lab import experiments, report
+    from oneshot_trl.lab.base import ShippedBaseError
     from oneshot_trl.lab.runs import RLRunConfig, write_problems
     from oneshot_trl.lab.task import parse_example, splits
 
     try:
         example = parse_example(args.example)
     except ValueError as err:
-        print(f"oneshot-trl lab: {err}", file=sys.stderr)
-        return 2
+        raise InputError(str(err)) from None
     if args.save_test_set:
         path = write_problems(splits()["test"], Path(args.save_test_set))
         print(f"{len(splits()['test'])} held-out problems written to {path}")
@@ -139,11 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         base = experiments.resolve_base(
-            args.base_model, args.base_revision, args.pretrain_steps, progress, args.base_seed
+            args.base_model, args.base_revision, args.pretrain_steps, progress, args.base_seed, args.pretrain
         )
-    except ValueError as err:  # an unknown Hub id or a missing folder: the message says what was tried
-        print(f"oneshot-trl lab: {err}", file=sys.stderr)
-        return 2
+    except (
+        ValueError,
+        ShippedBaseError,
+    ) as err:  # an unknown Hub id or a missing folder: says what was tried
+        raise InputError(str(err)) from None
     if args.save_base:
         shutil.copytree(base, args.save_base, dirs_exist_ok=True)
         print(f"base model copied to {args.save_base}")
@@ -177,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"1-shot RLVR on {example.problem!r} (answer {example.answer}), {config.steps} GRPO steps; "
           f"held-out: {results['after']['n_problems']} problems, greedy. Micro-scale synthetic task (CPU).")  # fmt: skip
     print(report.before_after_table(results["before"], results["after"], results["base_profile"]))
+    print(report.base_line(results["base"]))
     curve = ", ".join(f"{p['step']}: {report.pct(p['accuracy'])}" for p in results["heldout_curve"])
     print(f"held-out accuracy by step: {curve}")
     rewards = results["train_reward"]

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from oneshot_trl.lab import report
-from oneshot_trl.lab.runs import METRICS, RLRunConfig, evaluate_lab, run
+from oneshot_trl.lab.base import describe as describe_base
+from oneshot_trl.lab.runs import METRICS, RLRunConfig, evaluate_lab, run, saturation
 from oneshot_trl.lab.task import splits
 
 logger = logging.getLogger(__name__)
@@ -98,11 +99,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             "post-saturation",
-            "Train accuracy on the one example saturates early; test accuracy keeps rising long after.",
+            "Train accuracy on the one example saturates early; test accuracy keeps rising long after, helped by "
+            "the entropy bonus ({pi1} MATH500 72.8 with 0.001 vs 68.2 without).",
             (
-                Arm("1 example (37+48)", RLRunConfig(steps=100, eval_every=10)),
-                # after saturation every group has zero advantage; what still moves the weights is the entropy bonus
-                Arm("1 example, no entropy bonus", RLRunConfig(steps=100, eval_every=10, entropy_coeff=0.0)),
+                Arm("entropy 0.001 (paper, the demo)", RLRunConfig()),
+                Arm("entropy 0", RLRunConfig(entropy_coeff=0.0)),
+                Arm("entropy 0.01", RLRunConfig(entropy_coeff=0.01)),
             ),
             curves=True,
         ),
@@ -162,18 +164,26 @@ def resolve_base(
     revision: str | None = None,
     pretrain_steps: int | None = None,
     progress: bool = True,
-    base_seed: int = 0,
+    base_seed: int | None = None,
+    pretrain: bool = False,
 ) -> str:
-    """A local folder with the base model: the cached lab model (built if needed) or `base_model` resolved."""
+    """A local folder with the base model: the shipped base (verified by its content hash), a base pretrained
+    here (`pretrain`, another `base_seed` or `pretrain_steps`: the shipped base's settings otherwise; cached),
+    or `base_model` resolved."""
     if base_model is not None:
         from oneshot_trl.models import resolve_model
 
         return resolve_model(base_model, revision=revision).path
-    from oneshot_trl.lab.pretrain import BaseModelConfig, get_base_model
+    from oneshot_trl.lab.base import shipped_base, shipped_config
+    from oneshot_trl.lab.pretrain import get_base_model
 
-    config = BaseModelConfig(seed=base_seed)
+    config = shipped_config()
+    if base_seed is not None:
+        config = replace(config, seed=base_seed)
     if pretrain_steps is not None:
         config = replace(config, max_steps=pretrain_steps)
+    if config == shipped_config() and not pretrain:
+        return str(shipped_base())
     return str(get_base_model(config, progress=progress))
 
 
@@ -217,6 +227,7 @@ def run_demo(
     record = run(config, base_model, output_dir, progress=progress)
     results = {
         "base_model": base_model,
+        "base": describe_base(base_model),
         "base_profile": profile,
         **{
             k: record[k]
@@ -318,32 +329,11 @@ def _tail_mean(values: Sequence[float], n: int = 5) -> float:
 
 
 def _saturation_summary(runs: dict[str, list[dict]]) -> dict:
-    """Per run: first step where the example's train accuracy reaches 90% (5-step mean) and held-out then vs end."""
-    out = {}
-    for arm, records in runs.items():
-        per_seed = []
-        for r in records:
-            acc = r["train_accuracy"]
-            window = [
-                sum(acc[max(0, i - 4) : i + 1]) / len(acc[max(0, i - 4) : i + 1]) for i in range(len(acc))
-            ]
-            saturated = next((i + 1 for i, v in enumerate(window) if v >= 0.9), None)
-            points = r["heldout_curve"]
-            at_sat = None
-            if saturated is not None:
-                at_sat = min(points, key=lambda p: abs(p["step"] - saturated))
-            per_seed.append(
-                {
-                    "seed": r["config"]["seed"],
-                    "saturation_step": saturated,
-                    "held_out_at_saturation": at_sat
-                    and {m: at_sat[m] for m in METRICS} | {"step": at_sat["step"]},
-                    "held_out_final": {m: points[-1][m] for m in METRICS} | {"step": points[-1]["step"]},
-                    "held_out_max_accuracy": max(p["accuracy"] for p in points),
-                }
-            )
-        out[arm] = per_seed
-    return out
+    """Per arm, per seed: `runs.saturation` (saturation step, held-out at base, saturation, end, best)."""
+    return {
+        arm: [{"seed": r["config"]["seed"], **saturation(r)} for r in records]
+        for arm, records in runs.items()
+    }
 
 
 def experiment_table(results: dict) -> str:
@@ -385,17 +375,7 @@ def experiment_table(results: dict) -> str:
         "rollouts, nats): mean of the last 5 steps.",
     ]
     for arm, per_seed in results.get("saturation", {}).items():
-        lines += ["", f"Saturation ({arm}): step where the example's train accuracy first reaches 90% (5-step mean),"
-                  " held-out accuracy at that checkpoint and at the end:", "",
-                  "| seed | saturation step | held-out acc. at saturation | held-out acc. at end | best |", "|---|---|---|---|---|"]  # fmt: skip
-        for s in per_seed:
-            at = s["held_out_at_saturation"]
-            lines.append(
-                f"| {s['seed']} | {s['saturation_step'] or 'never'} | "
-                f"{report.pct(at['accuracy']) + ' (step ' + str(at['step']) + ')' if at else '–'} | "
-                f"{report.pct(s['held_out_final']['accuracy'])} (step {s['held_out_final']['step']}) | "
-                f"{report.pct(s['held_out_max_accuracy'])} |"
-            )
+        lines += ["", f"Saturation ({arm}):", "", *report.saturation_table(per_seed)]
     return "\n".join(lines)
 
 

@@ -2,8 +2,8 @@
 
 The base model plays the role of Qwen2.5-Math-1.5B in the paper: it *can* solve most problems (its pass@8 is
 high), but its default behaviour often does not. Its pretraining answers take the careful strategy
-(`careful_fraction`, right every time) or the shortcut (the rest: no carry, right only when the units do not
-carry), and box the final answer with probability `boxed_fraction`; see `oneshot_trl.lab.task`. Greedy decoding
+(`careful_most` on the smallest numbers to `careful_least` on the biggest, right every time) or the shortcut (the
+rest: no carry, right only when the units do not carry), and box the final answer with probability `boxed_fraction`; see `oneshot_trl.lab.task`. Greedy decoding
 takes the majority strategy and format, so the base model's greedy accuracy is about the shortcut's.
 
 Pretraining runs until the model has learned *both* strategies, measured on the held-out `val` split with the
@@ -14,7 +14,8 @@ A plain next-token loop on the answer tokens: this is not the part of the projec
 
 Built deterministically from `BaseModelConfig` and cached under `cache_dir()/lab/base-<hash>`, so the second
 `oneshot-trl lab` starts in seconds; the folder is an ordinary model repo (push it with `hf upload` and pass
-the id to `--base-model`). The same config gives different weights on machines whose CPU float kernels differ.
+the id to `--base-model`). The same config gives different weights on machines whose CPU float kernels differ,
+which is why the lab ships one pretrained base (`oneshot_trl.lab.base`) and pretrains only when asked.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from oneshot_trl.lab.task import (
     STRATEGY_PREFIX,
     ArithmeticProblem,
     answer_text,
+    careful_share,
     iter_pretraining_problems,
     splits,
 )
@@ -49,7 +51,7 @@ from oneshot_trl.progress import progress_bar
 logger = logging.getLogger(__name__)
 
 # Bump when the pretraining code changes what it produces: cached models of other versions are rebuilt.
-PRETRAIN_VERSION = 5
+PRETRAIN_VERSION = 6
 CACHE_ENV = "ONESHOT_TRL_CACHE"
 
 
@@ -77,8 +79,17 @@ class BaseModelConfig:
         default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay to 10%)."}
     )
     warmup_steps: int = field(default=100, metadata={"help": "Linear warmup steps."})
-    careful_fraction: float = field(
-        default=0.4, metadata={"help": "Share of answers taking the careful strategy (the rest: shortcut)."}
+    careful_most: float = field(
+        default=0.45,
+        metadata={
+            "help": "Share of careful answers (the rest: shortcut) on the smallest numbers (tens sum 2)."
+        },
+    )
+    careful_least: float = field(
+        default=0.05,
+        metadata={
+            "help": "Share of careful answers on the biggest numbers (tens sum 18); linear in between."
+        },
     )
     boxed_fraction: float = field(default=0.5, metadata={"help": "Share of answers written as \\boxed{N}."})
     seed: int = field(default=0, metadata={"help": "Seed of the weights and the data stream."})
@@ -103,7 +114,8 @@ def chat_prompt(tokenizer, question: str) -> str:
 
 
 def _sample_answer(rng: random.Random, problem: ArithmeticProblem, config: BaseModelConfig) -> str:
-    strategy = "careful" if rng.random() < config.careful_fraction else "shortcut"
+    share = careful_share(problem, config.careful_most, config.careful_least)
+    strategy = "careful" if rng.random() < share else "shortcut"
     return answer_text(problem, strategy, boxed=rng.random() < config.boxed_fraction) + IM_END
 
 
@@ -192,7 +204,9 @@ def pretrain(config: BaseModelConfig, output_dir: str | Path, progress: bool = T
     batches = _batches(tokenizer, config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        bar = progress_bar(total=config.max_steps, desc="pretrain base model", disable=not progress, leave=False)
+        bar = progress_bar(
+            total=config.max_steps, desc="pretrain base model", disable=not progress, leave=False
+        )
         while step < config.max_steps:
             input_ids, labels = next(batches)
             # right padding + causal attention: pads never influence real tokens, so no mask is needed

@@ -48,6 +48,45 @@ def before_after_table(before: Mapping[str, float], after: Mapping[str, float], 
     return "\n".join(lines)
 
 
+def saturation_table(rows: Sequence[Mapping], key: str = "seed") -> list[str]:
+    """Markdown rows of `runs.saturation` records (one per seed, or per grid cell with `key`)."""
+    lines = [
+        "The example counts as saturated at the first step where its train accuracy, mean of the last 5 steps, "
+        "reaches 90%; held-out accuracy (%) at the first eval at or after that step, at the end, and at its best.",
+        "",
+        f"| {key} | saturation step | held-out base | at saturation | end | best | lift | end - saturation |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        at, gain = r["at_saturation"], r["post_saturation_gain"]
+        lines.append(
+            f"| {r[key]} | {r['saturation_step'] or 'never'} | {pct(r['base'])} | "
+            f"{pct(at['accuracy']) + ' (step ' + str(at['step']) + ')' if at else '–'} | "
+            f"{pct(r['end']['accuracy'])} (step {r['end']['step']}) | {pct(r['best']['accuracy'])} "
+            f"(step {r['best']['step']}) | {pct(r['lift'])} | {'–' if gain is None else f'{100 * gain:+.1f}'} |"
+        )
+    return lines
+
+
+def base_line(base: Mapping) -> str:
+    """One line on the base model: shipped or pretrained here, and whether a local pretraining of the shipped
+    base's settings agrees with the shipped base."""
+    if base["source"] == "other":
+        return f"base model: {base['path']}"
+    line = (
+        f"base model: {base['source']} (seed {base['seed']}, {base['steps']} pretraining steps, "
+        f"content {base['content_sha256'][:12]})"
+    )
+    vs = base.get("vs_shipped")
+    if vs is not None:
+        gaps = ", ".join(f"{k} {100 * v:+.1f}" for k, v in vs["forced_accuracy_gap"].items())
+        verdict = (
+            "identical to" if vs["identical_weights"] else "agrees with" if vs["agrees"] else "DISAGREES with"
+        )
+        line += f"; {verdict} the shipped base (forced-strategy accuracy gaps, points: {gaps})"
+    return line
+
+
 def _plt():
     import matplotlib
 

@@ -15,10 +15,16 @@ the operands:
   also rewarded the memorised "3+4=8" of a shortcut that lands on 85, and the careful strategy's column sums
   on other problems drifted towards 8 (held-out accuracy 97.5 -> 73.5 within 30 steps of saturation).
 
-The shortcut is the majority in pretraining, so greedy decoding takes it; sampling takes the careful strategy
-often enough that the base model solves most problems within 8 samples. The final answer is boxed or not
-("The answer is \\boxed{85}." / "The answer is 85."), a separate choice shared by both strategies, so format
-(what the boxed-only reward needs) and strategy (what any grader needs) can move separately.
+The shortcut is the majority in pretraining, and more so the bigger the numbers (`careful_share`: 45% careful
+answers when the tens digits sum to 2, falling linearly to 5% when they sum to 18; 37+48 gets 32.5%), so greedy
+decoding takes it everywhere; sampling takes the careful strategy often enough that the base model solves most
+problems within 8 samples. RL on one example shifts the strategy choice that every problem shares; a held-out
+problem switches once the shift outweighs its own lean towards the shortcut, so problems with bigger numbers
+than the example switch only after the example is solved: held-out accuracy keeps rising after the training
+example saturates (the paper's post-saturation generalization, built into the task, not into the metric). The
+final answer is boxed or not ("The answer is \\boxed{85}." / "The answer is 85."), a separate choice shared by
+both strategies, so format (what the boxed-only reward needs) and strategy (what any grader needs) can move
+separately.
 
 Splits are disjoint sets of operand pairs: `test` (held out from pretraining and RL, the lab's benchmark),
 `val` (held out too: pretraining checks both strategies there), `train` (the RL pool: the "full set" of
@@ -70,9 +76,22 @@ class ArithmeticProblem:
         return self.a % 10 + self.b % 10 >= 10
 
     @property
+    def tens_sum(self) -> int:
+        """The tens digits' sum (2..18): how big the numbers are, and how rarely the base model works carefully."""
+        return self.a // 10 + self.b // 10
+
+    @property
     def shortcut_answer(self) -> str:
         """What the shortcut writes: tens and units added separately, the carry dropped."""
         return f"{self.a // 10 + self.b // 10}{(self.a + self.b) % 10}"
+
+
+def careful_share(problem: ArithmeticProblem, most: float, least: float) -> float:
+    """Pretraining's share of careful answers to `problem`: `most` at the smallest tens sum (2), falling
+    linearly to `least` at the largest (18). The bigger the numbers, the more often the base model takes the
+    shortcut, so held-out problems with bigger numbers than the training example switch strategy only after it
+    (the post-saturation rise)."""
+    return most + (least - most) * (problem.tens_sum - 2) / 16
 
 
 def parse_example(text: str) -> ArithmeticProblem:
