@@ -25,7 +25,9 @@ one these tests follow:
   the official run is on-policy, ratio 1).
 - `low_var_kl`. 0.9.1 clamps the log-ratio to [-20, 20] before the exponential; the fork does not. Both clamp the
   estimate to [-10, 10], which already makes the value 10 and the gradient 0 wherever the inner clamp would act:
-  no difference. TRL has neither clamp: OneShotGRPOTrainer adds the outer one (`kl_clamp`).
+  no difference in exact arithmetic; in fp32 the fork's exp overflows from a log-ratio of ~89 (NaN), 0.9.1's does
+  not. TRL has neither clamp: OneShotGRPOTrainer computes 0.9.1's (`update_rule.verl_low_var_kl`, tested
+  elementwise against `kl_penalty` from -90 to 90 and through the trainer at log-ratios up to 90).
 - `masked_mean`. 0.9.1 divides by mask.sum() + 1e-8, the fork by mask.sum(): relative 1e-9 here.
 - GRPO advantage. 0.9.1 adds `norm_adv_by_std_in_grpo` (default true = the fork's rule); same (r - mean) /
   (unbiased std + 1e-6). TRL: + 1e-4, hard-coded; OneShotGRPOTrainer uses `advantage_epsilon` (1e-6).
