@@ -477,10 +477,12 @@ def reliability_cases(work: Path) -> list[Case]:
     add(Case("resume-26", "fresh run over a run that has no checkpoint", ["train", recipe("r26_nock")], "error",
              "overwrite_output_dir", before=run_without_checkpoints, timeout=400))  # fmt: skip
 
-    def only_damaged_checkpoints() -> None:
+    def only_damaged_checkpoints() -> None:  # a run killed mid-save: no final state or model, checkpoints cut
         shutil.copytree(res, work / "r26_dmg", dirs_exist_ok=True)
         for old in (work / "r26_dmg").glob("checkpoint-*"):
             (old / "trainer_state.json").write_text("{")
+        for final in [work / "r26_dmg" / "trainer_state.json", *(work / "r26_dmg").glob("*.safetensors")]:
+            final.unlink(missing_ok=True)
 
     add(Case("resume-26", "resume when every checkpoint is damaged", ["train", recipe("r26_dmg"),
              "--resume_from_checkpoint", "true"], "error", "overwrite_output_dir", before=only_damaged_checkpoints,
