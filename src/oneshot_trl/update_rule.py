@@ -8,7 +8,7 @@ token mean over a micro-batch, scaled by 1 / gradient accumulation) except in th
 - verl's `low_var_kl` (0.9.1's `kl_penalty_forward`) clamps the log-ratio ref - policy to [-20, 20], then each
   token's k3 estimate to [-10, 10] (`kl_clamp`): a clamped token contributes a constant and no gradient. TRL adds
   `beta * k3` unclamped; correcting it afterwards (adding clamp(k3) - k3) cancels badly where k3 is large (exp of
-  the log-ratio: a loss 3.5% off at a log-ratio of 16, wholly wrong at 30, NaN from 89 in fp32). So while TRL computes
+  the log-ratio: relative gradient error 1e-4 at a log-ratio of 16, NaN from 89 in fp32). So while TRL computes
   its loss we hide `beta` from it and add `beta * verl_low_var_kl`, reduced exactly as TRL reduces its per-token
   loss, and log verl's estimate as `kl`.
 - verl's GRPO advantage is (r - group mean) / (std + 1e-6); TRL adds 1e-4 (`advantage_epsilon`). We recompute
