@@ -499,21 +499,25 @@ def reliability_cases(work: Path) -> list[Case]:
     # --- one writer per run ----------------------------------------------------------------------------------
     two = work / "r26_two"
 
-    def start_first_writer() -> None:
+    def start_first_writer() -> None:  # a long run, still at work when the second one starts
         env = {**os.environ, "PYTHONPATH": os.environ.get("BATTERY_SRC", ""), "HF_HUB_OFFLINE": "1",
                "OMP_NUM_THREADS": "1"}  # fmt: skip
         background.append(subprocess.Popen([sys.executable, "-m", "oneshot_trl.cli", "train", recipe("r26_two",
-                          max_steps=4)], cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+                          max_steps=500, save_steps=1000)], cwd=work, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL))  # fmt: skip
         deadline = time.monotonic() + 300
         while not (two / "oneshot_run.json").exists() and time.monotonic() < deadline:
             time.sleep(0.2)  # the first writer is at work (its run record is written before step 1)
 
     def one_history() -> bool:
-        background.pop().wait(timeout=600)
+        first = background.pop()
+        first.send_signal(signal.SIGINT)  # the first writer has shown what it needed to: stop it
+        first.wait(timeout=300)
         steps = [json.loads(line)["step"] for line in (two / "accuracy_history.jsonl").read_text().splitlines()]
         return steps == sorted(set(steps))
 
-    add(Case("writers-26", "two trains into one output_dir at once", ["train", "r26_two.yaml"], "error", "in use",
+    add(Case("writers-26", "two trains into one output_dir at once", ["train", "r26_two.yaml", "--max_steps", "2"],
+             "error", "in use",
              before=start_first_writer, keeps=one_history, timeout=400))  # fmt: skip
     # --- interrupts and full disks ---------------------------------------------------------------------------
     add(Case("interrupts-26", "Ctrl-C after the first checkpoint", ["train", recipe("r26_int", max_steps=200)],
