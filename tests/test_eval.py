@@ -626,3 +626,15 @@ def test_in_training_eval_context_is_checked_when_training_starts(tiny_model_dir
         callback.on_train_begin(None, SimpleNamespace(global_step=0), None)
     recipe.eval_max_new_tokens = 8
     callback.check_context()  # fits: no error
+
+
+def test_doctor_refuses_in_training_evals_past_the_models_context(make_recipe, capsys):
+    # issue 26: `eval_benchmarks: [math500]` at the protocol's 3,072 tokens on a 512-position model passed doctor
+    from oneshot_trl import doctor
+
+    assert doctor.main([str(make_recipe(eval_benchmarks=["math500"], eval_limit=4))]) == 2
+    err = capsys.readouterr().err
+    assert "in-training evals: math500: problem" in err and "exceeds the model's context of 512" in err
+    assert (
+        doctor.main([str(make_recipe(eval_benchmarks=["math500"], eval_limit=4, eval_max_new_tokens=8))]) == 0
+    )

@@ -28,9 +28,10 @@ from oneshot_trl.checks import BatchPlan, Launch, batch_plan, count_rows, find_p
 from oneshot_trl.memory import ModelInfo, disk_lines, estimate_memory, kv_cache, model_info
 from oneshot_trl.offload import cpu_adam_problem
 from oneshot_trl.recipe_source import RecipeError, split_argv
+from oneshot_trl.retention import max_checkpoints_on_disk
 from oneshot_trl.secrets import is_secret_key, scrub, secrets_in
 from oneshot_trl.setups import OFFICIAL_GPUS, OFFICIAL_PROMPTS_PER_STEP, PAPER_SETUPS
-from oneshot_trl.validate import fail
+from oneshot_trl.validate import InputError, fail
 
 if TYPE_CHECKING:
     from oneshot_trl.recipe import Recipe
@@ -188,6 +189,8 @@ def _report(args: argparse.Namespace, recipe: Recipe) -> int:
     errors, warnings = find_problems(script_args, training_args, model_args, plan, info, launch.zero_stage)
     if load_error:
         errors.append(f"training examples: {load_error}")
+    if eval_error := _eval_context_error(script_args, training_args, model_args):
+        errors.append(eval_error)
 
     print(f"oneshot-trl doctor: {args.recipe}")
     _print_setup(script_args.paper_setup, launch)
@@ -211,6 +214,29 @@ def _report(args: argparse.Namespace, recipe: Recipe) -> int:
         return 2
     print("\nOK: no problem found.")
     return 0
+
+
+def _eval_context_error(script_args: Any, training_args: Any, model_args: Any) -> str | None:
+    """The in-training evals' prompts + eval_max_new_tokens against the model's context (and vLLM's
+    vllm_max_model_length), as BenchmarkEvalCallback checks it when training starts: here, before any GPU time."""
+    if not (script_args.eval_benchmarks or script_args.eval_full_benchmarks or script_args.eval_dataset):
+        return None
+    # callbacks and the tokenizer import transformers/TRL: only for a recipe with evals
+    from oneshot_trl.callbacks import BenchmarkEvalCallback
+    from oneshot_trl.eval.runner import check_model_context
+    from oneshot_trl.models import resolve_model
+
+    try:
+        path = resolve_model(model_args.model_name_or_path, revision=model_args.model_revision).path
+        request = BenchmarkEvalCallback(script_args, path).request("")
+    except (ValueError, OSError):  # a model or eval dataset that is not here (offline): other checks say so
+        return None
+    max_model_len = training_args.vllm_max_model_length if training_args.use_vllm else None
+    try:
+        check_model_context(path, request.problems, request.protocol, max_model_len)
+    except InputError as err:
+        return f"in-training evals: {err}"
+    return None
 
 
 def _launch_and_configs(args: argparse.Namespace, recipe: Recipe) -> tuple[Launch, tuple[Any, Any, Any]]:
@@ -300,9 +326,6 @@ def _print_resources(
         info, training_args, model_args, launch, plan, script_args.max_prompt_length, args.gpu_memory_gib
     ):
         print(f"  {line}")
-
-    # retention imports transformers: like build_configs, only once the cheap argument errors are behind (main)
-    from oneshot_trl.retention import max_checkpoints_on_disk
 
     print(f"\nDisk ({training_args.output_dir}):")
     kept = max_checkpoints_on_disk(script_args, training_args)
