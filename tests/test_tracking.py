@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 from test_train import ENV
 
+from oneshot_trl.callbacks import CheckpointRetentionCallback
 from oneshot_trl.layout import RESULTS_FILE, checkpoint_name, eval_dir
 from oneshot_trl.retention import (
-    CheckpointRetentionCallback,
     checkpoints_to_keep,
     max_checkpoints_on_disk,
     metric_value,

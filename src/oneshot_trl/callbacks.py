@@ -7,8 +7,10 @@ where the rewards are known.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,9 +30,9 @@ from oneshot_trl.eval.protocols import get_protocol
 from oneshot_trl.eval.request import EvalOptions, EvalOutput, EvalRequest, ModelRef
 from oneshot_trl.eval.runner import check_context, evaluate
 from oneshot_trl.eval.sharding import Shard
-from oneshot_trl.layout import RESULTS_FILE, checkpoint_name, eval_dir
+from oneshot_trl.layout import RESULTS_FILE, checkpoint_dirs, checkpoint_name, eval_dir
 from oneshot_trl.progress import progress_bar
-from oneshot_trl.retention import AVERAGE_METRIC, metric_value
+from oneshot_trl.retention import AVERAGE_METRIC, checkpoints_to_keep, metric_value, retention_metrics
 from oneshot_trl.tracking import CompactLog, log_eval
 
 if TYPE_CHECKING:
@@ -233,3 +235,83 @@ class BenchmarkEvalCallback(TrainerCallback):
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         self._evaluate_step(str(Path(args.output_dir) / checkpoint_name(state.global_step)), args, state)
+
+
+class CheckpointRetentionCallback(TrainerCallback):
+    """Delete checkpoints that are neither the newest `keep_last` nor the best `keep_best` by `metrics`.
+
+    `deletable(step)` says whether a checkpoint may go at all (with push_to_hub: its upload succeeded). Runs on the
+    process that saves (`args.should_save`), after the eval and Hub callbacks' `on_save` (add it after them).
+    """
+
+    def __init__(
+        self,
+        keep_last: int,
+        keep_best: int,
+        metrics: Sequence[str],
+        deletable: Callable[[int], bool] = lambda step: True,
+    ) -> None:
+        self.keep_last, self.keep_best, self.metrics = keep_last, keep_best, list(metrics)
+        self.deletable = deletable
+
+    def scores(self, output_dir: str | Path, steps: Iterable[int]) -> dict[str, dict[int, float]]:
+        """Each metric's value per checkpoint step, from the checkpoint's in-training eval."""
+        scores: dict[str, dict[int, float]] = {m: {} for m in self.metrics}
+        for step in steps:
+            path = eval_dir(output_dir, step) / RESULTS_FILE
+            try:
+                results = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # not evaluated (yet), or evaluated elsewhere: never ranked, kept while newest
+            for metric in self.metrics:
+                value = metric_value(results, metric)
+                if value is not None:
+                    scores[metric][step] = value
+        return scores
+
+    def rotate(self, output_dir: str | Path) -> list[int]:
+        """Delete what retention does not keep; returns the deleted steps."""
+        local = checkpoint_dirs(output_dir)
+        scores = self.scores(output_dir, local)
+        keep = checkpoints_to_keep(local, scores, self.keep_last, self.keep_best)
+        deleted = []
+        for step, path in sorted(local.items()):
+            if step in keep or not self.deletable(step):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            deleted.append(step)
+            logger.info(
+                "Retention: deleted %s (not among the newest %d or the best %d by %s).",
+                path,
+                self.keep_last,
+                self.keep_best,
+                ", ".join(self.metrics) or "-",
+            )
+        return deleted
+
+    def on_save(self, args, state, control, **kwargs):
+        if args.should_save:
+            self.rotate(args.output_dir)
+        return control
+
+
+def uploaded_steps(hub_callback: Any) -> Callable[[int], bool]:
+    """`deletable` for a run that pushes: only checkpoints whose upload to their branch succeeded."""
+
+    def deletable(step: int) -> bool:
+        pushes = hub_callback.summary()["pushes"]
+        return any(p["kind"] == "checkpoint" and p["step"] == step and p["status"] == "ok" for p in pushes)
+
+    return deletable
+
+
+def build_retention(script_args: Any, hub_callback: Any = None) -> CheckpointRetentionCallback | None:
+    """The recipe's retention callback (None without `keep_last_checkpoints`)."""
+    if script_args.keep_last_checkpoints is None:
+        return None
+    return CheckpointRetentionCallback(
+        script_args.keep_last_checkpoints,
+        script_args.keep_best_checkpoints,
+        retention_metrics(script_args),
+        uploaded_steps(hub_callback) if hub_callback is not None else (lambda step: True),
+    )

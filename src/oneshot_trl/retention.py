@@ -1,8 +1,9 @@
 """Checkpoint retention that keeps the evidence: the newest N checkpoints plus the best K by in-training evals.
+The rules (light: doctor and checks use them); the Trainer callback that applies them is in `callbacks`.
 
 transformers' `save_total_limit` deletes the oldest checkpoints whatever their eval (`load_best_model_at_end`
 protects one, and only by the Trainer's own `evaluate`), so a day-long run keeps its last ten checkpoints and loses
-the best one the paper would report. `CheckpointRetentionCallback` runs after each save and its eval
+the best one the paper would report. `callbacks.CheckpointRetentionCallback` runs after each save and its eval
 (`callbacks.BenchmarkEvalCallback`) and push (`hub.push.HubPushCallback`), reads every kept checkpoint's eval
 from `eval/step-NNNNNN/results.json` (so a resumed run ranks the checkpoints evaluated before it), and deletes
 only what is neither among the newest `keep_last_checkpoints` nor among the best `keep_best_checkpoints` by any
@@ -12,17 +13,11 @@ deleted only once its upload succeeded.
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from transformers import TrainerCallback
-
 from oneshot_trl.eval.benchmarks import SIX_BENCHMARKS
-from oneshot_trl.layout import RESULTS_FILE, checkpoint_dirs, eval_dir
 
 logger = logging.getLogger(__name__)
 
@@ -62,74 +57,6 @@ def checkpoints_to_keep(
     return keep
 
 
-class CheckpointRetentionCallback(TrainerCallback):
-    """Delete checkpoints that are neither the newest `keep_last` nor the best `keep_best` by `metrics`.
-
-    `deletable(step)` says whether a checkpoint may go at all (with push_to_hub: its upload succeeded). Runs on the
-    process that saves (`args.should_save`), after the eval and Hub callbacks' `on_save` (add it after them).
-    """
-
-    def __init__(
-        self,
-        keep_last: int,
-        keep_best: int,
-        metrics: Sequence[str],
-        deletable: Callable[[int], bool] = lambda step: True,
-    ) -> None:
-        self.keep_last, self.keep_best, self.metrics = keep_last, keep_best, list(metrics)
-        self.deletable = deletable
-
-    def scores(self, output_dir: str | Path, steps: Iterable[int]) -> dict[str, dict[int, float]]:
-        """Each metric's value per checkpoint step, from the checkpoint's in-training eval."""
-        scores: dict[str, dict[int, float]] = {m: {} for m in self.metrics}
-        for step in steps:
-            path = eval_dir(output_dir, step) / RESULTS_FILE
-            try:
-                results = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue  # not evaluated (yet), or evaluated elsewhere: never ranked, kept while newest
-            for metric in self.metrics:
-                value = metric_value(results, metric)
-                if value is not None:
-                    scores[metric][step] = value
-        return scores
-
-    def rotate(self, output_dir: str | Path) -> list[int]:
-        """Delete what retention does not keep; returns the deleted steps."""
-        local = checkpoint_dirs(output_dir)
-        scores = self.scores(output_dir, local)
-        keep = checkpoints_to_keep(local, scores, self.keep_last, self.keep_best)
-        deleted = []
-        for step, path in sorted(local.items()):
-            if step in keep or not self.deletable(step):
-                continue
-            shutil.rmtree(path, ignore_errors=True)
-            deleted.append(step)
-            logger.info(
-                "Retention: deleted %s (not among the newest %d or the best %d by %s).",
-                path,
-                self.keep_last,
-                self.keep_best,
-                ", ".join(self.metrics) or "-",
-            )
-        return deleted
-
-    def on_save(self, args, state, control, **kwargs):
-        if args.should_save:
-            self.rotate(args.output_dir)
-        return control
-
-
-def uploaded_steps(hub_callback: Any) -> Callable[[int], bool]:
-    """`deletable` for a run that pushes: only checkpoints whose upload to their branch succeeded."""
-
-    def deletable(step: int) -> bool:
-        pushes = hub_callback.summary()["pushes"]
-        return any(p["kind"] == "checkpoint" and p["step"] == step and p["status"] == "ok" for p in pushes)
-
-    return deletable
-
-
 def evaluated_benchmarks(script_args: Any) -> list[str]:
     return [*(script_args.eval_benchmarks or []), *(script_args.eval_full_benchmarks or [])]
 
@@ -145,18 +72,6 @@ def max_checkpoints_on_disk(script_args: Any, training_args: Any) -> int | None:
         ranked = script_args.keep_best_checkpoints * len(retention_metrics(script_args))
         return script_args.keep_last_checkpoints + ranked
     return training_args.save_total_limit or None
-
-
-def build_retention(script_args: Any, hub_callback: Any = None) -> CheckpointRetentionCallback | None:
-    """The recipe's retention callback (None without `keep_last_checkpoints`)."""
-    if script_args.keep_last_checkpoints is None:
-        return None
-    return CheckpointRetentionCallback(
-        script_args.keep_last_checkpoints,
-        script_args.keep_best_checkpoints,
-        retention_metrics(script_args),
-        uploaded_steps(hub_callback) if hub_callback is not None else (lambda step: True),
-    )
 
 
 def retention_problems(script_args: Any, training_args: Any) -> tuple[list[str], list[str]]:

@@ -26,7 +26,12 @@ from transformers import AutoTokenizer, PrinterCallback, ProgressCallback, Train
 from trl import ModelConfig, get_peft_config
 
 from oneshot_trl import __version__, resume
-from oneshot_trl.callbacks import BenchmarkEvalCallback, CompactPrinterCallback, TrainingProgressCallback
+from oneshot_trl.callbacks import (
+    BenchmarkEvalCallback,
+    CompactPrinterCallback,
+    TrainingProgressCallback,
+    build_retention,
+)
 from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig
 from oneshot_trl.data import build_train_dataset, examples_to_json, load_examples
@@ -40,7 +45,6 @@ from oneshot_trl.models import resolve_model
 from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.precision import PrecisionCallback
 from oneshot_trl.recipe import Recipe, help_text, parse_recipe, read_recipe_argv
-from oneshot_trl.retention import build_retention
 from oneshot_trl.rewards import RewardOptions, get_reward_funcs, incorrect_labels
 from oneshot_trl.secrets import ScrubFilter, secrets_in
 from oneshot_trl.trainer import OneShotGRPOTrainer
