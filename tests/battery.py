@@ -83,6 +83,7 @@ def _launch(case: Case, env: dict, work: Path) -> subprocess.CompletedProcess | 
             while proc.poll() is None and not case.sigint_when() and time.monotonic() < deadline:
                 time.sleep(0.2)
             proc.send_signal(signal.SIGINT)
+            deadline = max(deadline, time.monotonic() + 120)  # time to stop cleanly, however late the signal came
         try:
             proc.wait(timeout=max(deadline - time.monotonic(), 1))
         except subprocess.TimeoutExpired:
@@ -521,7 +522,7 @@ def reliability_cases(work: Path) -> list[Case]:
              before=start_first_writer, keeps=one_history, timeout=400))  # fmt: skip
     # --- interrupts and full disks ---------------------------------------------------------------------------
     add(Case("interrupts-26", "Ctrl-C after the first checkpoint", ["train", recipe("r26_int", max_steps=200)],
-             "error", "--resume_from_checkpoint", timeout=400,
+             "error", "--resume_from_checkpoint", timeout=900,
              sigint_when=lambda: (work / "r26_int" / "checkpoint-1" / "trainer_state.json").exists()))  # fmt: skip
     add(Case("interrupts-26", "file-size limit at the first checkpoint", ["train", recipe("r26_fs")], "error",
              "checkpoint-1", fsize=60_000, timeout=400))  # fmt: skip
