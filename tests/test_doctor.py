@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -342,3 +344,15 @@ def test_slurm_example_commands_pass_doctor_on_two_nodes(capsys):
         ]
         assert doctor([*argv, "--", *overrides.split()]) == 0, recipe
         capsys.readouterr()
+
+
+def test_a_missing_recipe_is_refused_before_the_training_stack_loads(tmp_path):
+    """The cheap error first (issue 24 item 5): no TRL, transformers or torch import for a path that is not there."""
+    code = (
+        "import sys; from oneshot_trl.doctor import main; rc = main([sys.argv[1]]); "
+        "heavy = [m for m in ('torch', 'transformers', 'trl') if m in sys.modules]; print(rc, heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "nope.yaml")], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split("\n")[0] == "2 []" and "Recipe file not found" in out.stderr

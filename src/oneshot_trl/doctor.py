@@ -22,6 +22,7 @@ import dataclasses
 import enum
 import io
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oneshot_trl.checks import BatchPlan, Launch, batch_plan, count_rows, find_problems
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as err:
         return fail("oneshot-trl doctor", err, *secrets_in(None, argv))
     args = build_parser().parse_args(mine)
+    if not Path(args.recipe).is_file():  # before the config classes' import of TRL (seconds)
+        return fail("oneshot-trl doctor", RecipeError(f"Recipe file not found: {args.recipe}"))
     # Imported after the cheap argument errors: the config classes import TRL (seconds).
     from oneshot_trl.recipe import read_recipe_argv
 
