@@ -207,6 +207,17 @@ def clear_for_fresh_start(training_args: Any) -> None:
         (Path(training_args.output_dir) / name).unlink(missing_ok=True)
 
 
+def is_write_failure(err: BaseException) -> bool:
+    """An error of a failed write: an OSError, or torch's RuntimeError / safetensors' SafetensorError wrapping one
+    (full disk, file-size limit, I/O error)."""
+    if isinstance(err, OSError):
+        return True
+    text = str(err).lower()
+    return any(
+        s in text for s in ("file too large", "no space left", "i/o error", "write failed", "failed writing")
+    )
+
+
 def checkpoint_write_error(
     output_dir: Path, step: int, err: BaseException, delete: bool = True
 ) -> WriteError:

@@ -31,7 +31,7 @@ from trl import GRPOTrainer
 from oneshot_trl.files import atomic_write_text, read_jsonl
 from oneshot_trl.grading import last_boxed
 from oneshot_trl.layout import COMPLETIONS_FILE, HISTORY_FILE, RECIPE_FILE, RUN_INFO_FILE
-from oneshot_trl.resume import checkpoint_write_error
+from oneshot_trl.resume import checkpoint_write_error, is_write_failure
 from oneshot_trl.rewards import completion_text
 from oneshot_trl.run import Run
 from oneshot_trl.seeding import seeded_vllm_engines
@@ -142,8 +142,8 @@ class OneShotGRPOTrainer(VerlUpdateRule, GRPOTrainer):
     def _save_checkpoint(self, model, trial):  # type: ignore[override]
         try:
             super()._save_checkpoint(model, trial)
-        except (OSError, RuntimeError) as err:  # torch.save reports a failed write as a RuntimeError
-            if isinstance(err, RuntimeError) and "writ" not in str(err).lower():
+        except Exception as err:  # torch.save and safetensors report a failed write as their own errors
+            if not is_write_failure(err):
                 raise
             raise checkpoint_write_error(
                 Path(self.args.output_dir), self.state.global_step, err, delete=self.accelerator.is_main_process
