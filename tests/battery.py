@@ -70,6 +70,7 @@ def _launch(case: Case, env: dict, work: Path) -> subprocess.CompletedProcess | 
     """The command, under `case.fsize` and with Ctrl-C at `case.sigint_when`; None if it hangs."""
 
     def limits() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a battery started in the background (`&`) ignores Ctrl-C
         if case.fsize is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (case.fsize, resource.RLIM_INFINITY))
@@ -505,7 +506,7 @@ def reliability_cases(work: Path) -> list[Case]:
                "OMP_NUM_THREADS": "1"}  # fmt: skip
         background.append(subprocess.Popen([sys.executable, "-m", "oneshot_trl.cli", "train", recipe("r26_two",
                           max_steps=500, save_steps=1000)], cwd=work, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL))  # fmt: skip
+                          stderr=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)))  # fmt: skip
         deadline = time.monotonic() + 300
         while not (two / "oneshot_run.json").exists() and time.monotonic() < deadline:
             time.sleep(0.2)  # the first writer is at work (its run record is written before step 1)
