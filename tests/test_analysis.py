@@ -5,6 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import (
+    COMPLETIONS,
+    EXAMPLE,
+    PNG_MAGIC,
+    make_run_dir,
+    write_eval,
+)
 
 from oneshot_trl.analysis.cli import main
 from oneshot_trl.analysis.stats import (
@@ -15,137 +22,6 @@ from oneshot_trl.analysis.stats import (
 )
 from oneshot_trl.cli import main as cli_main
 from oneshot_trl.layout import step_from_label
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-EXAMPLE = "dsr_sub:124"
-
-COMPLETIONS = {
-    1: [
-        "Wait, let me recheck this. wait... The answer is \\boxed{3}.",  # wait x2, recheck x1
-        "The answer is 5.",
-    ],
-    2: [
-        "Let me rethink and re-evaluate; double-check: verify it. I will check  again. \\boxed{12.8}",
-        "Awaited, unverifiable, prechecked: WAITING is not wait-free",  # whole words only: 'wait' (in wait-free)
-    ],
-}
-
-
-def _write_jsonl(path, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-def _log_entry(step: int, acc: float) -> dict:
-    return {
-        "step": step,
-        "epoch": float(step),
-        "loss": 0.01 * step,
-        "learning_rate": 1e-6,
-        "reward": acc,
-        "reward_std": 0.1,
-        "rewards/accuracy_reward/mean": acc,
-        "entropy": 0.5 - 0.05 * step,
-        "completions/mean_length": 100.0 + 10 * step,
-        "frac_reward_zero_std": 0.25 * (step - 1),
-        "boxed_rate": 0.5 + 0.1 * step,
-        f"train_accuracy/{EXAMPLE}": acc,
-    }
-
-
-def _results(accs: dict[str, float], anywhere: dict[str, float], protocol_hash="abc123") -> dict:
-    benchmarks = {
-        name: {
-            "accuracy": acc,
-            "metric": "acc",
-            "n_problems": 2,
-            "n_samples": 4,
-            "boxed_rate": 0.75,
-            "answer_anywhere_accuracy": anywhere[name],
-        }
-        for name, acc in accs.items()
-    }
-    return {
-        "model": "tiny",
-        "protocol": {"name": "one-shot-rlvr", "hash": protocol_hash},
-        "benchmarks": benchmarks,
-        "average": sum(accs.values()) / len(accs),
-    }
-
-
-def _write_eval(eval_dir, accs, anywhere, samples):
-    eval_dir.mkdir(parents=True)
-    (eval_dir / "results.json").write_text(json.dumps(_results(accs, anywhere)))
-    _write_jsonl(eval_dir / "samples.jsonl", samples)
-
-
-ACC = {1: 0.25, 2: 0.5, 3: 1.0, 4: 1.0}  # the example saturates at step 3
-
-
-def make_run_dir(root):
-    """A run dir as a 4-step training run with in-training evals at steps 2 and 4 would leave it."""
-    run = root / "run"
-    # Only checkpoints (no final trainer_state.json yet): the latest checkpoint's log_history is read.
-    for ckpt_step in (2, 4):
-        state = {
-            "global_step": ckpt_step,
-            "log_history": [_log_entry(s, ACC[s]) for s in range(1, ckpt_step + 1)],
-        }
-        if ckpt_step == 4:
-            state["log_history"].append({"step": 4, "train_runtime": 12.0, "train_loss": 0.02})
-        (run / f"checkpoint-{ckpt_step}").mkdir(parents=True)
-        (run / f"checkpoint-{ckpt_step}" / "trainer_state.json").write_text(json.dumps(state))
-    _write_jsonl(
-        run / "accuracy_history.jsonl",
-        [
-            {"step": s, "example_id": EXAMPLE, "index": 124, "accuracy": a, "num_samples": 8}
-            for s, a in ACC.items()
-        ],
-    )
-    _write_jsonl(
-        run / "completions.jsonl",
-        [
-            {"step": s, "example_id": EXAMPLE, "completion": c, "reward": 1.0}
-            for s, cs in COMPLETIONS.items()
-            for c in cs
-        ],
-    )
-    (run / "oneshot_run.json").write_text(
-        json.dumps(
-            {"base_model": "tiny", "examples": [{"example_id": EXAMPLE, "problem": "wind", "answer": "12.8"}]}
-        )
-    )
-    math_samples = [
-        # boxed-only credit: correct AND boxed -> 1 of 4 responses
-        {
-            "benchmark": "math500",
-            "id": "m1",
-            "responses": ["\\boxed{1}", "1"],
-            "correct": [True, True],
-            "boxed": [True, False],
-        },
-        {
-            "benchmark": "math500",
-            "id": "m2",
-            "responses": ["\\boxed{2}", "Wait, \\boxed{3}"],
-            "correct": [False, False],
-            "boxed": [True, True],
-        },
-    ]
-    aime_samples = [{"benchmark": "aime24", "id": "a1", "response": "Let me recheck: 7", "correct": False}]
-    _write_eval(
-        run / "eval" / "step-000002",
-        {"math500": 0.5, "aime24": 0.1},
-        {"math500": 0.75, "aime24": 0.2},
-        math_samples + aime_samples,
-    )
-    _write_eval(
-        run / "eval" / "step-000004",
-        {"math500": 0.4, "aime24": 0.3},
-        {"math500": 0.8, "aime24": 0.3},
-        aime_samples,
-    )
-    return run
 
 
 @pytest.fixture()
@@ -280,7 +156,9 @@ def test_missing_pieces_are_notes_not_crashes(tmp_path):
     out = tmp_path / "out"
     assert main([str(run), "--output-dir", str(out)]) == 0
     result = json.loads((out / "analysis.json").read_text())
-    assert result["plots"] == {"loss": "loss.png"} and result["best_checkpoint"] is None  # the only series logged
+    assert (
+        result["plots"] == {"loss": "loss.png"} and result["best_checkpoint"] is None
+    )  # the only series logged
     report = (out / "report.md").read_text()
     for missing in ("accuracy_history.jsonl", "completions.jsonl", "per-step evals", "`entropy`"):
         assert missing in report
@@ -294,16 +172,16 @@ def test_missing_pieces_are_notes_not_crashes(tmp_path):
 def test_all_revisions_eval_dir(tmp_path):
     # `oneshot-trl eval --all-revisions` layout: <out>/<revision>/results.json, no training logs
     root = tmp_path / "evals"
-    _write_eval(
+    write_eval(
         root / "step-000010", {"math500": 0.6}, {"math500": 0.7}, [{"benchmark": "math500", "response": "ok"}]
     )
-    _write_eval(
+    write_eval(
         root / "step-000020",
         {"math500": 0.7},
         {"math500": 0.7},
         [{"benchmark": "math500", "response": "wait"}],
     )
-    _write_eval(root / "main", {"math500": 0.65}, {"math500": 0.7}, [])
+    write_eval(root / "main", {"math500": 0.65}, {"math500": 0.7}, [])
     data = load_run_data(root)
     assert [(e.label, e.step) for e in data.evals] == [
         ("step-000010", 10),
@@ -380,7 +258,7 @@ def _paper_run(tmp_path, paper_setup):
     (run / "oneshot_run.json").write_text(json.dumps({**info, "paper_setup": paper_setup}))
     six = {0: dict.fromkeys(SIX, 0.1), 8: {**dict.fromkeys(SIX, 0.3), "math500": 0.7}}
     for step, accs in {0: six[0], 6: {"math500": 0.9}, 8: six[8]}.items():
-        _write_eval(run / "eval" / f"step-{step:06d}", accs, accs, [])
+        write_eval(run / "eval" / f"step-{step:06d}", accs, accs, [])
     return run
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_analysis import PNG_MAGIC, make_run_dir
+from support import PNG_MAGIC, make_run_dir
 
 from oneshot_trl.analysis.cli import main
 from oneshot_trl.analysis.controls import code_reasoning_by_step, has_code, trained_rewards

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_train import ENV, REPO
+from support import ENV, REPO
 from transformers import AutoModelForCausalLM
 
 from oneshot_trl.layout import RUN_INFO_FILE

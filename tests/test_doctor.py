@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_train import REPO, train_in_process
+from support import REPO, train_in_process
 
 from oneshot_trl.checks import Launch, SetupError
 from oneshot_trl.config import OneShotArguments

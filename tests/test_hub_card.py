@@ -8,6 +8,7 @@ import pytest
 import yaml
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
+from support import HUB_REPO, PROTOCOL, RECIPE, TOKEN, eval_results_json
 
 from oneshot_trl.hub.cards import (
     CardInputs,
@@ -18,58 +19,6 @@ from oneshot_trl.hub.cards import (
     set_card_eval_results,
 )
 from oneshot_trl.secrets import redact_recipe
-
-REPO = "user/qwen-pi1"
-TOKEN = "hf_THISisAfakeTOKENthatMUSTnotLEAK123"
-PROTOCOL = {"name": "one-shot-rlvr", "version": 1, "template": "qwen25-math-cot", "hash": "3f2a9c1b"}
-
-
-def eval_results_json(step: int, math500: float, aime24: float, protocol=PROTOCOL) -> dict:
-    """A results.json dict as `oneshot-trl eval` writes it (schema in the team plan)."""
-    return {
-        "model": REPO,
-        "revision": f"step-{step:06d}",
-        "commit_sha": "e" * 40,
-        "protocol": dict(protocol),
-        "grader": "math-verify",
-        "versions": {"oneshot-trl": "0.1.0"},
-        "benchmarks": {
-            "math500": {
-                "accuracy": math500,
-                "metric": "acc",
-                "n_problems": 500,
-                "n_samples": 500,
-                "pass@k": {"1": math500},
-                "ci95": [math500 - 0.04, math500 + 0.04],
-                "boxed_rate": 0.97,
-                "answer_anywhere_accuracy": math500 + 0.01,
-            },
-            "aime24": {
-                "accuracy": aime24,
-                "metric": "avg@8",
-                "n_problems": 30,
-                "n_samples": 240,
-                "pass@k": {"1": aime24, "8": 0.3},
-                "ci95": [0.05, 0.25],
-                "boxed_rate": 0.9,
-                "answer_anywhere_accuracy": aime24,
-            },
-        },
-        "average": (math500 + aime24) / 2,
-    }
-
-
-RECIPE = f"""\
-# Model arguments
-model_name_or_path: Qwen/Qwen2.5-Math-1.5B
-# GRPO trainer config
-learning_rate: 1.0e-06
-num_generations: 8
-temperature: 0.6
-max_steps: 40
-hub_model_id: {REPO}
-hub_token: {TOKEN}  # must never reach the card
-"""
 
 
 def fake_run() -> CardInputs:
@@ -99,7 +48,7 @@ def fake_run() -> CardInputs:
 def test_card_renders_and_parses_back_with_model_index():
     run = fake_run()
     card = render_model_card(
-        REPO,
+        HUB_REPO,
         run,
         step_revisions=["step-000040", "step-000020"],
         eval_results=results_to_eval_results(run.eval_by_step[40]),
@@ -155,7 +104,7 @@ def test_card_renders_and_parses_back_with_model_index():
 
 
 def test_step_card_and_card_without_results():
-    card = render_model_card(REPO, CardInputs(run_info={"base_model": "/local/path/model"}), step=20)
+    card = render_model_card(HUB_REPO, CardInputs(run_info={"base_model": "/local/path/model"}), step=20)
     parsed = ModelCard(str(card))
     assert parsed.data.base_model is None  # a local path is not a Hub id
     assert parsed.data.eval_results is None and "model-index" not in parsed.data.to_dict()
@@ -180,20 +129,20 @@ def test_merge_replaces_same_protocol_and_keeps_others():
 
 def test_set_card_eval_results_updates_metadata_and_table():
     card = render_model_card(
-        REPO, fake_run(), eval_results=results_to_eval_results(eval_results_json(40, 0.7, 0.1))
+        HUB_REPO, fake_run(), eval_results=results_to_eval_results(eval_results_json(40, 0.7, 0.1))
     )
     merged = merge_eval_results(
         card.data.eval_results,
         results_to_eval_results(eval_results_json(40, 0.7, 0.1, dict(PROTOCOL, hash="beef"))),
     )
-    updated = set_card_eval_results(copy.deepcopy(card), merged, REPO)
+    updated = set_card_eval_results(copy.deepcopy(card), merged, HUB_REPO)
     parsed = ModelCard(str(updated))
     assert len(parsed.data.eval_results) == 6
     assert parsed.text.count("Protocol `one-shot-rlvr`") == 2 and "hash `beef`" in parsed.text
     assert "Training example" in parsed.text  # the rest of the card is untouched
 
     foreign = ModelCard("---\nlicense: mit\n---\n# Someone else's card\n")
-    updated = ModelCard(str(set_card_eval_results(foreign, merged, REPO)))
+    updated = ModelCard(str(set_card_eval_results(foreign, merged, HUB_REPO)))
     assert updated.data.license == "mit" and len(updated.data.eval_results) == 6
     assert "Someone else's card" in updated.text and "## Evaluation" in updated.text
 
@@ -216,7 +165,7 @@ def test_redact_recipe(line, expected, monkeypatch):
 def test_card_puts_the_run_beside_the_papers_row():
     run = fake_run()
     run.run_info["paper_setup"] = "qwen2.5-math-1.5b/pi1"
-    text = str(render_model_card(REPO, run))
+    text = str(render_model_card(HUB_REPO, run))
     assert "### This run beside the paper" in text
     assert "| benchmark | paper (reported) | this run: best | this run: final |" in text
     # no checkpoint has all six: each benchmark's best; the paper's Tab. 8 numbers in their own column
@@ -225,7 +174,9 @@ def test_card_puts_the_run_beside_the_papers_row():
     assert "the paper's, not measured here" in text
 
     run.run_info.pop("paper_setup")  # no setup: the same table, no paper column
-    text = str(render_model_card(REPO, run))
+    text = str(render_model_card(HUB_REPO, run))
     assert "### Best and final checkpoints" in text and "paper (reported)" not in text
     assert "| math500 | 72.0 (step 40) | 72.0 (step 40) |" in text
-    assert "### Best and final" not in str(render_model_card(REPO, CardInputs(run_info={})))  # no evals: none
+    assert "### Best and final" not in str(
+        render_model_card(HUB_REPO, CardInputs(run_info={}))
+    )  # no evals: none

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from huggingface_hub import ModelCard
-from huggingface_hub.errors import EntryNotFoundError
-from test_hub_card import PROTOCOL, RECIPE, REPO, TOKEN, eval_results_json
+from support import (
+    HUB_REPO,
+    PROTOCOL,
+    TOKEN,
+    FakeHub,
+    eval_results_json,
+    make_callback,
+    make_run,
+    save,
+    save_checkpoint,
+)
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
 import oneshot_trl.hub.cli as card_cli
@@ -21,97 +27,6 @@ from oneshot_trl.hub.push import HubPushCallback
 from oneshot_trl.hub.revision_card import push_eval_results
 from oneshot_trl.models import list_step_revisions
 
-
-class FakeHub:
-    """Records every call; `fail[(method, revision)] = n` fails the next n such calls (-1: always)."""
-
-    def __init__(self, tmp_path: Path, fail: dict | None = None):
-        self.tmp = tmp_path
-        self.fail = dict(fail or {})
-        self.calls: list[tuple] = []
-        self.branches: dict[str, dict[str, bytes]] = {
-            "main": {".gitattributes": b"*.safetensors filter=lfs\n"}
-        }
-        self.commits: list[tuple[str, str]] = []  # (branch, message), in commit order
-        self.lock = threading.Lock()
-
-    def _maybe_fail(self, method: str, revision: str | None = None) -> None:
-        for key in ((method, revision), (method, None)):
-            left = self.fail.get(key, 0)
-            if left:
-                self.fail[key] = left - 1 if left > 0 else left
-                # The message carries the token: it must be scrubbed before it reaches a log line.
-                raise ConnectionError(f"503 from Hub while sending Authorization: Bearer {TOKEN}")
-
-    def create_repo(self, repo_id, private=None, exist_ok=False):
-        self.calls.append(("create_repo", repo_id, private, exist_ok))
-        self._maybe_fail("create_repo")
-        return SimpleNamespace(repo_id=repo_id)
-
-    def list_repo_commits(self, repo_id):
-        self.calls.append(("list_repo_commits", repo_id))
-        return [SimpleNamespace(commit_id="c" * 40), SimpleNamespace(commit_id="init0000")]
-
-    def create_branch(self, repo_id, *, branch, revision=None, exist_ok=False):
-        self.calls.append(("create_branch", repo_id, branch, revision, exist_ok))
-        self._maybe_fail("create_branch", branch)
-        self.branches.setdefault(branch, {".gitattributes": self.branches["main"][".gitattributes"]})
-
-    def list_repo_files(self, repo_id, revision=None):
-        self.calls.append(("list_repo_files", repo_id, revision))
-        return sorted(self.branches[revision or "main"])
-
-    def create_commit(self, repo_id, operations, *, commit_message, revision=None):
-        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
-
-        self.calls.append(("create_commit", repo_id, revision, commit_message))
-        self._maybe_fail("create_commit", revision)
-        files = self.branches[revision]
-        for op in operations:
-            if isinstance(op, CommitOperationAdd):
-                src = op.path_or_fileobj
-                files[op.path_in_repo] = Path(src).read_bytes() if isinstance(src, str) else bytes(src)
-            elif isinstance(op, CommitOperationDelete):
-                del files[op.path_in_repo]
-        self.commits.append((revision, commit_message))
-        return SimpleNamespace(oid=f"{len(self.commits):040d}", commit_url="https://hf.co/fake")
-
-    def upload_file(self, *, path_or_fileobj, path_in_repo, repo_id, revision=None, commit_message=None):
-        self.calls.append(("upload_file", repo_id, revision, path_in_repo))
-        self._maybe_fail("upload_file", revision)
-        self.branches.setdefault(revision or "main", {})[path_in_repo] = bytes(path_or_fileobj)
-        self.commits.append((revision, commit_message))
-
-    def hf_hub_download(self, repo_id, filename, *, revision=None):
-        self.calls.append(("hf_hub_download", repo_id, revision, filename))
-        files = self.branches.get(revision or "main", {})
-        if filename not in files:
-            raise EntryNotFoundError(f"{filename} not found in {repo_id}@{revision}")
-        path = self.tmp / "downloads" / (revision or "main") / filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(files[filename])
-        return str(path)
-
-    def list_repo_refs(self, repo_id):
-        self.calls.append(("list_repo_refs", repo_id))
-        return SimpleNamespace(branches=[SimpleNamespace(name=b) for b in self.branches])
-
-    def files(self, branch: str) -> set[str]:
-        return set(self.branches[branch])
-
-
-CHECKPOINT_FILES = {
-    "model.safetensors": b"weights",
-    "config.json": b'{"model_type": "qwen2"}',
-    "generation_config.json": b"{}",
-    "tokenizer.json": b"{}",
-    "tokenizer_config.json": b"{}",
-    "chat_template.jinja": b"{{ messages }}",
-    "optimizer.pt": b"adam state",
-    "scheduler.pt": b"sched",
-    "rng_state.pth": b"rng",
-    "training_args.bin": b"pickle",
-}
 UPLOADED_CHECKPOINT_FILES = {
     "model.safetensors",
     "config.json",
@@ -126,59 +41,6 @@ UPLOADED_CHECKPOINT_FILES = {
     "README.md",
     ".gitattributes",
 }
-
-
-def make_run(out: Path) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.yaml").write_text(RECIPE)
-    run_info = {
-        "base_model": "Qwen/Qwen2.5-Math-1.5B",
-        "base_model_revision": "main",
-        "examples": [
-            {"example_id": "dsr_sub:124", "problem": "Wind pressure on a sail ...", "answer": "12.8"}
-        ],
-    }
-    (out / "oneshot_run.json").write_text(json.dumps(run_info))
-    return run_info
-
-
-def save_checkpoint(out: Path, step: int) -> None:
-    """What Trainer._save_checkpoint leaves, plus the run files the lead's callbacks keep growing."""
-    ckpt = out / f"checkpoint-{step}"
-    ckpt.mkdir(parents=True)
-    for name, content in CHECKPOINT_FILES.items():
-        (ckpt / name).write_bytes(content)
-    (ckpt / "trainer_state.json").write_text(
-        json.dumps({"global_step": step, "max_steps": 30, "log_history": []})
-    )
-    with (out / "accuracy_history.jsonl").open("a") as f:
-        f.write(json.dumps({"step": step, "example_id": "dsr_sub:124", "index": 124, "accuracy": 0.5}) + "\n")
-
-
-def make_callback(out: Path, api: FakeHub, save_total_limit=None, **kwargs):
-    args = TrainingArguments(
-        output_dir=str(out),
-        push_to_hub=True,
-        hub_model_id=REPO,
-        hub_token=TOKEN,
-        hub_private_repo=True,
-        save_total_limit=save_total_limit,
-        learning_rate=1e-6,
-        report_to="none",
-    )
-    run_info = make_run(out)
-    cb = HubPushCallback.from_training_args(
-        args, out / "recipe.yaml", run_info, api=api, max_attempts=3, backoff_s=0.001, **kwargs
-    )
-    return cb, args
-
-
-def save(cb, args, out: Path, step: int, wait: bool = True) -> None:
-    save_checkpoint(out, step)
-    state = TrainerState(global_step=step, max_steps=30)
-    cb.on_save(args, state, TrainerControl())
-    if wait:
-        assert cb.wait(timeout=30)
 
 
 @pytest.fixture
@@ -198,7 +60,7 @@ def test_checkpoints_go_to_step_branches_without_optimizer_state(tmp_path, backo
     for step in (10, 20, 30):
         save(cb, args, out, step)
 
-    assert api.calls[0] == ("create_repo", REPO, True, True)  # private, exist_ok
+    assert api.calls[0] == ("create_repo", HUB_REPO, True, True)  # private, exist_ok
     branches = [c for c in api.calls if c[0] == "create_branch"]
     assert [c[2] for c in branches] == ["step-000010", "step-000020", "step-000030"]
     assert all(c[3] == "init0000" and c[4] is True for c in branches)  # from the initial commit
@@ -255,7 +117,7 @@ def test_permanently_failing_upload_never_loses_the_checkpoint(tmp_path, backoff
     assert "step-000010" not in api.branches or "model.safetensors" not in api.files("step-000010")
     # The run ends with a summary of what went where; the token is nowhere.
     assert "Hub pushes to https://huggingface.co/user/qwen-pi1: 3 ok, 1 failed" in caplog.text
-    assert f"{REPO}@step-000020: ok" in caplog.text and f"{REPO}@main: ok" in caplog.text
+    assert f"{HUB_REPO}@step-000020: ok" in caplog.text and f"{HUB_REPO}@main: ok" in caplog.text
     assert TOKEN not in caplog.text and TOKEN not in (out / "hub_pushes.json").read_text()
     for files in api.branches.values():
         assert all(TOKEN.encode() not in content for content in files.values())
@@ -332,7 +194,7 @@ def test_non_main_process_pushes_nothing(tmp_path):
 def test_push_eval_results_merges_into_existing_card(tmp_path, backoffs):
     api = FakeHub(tmp_path, fail={("upload_file", "step-000020"): 1})
     # A revision without a card gets a fresh one.
-    push_eval_results(REPO, eval_results_json(20, 0.60, 0.10), revision="step-000020", api=api)
+    push_eval_results(HUB_REPO, eval_results_json(20, 0.60, 0.10), revision="step-000020", api=api)
     first = ModelCard(api.branches["step-000020"]["README.md"].decode())
     assert len(first.data.eval_results) == 3 and "Checkpoint at step 20" in first.text
     assert backoffs == [2.0]  # the failed upload was retried
@@ -341,9 +203,9 @@ def test_push_eval_results_merges_into_existing_card(tmp_path, backoffs):
     newer = eval_results_json(20, 0.65, 0.10)
     del newer["benchmarks"]["aime24"]
     push_eval_results(
-        REPO, eval_results_json(20, 0.61, 0.12, protocol=other), revision="step-000020", api=api
+        HUB_REPO, eval_results_json(20, 0.61, 0.12, protocol=other), revision="step-000020", api=api
     )
-    card = push_eval_results(REPO, newer, revision="step-000020", api=api)
+    card = push_eval_results(HUB_REPO, newer, revision="step-000020", api=api)
 
     stored = ModelCard(api.branches["step-000020"]["README.md"].decode())
     assert str(stored) == str(card)
@@ -366,7 +228,7 @@ def test_list_step_revisions_sorted_by_step(tmp_path):
     api = FakeHub(tmp_path)
     for branch in ("step-000100", "step-000020", "dev", "step-000003"):
         api.branches[branch] = {}
-    assert list_step_revisions(REPO, api=api) == ["step-000003", "step-000020", "step-000100"]
+    assert list_step_revisions(HUB_REPO, api=api) == ["step-000003", "step-000020", "step-000100"]
     # A local run dir stands in for its repo.
     for step in (100, 20, 3):
         (tmp_path / "run" / f"checkpoint-{step}").mkdir(parents=True)
@@ -393,20 +255,20 @@ def test_card_cli_from_run_dir_and_from_hub(tmp_path, monkeypatch, capsys):
 
     # From the Hub: the run files uploaded with step-000010 are enough to re-render its card.
     monkeypatch.setattr(card_cli, "HfApi", lambda *a, **k: api)
-    assert card_cli.main([REPO, "--revision", "step-000010", "--results", str(results), "--push"]) == 0
+    assert card_cli.main([HUB_REPO, "--revision", "step-000010", "--results", str(results), "--push"]) == 0
     pushed = ModelCard(api.branches["step-000010"]["README.md"].decode())
     assert "Checkpoint at step 10" in pushed.text and "dsr_sub:124" in pushed.text
     assert {r.metric_value for r in pushed.data.eval_results} == {50.0, 5.0, 30.0}
 
     # Re-rendering main from the run dir keeps results that were pushed to the Hub card since.
     other = dict(PROTOCOL, name="lighteval-math", hash="0badcafe")
-    push_eval_results(REPO, eval_results_json(10, 0.4, 0.0, protocol=other), api=api)
+    push_eval_results(HUB_REPO, eval_results_json(10, 0.4, 0.0, protocol=other), api=api)
     assert card_cli.main([str(out), "--push"]) == 0
     main_card = ModelCard(api.branches["main"]["README.md"].decode())
     assert {r.metric_config for r in main_card.data.eval_results} == {"lighteval-math@0badcafe"}
     assert "Training example" in main_card.text
 
-    assert cli_main(["card", REPO, "--revision", "nope"]) == 2
+    assert cli_main(["card", HUB_REPO, "--revision", "nope"]) == 2
     assert "must be main or step-NNNNNN" in capsys.readouterr().err
 
 
@@ -419,7 +281,7 @@ def test_with_a_real_trainer(tmp_path, backoffs):
     args = TrainingArguments(
         output_dir=str(out),
         push_to_hub=True,  # would make the Trainer create the repo at init (network) if left on
-        hub_model_id=REPO,
+        hub_model_id=HUB_REPO,
         save_steps=2,
         max_steps=6,
         save_total_limit=1,
@@ -460,7 +322,7 @@ def test_failed_push_to_another_repo_keeps_the_runs_recorded_repo(tmp_path, back
     cb, args = make_callback(out, FakeHub(tmp_path, fail={("create_commit", "step-000010"): -1}))
     save(cb, args, out, 10)
     recorded = (out / "hub_pushes.json").read_text()
-    assert json.loads(recorded)["repo_id"] == REPO and json.loads(recorded)["failed"] == 1
+    assert json.loads(recorded)["repo_id"] == HUB_REPO and json.loads(recorded)["failed"] == 1
 
     elsewhere = FakeHub(tmp_path, fail={("create_commit", None): -1})  # the other repo fails too
     summary = push_missing(out, repo_id="someone/else", api=elsewhere)

@@ -5,32 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
+from support import start_holder
 
 from oneshot_trl.lock import LOCK_FILE, RunLocked, holder, run_lock
 from oneshot_trl.validate import InputError
-
-HOLD = textwrap.dedent(
-    """
-    import sys
-    from oneshot_trl.lock import run_lock
-    with run_lock(sys.argv[1], command="oneshot-trl train"):
-        print("locked", flush=True)
-        sys.stdin.readline()  # hold until the parent says so (or kills us)
-    """
-)
-
-
-def start_holder(directory):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(directory)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
 
 
 def test_second_writer_gets_one_line_naming_the_holder(tmp_path):

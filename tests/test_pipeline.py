@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard
-from test_train import train_in_process
+from support import train_in_process
 
 from oneshot_trl import select
 from oneshot_trl.analysis import cli as analysis_cli

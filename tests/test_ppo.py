@@ -9,6 +9,7 @@ import pytest
 import torch
 from datasets import Dataset
 from safetensors.torch import load_file
+from support import ENV
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from oneshot_trl.config import OneShotGRPOConfig, OneShotPPOConfig
@@ -331,8 +332,6 @@ def test_two_processes_keep_one_critic(make_recipe, tmp_path):
     """
     import subprocess
     import sys
-
-    from test_train import ENV
 
     recipe = make_recipe(algorithm="ppo", critic_learning_rate=1e-3, max_steps=2, save_steps=2)
     (tmp_path / "rank_critic.py").write_text(RANK_SCRIPT)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import one_line_error
 
 from oneshot_trl import train
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig
@@ -21,14 +22,6 @@ from oneshot_trl.recipe import RecipeError, parse_recipe
 from oneshot_trl.validate import FieldError, InputError
 
 TOKEN, ENV_TOKEN = "hf_recipeSECRETrecipe01", "hf_envSECRETenvSECRET02"
-
-
-def _one_line_error(capsys, *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 def test_field_rules_live_with_the_fields_and_hold_however_a_config_is_built(tmp_path):
@@ -57,9 +50,9 @@ def test_a_duplicated_key_names_the_key_and_both_lines(make_recipe, capsys):
     with pytest.raises(RecipeError, match=r"recipe\.yaml: " + re.escape(needle)):
         parse_recipe([str(recipe)])
     assert train.cli_main([str(recipe)]) == 2
-    _one_line_error(capsys, needle)
+    one_line_error(capsys, needle)
     assert doctor([str(recipe)]) == 2
-    _one_line_error(capsys, needle)
+    one_line_error(capsys, needle)
 
 
 def test_flags_take_both_spellings(make_recipe, capsys):
@@ -78,11 +71,11 @@ def test_flags_take_both_spellings(make_recipe, capsys):
     )
     assert script_args.eval_benchmarks == ["math500", "aime24"] and training_args.use_vllm is False
     assert train.cli_main([recipe, "--max-steps", "abc"]) == 2
-    _one_line_error(capsys, "flag --max-steps is 'abc'; it must be a number (int)")
+    one_line_error(capsys, "flag --max-steps is 'abc'; it must be a number (int)")
     assert train.cli_main([recipe, "--max_step", "5"]) == 2
-    _one_line_error(capsys, "unknown flag --max_step.", "Did you mean --max_steps")
+    one_line_error(capsys, "unknown flag --max_step.", "Did you mean --max_steps")
     assert train.cli_main([recipe, "--learning-rate", "-1"]) == 2
-    _one_line_error(capsys, "flag --learning-rate is -1; it must be >= 0")
+    one_line_error(capsys, "flag --learning-rate is -1; it must be >= 0")
 
 
 def test_doctor_takes_overrides_as_train_does(make_recipe, capsys):
@@ -93,7 +86,7 @@ def test_doctor_takes_overrides_as_train_does(make_recipe, capsys):
     assert doctor([recipe, "--num-processes", "2", "--", "--max-steps", "6"]) == 0  # the older form
     assert "  max_steps: 6\n" in capsys.readouterr().out
     assert doctor([recipe, "--max-steps", "0"]) == 2
-    _one_line_error(capsys, "flag --max-steps is 0; it must be >= 1")
+    one_line_error(capsys, "flag --max-steps is 0; it must be >= 1")
 
 
 def test_lab_takes_its_run_settings_as_flags_in_either_spelling():
@@ -148,7 +141,7 @@ def test_group_size_rule_is_the_configs_own(make_recipe, capsys):
     """num_generations 1: GRPOConfig refuses it (a group baseline needs 2), PPO takes it (the critic is the
     baseline); the doctor's batch arithmetic does not repeat the rule, so it does not refuse PPO's."""
     assert doctor([str(make_recipe(num_generations=1))]) == 2
-    _one_line_error(capsys, "GRPO requires at least 2 generations per prompt")
+    one_line_error(capsys, "GRPO requires at least 2 generations per prompt")
     assert doctor([str(make_recipe(algorithm="ppo", num_generations=1))]) == 0, capsys.readouterr().err
 
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 import yaml
-from test_train import ENV, REPO
+from support import ENV, REPO
 
 import oneshot_trl.smoke.run as smoke_module
 from oneshot_trl.doctor import main as doctor

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_train import ENV
+from support import ENV
 
 from oneshot_trl.callbacks import CheckpointRetentionCallback
 from oneshot_trl.layout import RESULTS_FILE, checkpoint_name, eval_dir

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from support import ENV, REPO, read_jsonl, train_in_process
 from transformers import AutoModelForCausalLM
 
 from oneshot_trl.recipe import RecipeError, load_recipe, parse_recipe
-from oneshot_trl.train import main as train_main
-
-REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
-
-
-def train_in_process(recipe: Path, *flags: str):
-    return train_main(*parse_recipe([str(recipe), *flags]))
 
 
 @pytest.mark.slow

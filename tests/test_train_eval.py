@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_train import ENV, REPO, read_jsonl
+from support import ENV, REPO, FakeHub, read_jsonl, train_in_process
 
 from oneshot_trl.eval.benchmarks import load_dataset_problems
 from oneshot_trl.eval.engine import Engine
@@ -98,7 +98,6 @@ def test_two_process_in_training_eval_equals_a_one_process_eval(ci_base, tmp_pat
 def test_vllm_colocate_in_training_eval_uses_the_trainers_engine(ci_base, tmp_path, monkeypatch):
     """use_vllm colocate: the evals generate on TRL's engine (no second one), with the trained weights synced."""
     vllm = pytest.importorskip("vllm")
-    from test_train import train_in_process
 
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -135,7 +134,6 @@ def test_the_journey_evals_retention_hub_analyze_and_card(make_recipe, tmp_path,
     """One tiny run as a paper recipe sets it up: in-training evals (base first, then every checkpoint), retention
     of the newest + the best that deletes only uploaded checkpoints, every checkpoint and its eval on its branch,
     then `analyze` and the card beside the paper's row. What a GPU user gets, at tiny scale."""
-    from test_hub_push import FakeHub
 
     import oneshot_trl.hub.push as push
     from oneshot_trl.analysis.cli import main as analyze
@@ -153,7 +151,6 @@ def test_the_journey_evals_retention_hub_analyze_and_card(make_recipe, tmp_path,
         keep_last_checkpoints=1, keep_best_checkpoints=1, keep_best_metrics=["eval/heldout"],
         push_to_hub=True, hub_model_id="user/tiny-journey", paper_setup="qwen2.5-math-1.5b/pi1",
     )  # fmt: skip
-    from test_train import train_in_process
 
     train_in_process(recipe)
     run = tmp_path / "run"

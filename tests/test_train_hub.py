@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from huggingface_hub import ModelCard
-from test_hub_push import FakeHub
-from test_train import train_in_process
+from support import FakeHub, train_in_process
 
 import oneshot_trl.hub.push as push
 

@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_lock import start_holder
-from test_train import ENV, train_in_process
+from support import ENV, start_holder, train_in_process
 
 from oneshot_trl import train
 from oneshot_trl.layout import OPTIMIZER_FILE, TRAINER_STATE_FILE

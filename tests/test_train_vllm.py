@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_train import read_jsonl, train_in_process
+from support import read_jsonl, train_in_process
 from transformers import AutoModelForCausalLM
 
 pytest.importorskip("vllm")

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support import FakeHub, make_callback, one_line_error, save
 
 from oneshot_trl import train
 from oneshot_trl.cli import main as cli_main
@@ -30,14 +31,6 @@ from oneshot_trl.validate import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _one_line_error(capsys, *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 # --- recipe values and flags ---------------------------------------------------------------------------------
@@ -67,7 +60,7 @@ BAD_FLAGS = [  # (flag, value, what the message says)
 @pytest.mark.parametrize(("flag", "value", "says"), BAD_FLAGS, ids=[f"{f}={v}" for f, v, _ in BAD_FLAGS])
 def test_bad_flag_is_one_line_exit_2(make_recipe, capsys, flag, value, says):
     assert train.cli_main([str(make_recipe()), f"--{flag}", value]) == 2
-    _one_line_error(capsys, f"--{flag}", says)
+    one_line_error(capsys, f"--{flag}", says)
 
 
 BAD_RECIPE_VALUES = [
@@ -88,7 +81,7 @@ def test_bad_recipe_value_is_refused_by_train_and_doctor(make_recipe, capsys, ke
     with pytest.raises(RecipeError, match=rf"recipe\.yaml: key '{key}' is "):  # the field's own range
         parse_recipe([str(recipe)])
     assert train.cli_main([str(recipe)]) == 2
-    _one_line_error(capsys, f"key '{key}'")
+    one_line_error(capsys, f"key '{key}'")
     assert doctor([str(recipe)]) == 2
     assert f"key '{key}'" in capsys.readouterr().err
 
@@ -105,9 +98,9 @@ def test_numeric_strings_are_accepted_for_number_fields(make_recipe, tmp_path):
 
 def test_a_config_check_is_one_line_not_a_traceback(make_recipe, capsys):
     assert train.cli_main([str(make_recipe(train_examples="pi99"))]) == 2
-    _one_line_error(capsys, "key 'train_examples' is 'pi99'; choose one of pi1")
+    one_line_error(capsys, "key 'train_examples' is 'pi99'; choose one of pi1")
     assert train.cli_main([str(make_recipe(dataset_repeat_to=1))]) == 2  # the doctor's checks: one line too
-    _one_line_error(capsys, "the dataset has 1 row")
+    one_line_error(capsys, "the dataset has 1 row")
 
 
 def test_python_m_train_bad_flag_prints_no_usage(make_recipe):
@@ -128,15 +121,15 @@ def test_python_m_train_bad_flag_prints_no_usage(make_recipe):
 def test_model_path_that_is_a_file_or_lacks_a_tokenizer(make_recipe, tiny_model_dir, tmp_path, capsys):
     config = tiny_model_dir / "config.json"
     assert train.cli_main([str(make_recipe(model_name_or_path=str(config)))]) == 2
-    _one_line_error(capsys, "config.json is a file")
+    one_line_error(capsys, "config.json is a file")
     bare = tmp_path / "bare"
     bare.mkdir()
     shutil.copy(config, bare)
     shutil.copy(tiny_model_dir / "model.safetensors", bare)
     assert train.cli_main([str(make_recipe(model_name_or_path=str(bare)))]) == 2
-    _one_line_error(capsys, "has no tokenizer files")
+    one_line_error(capsys, "has no tokenizer files")
     assert run_command("eval", ["--model", str(bare), "--dry-run", "--benchmarks", "math500"]) == 2
-    _one_line_error(capsys, "--model", "has no tokenizer files")
+    one_line_error(capsys, "--model", "has no tokenizer files")
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
@@ -153,11 +146,11 @@ def test_truncated_weights_are_named(make_recipe, tiny_model_dir, tmp_path, caps
     with pytest.raises(InputError, match="model.safetensors is truncated"):
         check_safetensors(weights)
     assert train.cli_main([str(make_recipe(model_name_or_path=str(tmp_path / "cut")))]) == 2
-    _one_line_error(capsys, "model.safetensors is truncated")
+    one_line_error(capsys, "model.safetensors is truncated")
     assert (
         run_command("eval", ["--model", str(tmp_path / "cut"), "--dry-run", "--benchmarks", "math500"]) == 2
     )
-    _one_line_error(capsys, "model.safetensors is truncated")
+    one_line_error(capsys, "model.safetensors is truncated")
 
 
 # --- training directories ------------------------------------------------------------------------------------
@@ -174,7 +167,7 @@ def _checkpoint(run: Path, step: int, state: str | None = "{}") -> Path:
 def test_fresh_run_over_another_runs_checkpoints_is_refused(make_recipe, tmp_path, capsys):
     _checkpoint(tmp_path / "run", 6)
     assert train.cli_main([str(make_recipe())]) == 2
-    _one_line_error(capsys, "holds another run's checkpoints (checkpoint-6)", "overwrite_output_dir")
+    one_line_error(capsys, "holds another run's checkpoints (checkpoint-6)", "overwrite_output_dir")
     # overwrite_output_dir clears them (before the model loads); resume keeps them
     _, training_args, _, _ = parse_recipe([str(make_recipe(overwrite_output_dir=True))])
     train.check_run_dir(training_args, None)
@@ -215,7 +208,7 @@ def test_resume_without_optimizer_state_is_refused_unless_inexact(
 def test_resume_from_a_checkpoint_without_state_is_refused(make_recipe, tmp_path, capsys):
     checkpoint = _checkpoint(tmp_path / "run", 2, state=None)
     assert train.cli_main([str(make_recipe(resume_from_checkpoint=str(checkpoint)))]) == 2
-    _one_line_error(capsys, "has no trainer_state.json")
+    one_line_error(capsys, "has no trainer_state.json")
 
 
 # --- torn JSONL tails ----------------------------------------------------------------------------------------
@@ -284,13 +277,13 @@ def test_grade_bad_flags_refused_before_grading(answers, capsys, monkeypatch, fl
     monkeypatch.setattr(grade_cli, "grade_batch", lambda *a, **k: pytest.fail("graded before the check"))
     flags = [f.format(tmp=answers.parent) for f in flags]
     assert cli_main(["grade", str(answers), *flags]) == 2
-    _one_line_error(capsys, says)
+    one_line_error(capsys, says)
 
 
 def test_grade_invalid_utf8_line_is_named(answers, capsys):
     answers.write_bytes(answers.read_bytes() + b'{"response": "\xff", "gold": "1"}\n')
     assert cli_main(["grade", str(answers)]) == 2
-    _one_line_error(capsys, "answers.jsonl:2 is not valid UTF-8")
+    one_line_error(capsys, "answers.jsonl:2 is not valid UTF-8")
 
 
 def test_grade_batch_with_negative_workers_raises_instead_of_hanging():
@@ -317,14 +310,14 @@ BAD_EVAL_ARGS = [
 def test_eval_bad_flags_refused_in_dry_run(tiny_model_dir, capsys, flags, says):
     argv = ["--model", str(tiny_model_dir), "--dry-run", "--benchmarks", "math500", *flags]
     assert run_command("eval", argv) == 2
-    _one_line_error(capsys, says)
+    one_line_error(capsys, says)
 
 
 def test_eval_dataset_with_a_non_json_line_is_named(tiny_model_dir, tmp_path, capsys):
     data = tmp_path / "mine.jsonl"
     data.write_text(json.dumps({"problem": "1+1", "answer": "2"}) + "\nnot json\n")
     assert run_command("eval", ["--model", str(tiny_model_dir), "--dry-run", "--dataset", str(data)]) == 2
-    _one_line_error(capsys, "mine.jsonl:2 is not valid JSON")
+    one_line_error(capsys, "mine.jsonl:2 is not valid JSON")
 
 
 # --- card ----------------------------------------------------------------------------------------------------
@@ -332,10 +325,10 @@ def test_eval_dataset_with_a_non_json_line_is_named(tiny_model_dir, tmp_path, ca
 
 def test_card_of_a_missing_or_empty_dir(tmp_path, capsys):
     assert cli_main(["card", str(tmp_path / "missing")]) == 2
-    _one_line_error(capsys, "missing is not a run directory")
+    one_line_error(capsys, "missing is not a run directory")
     (tmp_path / "empty").mkdir()
     assert cli_main(["card", str(tmp_path / "empty")]) == 2
-    _one_line_error(capsys, "empty is not a training run")
+    one_line_error(capsys, "empty is not a training run")
     check_run_target("user/repo")  # a Hub id passes (resolved later)
 
 
@@ -426,7 +419,6 @@ def test_eval_resume_with_other_weights_is_refused(tiny_model_dir, tmp_path):
 
 
 def test_push_command_pushes_only_what_is_missing(tmp_path, monkeypatch, capsys):
-    from test_hub_push import FakeHub, make_callback, save
 
     from oneshot_trl.hub import push_cli, retry
 
@@ -455,7 +447,6 @@ def test_push_command_pushes_only_what_is_missing(tmp_path, monkeypatch, capsys)
 def test_training_whose_pushes_fail_exits_1_with_the_retry_command(
     make_recipe, tmp_path, monkeypatch, capsys
 ):
-    from test_hub_push import FakeHub
 
     from oneshot_trl.hub import push, retry
 
