@@ -6,13 +6,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from oneshot_trl.analysis.controls import render_controls
+from oneshot_trl.analysis.paper import pct
 from oneshot_trl.analysis.paper import render as render_paper
 from oneshot_trl.analysis.stats import AnalysisData
 from oneshot_trl.run import is_finite
-
-
-def _pct(value: Any) -> str:
-    return f"{100 * value:.1f}" if is_finite(value) else "–"
 
 
 def _step(step: int | None) -> int | str:
@@ -100,17 +97,17 @@ def _render_summary(result: dict[str, Any]) -> list[str]:
     summary = []
     if sat:
         summary.append(
-            f"Mean training accuracy first reached {_pct(sat['threshold'])}% at step {sat['saturation_step']}."
+            f"Mean training accuracy first reached {pct(sat['threshold'])}% at step {sat['saturation_step']}."
         )
         if "gain_after_saturation" in sat:
             summary.append(
-                f"Benchmark average: {_pct(sat['average_at_saturation']['accuracy'])} at step "
-                f"{sat['average_at_saturation']['step']}, best after saturation {_pct(sat['best_after_saturation']['accuracy'])} "
+                f"Benchmark average: {pct(sat['average_at_saturation']['accuracy'])} at step "
+                f"{sat['average_at_saturation']['step']}, best after saturation {pct(sat['best_after_saturation']['accuracy'])} "
                 f"at step {sat['best_after_saturation']['step']} ({100 * sat['gain_after_saturation']:+.1f} points)."
             )
     if best.get("average"):
         avg = best["average"]
-        summary.append(f"Best checkpoint on average: `{avg['checkpoint']}` ({_pct(avg['accuracy'])}).")
+        summary.append(f"Best checkpoint on average: `{avg['checkpoint']}` ({pct(avg['accuracy'])}).")
     return ["## Summary", "", *[f"- {s}" for s in summary], ""] if summary else []
 
 
@@ -148,7 +145,7 @@ def _render_reflection(refl: dict[str, Any], words: Sequence[str]) -> list[str]:
                 ]
                 + [f"{r['per_1k_responses'][w]:.0f}" for w in words]
                 + [
-                    f"{r['responses_with_any']} ({_pct(r['frac_responses_with_any'])}%)",
+                    f"{r['responses_with_any']} ({pct(r['frac_responses_with_any'])}%)",
                     r["responses_with_paper_words"],
                 ]
             )
@@ -182,17 +179,17 @@ def _render_checkpoints(evals: Sequence[dict], best: dict[str, Any]) -> list[str
             r["checkpoint"],
             _step(r["step"]),
             r["benchmark"],
-            _pct(r["accuracy"]),
-            _pct(r["boxed_only_accuracy"]),
-            _pct(r["answer_anywhere_accuracy"]),
-            _pct(r["boxed_rate"]),
+            pct(r["accuracy"]),
+            pct(r["boxed_only_accuracy"]),
+            pct(r["answer_anywhere_accuracy"]),
+            pct(r["boxed_rate"]),
             f"{100 * r['format_gap']:+.1f}" if is_finite(r["format_gap"]) else "–",
         ]
         for r in evals
     ]
     lines += [*_md_table(header, rows), "", "## Best checkpoint", ""]
     rows = [
-        [b, v["checkpoint"], _step(v["step"]), _pct(v["accuracy"])] for b, v in best["per_benchmark"].items()
+        [b, v["checkpoint"], _step(v["step"]), pct(v["accuracy"])] for b, v in best["per_benchmark"].items()
     ]
     if best.get("average"):
         avg = best["average"]
@@ -201,7 +198,7 @@ def _render_checkpoints(evals: Sequence[dict], best: dict[str, Any]) -> list[str
                 f"**average** ({len(avg['benchmarks'])} benchmarks)",
                 avg["checkpoint"],
                 _step(avg["step"]),
-                _pct(avg["accuracy"]),
+                pct(avg["accuracy"]),
             ]
         )
     return [*lines, *_md_table(["benchmark", "best checkpoint", "step", "accuracy"], rows), ""]

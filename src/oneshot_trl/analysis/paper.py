@@ -86,7 +86,8 @@ def comparison(evals: Sequence[CheckpointEval], setup: str | None) -> dict[str, 
     }
 
 
-def _pct(value: Any) -> str:
+def pct(value: Any) -> str:
+    """A fraction as a percentage with one decimal; a dash for a missing or non-finite value."""
     return f"{100 * value:.1f}" if is_finite(value) else "–"
 
 
@@ -94,7 +95,7 @@ def _cell(point: dict | None) -> str:
     if not point:
         return "–"
     where = f"step {point['step']}" if point["step"] is not None else point["checkpoint"]
-    return f"{_pct(point['accuracy'])} ({where})"
+    return f"{pct(point['accuracy'])} ({where})"
 
 
 def render(result: dict[str, Any] | None, heading: str = "##") -> list[str]:
@@ -123,7 +124,7 @@ def render(result: dict[str, Any] | None, heading: str = "##") -> list[str]:
     for r in result["rows"]:
         cells = [
             r["benchmark"],
-            *([_pct(r["paper"])] if with_paper else []),
+            *([pct(r["paper"])] if with_paper else []),
             _cell(r["best"]),
             _cell(r["final"]),
         ]
@@ -132,7 +133,7 @@ def render(result: dict[str, Any] | None, heading: str = "##") -> list[str]:
     if avg["best"] or (with_paper and avg["paper"] is not None):
         cells = [
             "**six-benchmark average**",
-            *([_pct(avg["paper"])] if with_paper else []),
+            *([pct(avg["paper"])] if with_paper else []),
             _cell(avg["best"]),
             _cell(avg["final"]),
         ]
