@@ -315,3 +315,17 @@ def build_retention(script_args: Any, hub_callback: Any = None) -> CheckpointRet
         retention_metrics(script_args),
         uploaded_steps(hub_callback) if hub_callback is not None else (lambda step: True),
     )
+
+
+def recipe_callbacks(
+    script_args: OneShotArguments, base_model_path: str, hub_callback: Any = None
+) -> list[TrainerCallback]:
+    """The recipe's callbacks in the order they must run: in-training evals, then the Hub push (a checkpoint's
+    branch then carries that checkpoint's eval results), then retention (keeps the newest + the best: after
+    both)."""
+    evals = (
+        BenchmarkEvalCallback(script_args, base_model_path)
+        if script_args.eval_benchmarks or script_args.eval_dataset
+        else None
+    )
+    return [c for c in (evals, hub_callback, build_retention(script_args, hub_callback)) if c is not None]

@@ -123,6 +123,16 @@ def newest_intact_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return None
 
 
+def interrupted_note(output_dir: str | os.PathLike, step: int) -> str:
+    """What a Ctrl-C at `step` kept and how to go on (the CLI prints it on one line, exit 130)."""
+    kept = newest_intact_checkpoint(output_dir)
+    if kept is None:
+        return (
+            f"at step {step}, before any checkpoint of {output_dir}: rerun with --overwrite_output_dir true."
+        )
+    return f"at step {step}; kept {kept}: rerun the same command with --resume_from_checkpoint true to resume"
+
+
 def resolve_checkpoint(training_args: Any) -> str | None:
     """The checkpoint to resume from (None: a fresh start), after every check that can refuse the run:
     InputError (one line naming the problem and the explicit way on) or RunFinished."""

@@ -30,7 +30,7 @@ from oneshot_trl.callbacks import (
     BenchmarkEvalCallback,
     CompactPrinterCallback,
     TrainingProgressCallback,
-    build_retention,
+    recipe_callbacks,
 )
 from oneshot_trl.checks import check_before_training
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig
@@ -226,25 +226,16 @@ def build_trainer(
         "oneshot_trl_version": __version__,
     }
     # --- Callbacks: in-training evals, Hub pushes, retention ---
-    callbacks: list[TrainerCallback] = []
-    eval_callback = None
-    if script_args.eval_benchmarks or script_args.eval_dataset:
-        eval_callback = BenchmarkEvalCallback(script_args, base.path)
-        callbacks.append(eval_callback)
     hub_callback = None
     if training_args.push_to_hub:
-        # Created before the trainer: it takes pushing over from transformers' Trainer. It comes after the eval
-        # callback so that a checkpoint's branch carries that checkpoint's eval results.
+        # Created before the trainer: it takes pushing over from transformers' Trainer.
         run_info["hardware"] = describe_hardware(training_args)
         hub_callback = HubPushCallback.from_training_args(  # turns args' own pushing and rotation off
             args,
             recipe_path=output_dir / RECIPE_FILE if recipe is not None else None,
             run_info=run_info,
         )
-        callbacks.append(hub_callback)
-    retention = build_retention(script_args, hub_callback)  # after eval and push: keeps the newest + the best
-    if retention is not None:
-        callbacks.append(retention)
+    callbacks = recipe_callbacks(script_args, base.path, hub_callback)
     if training_args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output_dir / RUN_INFO_FILE, json.dumps(run_info, indent=2))
@@ -264,8 +255,9 @@ def build_trainer(
         completions_per_step=script_args.completions_per_step,
         accuracy_column=rewards.accuracy_column,
     )
-    if eval_callback is not None:
-        eval_callback.bind(trainer)  # evals generate with this trainer's engine or policy
+    for callback in callbacks:
+        if isinstance(callback, BenchmarkEvalCallback):
+            callback.bind(trainer)  # evals generate with this trainer's engine or policy
     if trainer.pop_callback(ProgressCallback) is not None:  # the same bar, a few lines when logged to a file
         trainer.add_callback(TrainingProgressCallback())
     if trainer.pop_callback(PrinterCallback) is not None:  # disable_tqdm: one compact line per log
@@ -299,7 +291,8 @@ def main(
         try:
             result = trainer.train(resume_from_checkpoint=checkpoint)
         except KeyboardInterrupt:
-            raise KeyboardInterrupt(interrupted_note(trainer)) from None
+            note = resume.interrupted_note(trainer.args.output_dir, trainer.state.global_step)
+            raise KeyboardInterrupt(note) from None
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
@@ -314,15 +307,6 @@ def main(
         if message:  # everything is saved locally: the run ends with what is missing and how to push it
             raise HubPushFailed(message)
     return trainer
-
-
-def interrupted_note(trainer: OneShotGRPOTrainer) -> str:
-    """What a Ctrl-C kept and how to go on (the CLI prints it on one line, exit 130)."""
-    output_dir, step = trainer.args.output_dir, trainer.state.global_step
-    kept = resume.newest_intact_checkpoint(output_dir)
-    if kept is None:
-        return f"at step {step}, before any checkpoint of {output_dir}: rerun with --overwrite_output_dir true."
-    return f"at step {step}; kept {kept}: rerun the same command with --resume_from_checkpoint true to resume"
 
 
 def cli_main(argv: list[str] | None = None) -> int:
