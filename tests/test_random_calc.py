@@ -8,11 +8,11 @@ from fractions import Fraction
 
 import pytest
 
-from oneshot_trl.eval.benchmarks import load_benchmark, parse_benchmark_names
+from oneshot_trl.eval.benchmarks import load_benchmark, load_problem_sets, parse_benchmark_names
 from oneshot_trl.eval.protocols import get_protocol
 from oneshot_trl.eval.random_calc import LEVEL_STEPS, PER_LEVEL, generate
 from oneshot_trl.eval.request import EvalOutput, EvalRequest, ModelRef
-from oneshot_trl.eval.runner import ResumeMismatchError, evaluate, load_problem_sets
+from oneshot_trl.eval.runner import ResumeMismatchError, evaluate
 from oneshot_trl.grading import grade
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}

@@ -165,8 +165,7 @@ class BenchmarkEvalCallback(TrainerCallback):
         """The problem sets evaluated at `step` (loaded once): every checkpoint's, plus `eval_full_benchmarks` at
         step 0 and every `eval_full_steps` steps (None: all of them)."""
         if self._problems is None:
-            from oneshot_trl.eval.benchmarks import load_dataset_problems
-            from oneshot_trl.eval.runner import load_problem_sets
+            from oneshot_trl.eval.benchmarks import load_dataset_problems, load_problem_sets
 
             names = list(
                 dict.fromkeys([*(self.args.eval_benchmarks or []), *(self.args.eval_full_benchmarks or [])])

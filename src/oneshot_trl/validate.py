@@ -127,6 +127,18 @@ def check_writable(path: str | os.PathLike, flag: str) -> None:
         raise InputError(f"{flag} {path} is not writable (permission denied).")
 
 
+def check_output_dir(path: str | os.PathLike, flag: str) -> None:
+    """`path` is (or can be made) a writable folder: a file in the way or no permission is one line, up front."""
+    path = Path(path)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise InputError(f"{flag} {path}: {folder} is a file, not a folder.")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise InputError(f"{flag} {path}: {folder} is not writable (permission denied).")
+            return
+
+
 def jsonl_rows(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     """(line number, row) of a JSONL input file; a line that is not UTF-8 or not JSON is an InputError naming
     file:line (`files.iter_jsonl`, the one JSONL reader)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,6 +163,13 @@ def load_benchmark(name: str) -> list[Problem]:
             f"Bundled {spec.filename} has {len(rows)} rows, expected {spec.size}: corrupt install?"
         )
     return _rows_to_problems(rows, name, spec.gold, spec.id_field)
+
+
+def load_problem_sets(
+    benchmarks: str | Sequence[str] = SIX_BENCHMARKS, limit: int | None = None
+) -> dict[str, list[Problem]]:
+    """Bundled benchmarks by name (`"all"`, `"math500,aime24"` or a list), each cut to its first `limit` problems."""
+    return {name: load_benchmark(name)[:limit] for name in parse_benchmark_names(benchmarks)}
 
 
 def _default_answer(row: dict) -> str:

@@ -14,18 +14,17 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from oneshot_trl import cli_args
-from oneshot_trl.eval.benchmarks import BENCHMARKS, dataset_name, load_dataset_problems
+from oneshot_trl.eval.benchmarks import BENCHMARKS, dataset_name, load_dataset_problems, load_problem_sets
 from oneshot_trl.eval.engine import Engine
 from oneshot_trl.eval.generate import default_backend
 from oneshot_trl.eval.protocols import PROTOCOLS, get_protocol
 from oneshot_trl.eval.request import EvalOptions, EvalOutput, EvalRequest, ModelRef
-from oneshot_trl.eval.runner import describe_plan, format_table, load_problem_sets
+from oneshot_trl.eval.runner import describe_plan, format_table
 from oneshot_trl.eval.seeds import format_seed_table, parse_seeds, split_by_sampling
 from oneshot_trl.eval.sweep import Ranks, evaluate_revisions
 from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
@@ -42,6 +41,7 @@ from oneshot_trl.validate import (
     check_data_file,
     check_model_dir,
     check_number,
+    check_output_dir,
 )
 
 logger = logging.getLogger(__name__)
@@ -230,11 +230,12 @@ def request_from_args(
     args: argparse.Namespace, explicit_benchmarks: bool, seeds: list[int] | None = None
 ) -> EvalRequest:
     """The request every revision shares (its model and output folder are set per revision)."""
+    problems = problem_sets_from_args(args, explicit_benchmarks)
     protocol = get_protocol(args.protocol).with_overrides(
         grader=args.grader, template=args.template, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
     return EvalRequest(
-        problems=problem_sets_from_args(args, explicit_benchmarks),
+        problems=problems,
         protocol=protocol,
         model=ModelRef(args.model),
         output=EvalOutput(overwrite=args.overwrite, audit=args.audit),
@@ -253,17 +254,6 @@ def _revision_list(args: argparse.Namespace) -> list[str | None]:
     if args.revisions:
         return [r.strip() for r in args.revisions.split(",") if r.strip()]
     return [args.revision]
-
-
-def check_output_dir(path: Path, flag: str = "--output-dir") -> None:
-    """`path` is (or can be made) a writable folder: a file in the way or no permission is one line, up front."""
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise InputError(f"{flag} {path}: {folder} is a file, not a folder.")
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise InputError(f"{flag} {path}: {folder} is not writable (permission denied).")
-            return
 
 
 def write_revision_summary(runs: dict[str, dict], output_dir: Path) -> dict:
@@ -358,7 +348,7 @@ def check_inputs(args: argparse.Namespace) -> list[int] | None:
     if args.dataset is not None:
         check_data_file(args.dataset, "--dataset")
     if args.output_dir is not None:
-        check_output_dir(Path(args.output_dir))
+        check_output_dir(args.output_dir, "--output-dir")
     if args.all_revisions and (args.revisions or args.revision):
         raise ValueError("--all-revisions evaluates every step branch: do not combine it with --revision(s).")
     if args.revisions and args.revision:
@@ -370,7 +360,8 @@ def check_inputs(args: argparse.Namespace) -> list[int] | None:
 
 
 def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
-    request = request_from_args(args, explicit_benchmarks, check_inputs(args))
+    seeds = check_inputs(args)  # every flag before any work
+    request = request_from_args(args, explicit_benchmarks, seeds)
     engine = engine_from_args(args)
     if args.dry_run:
         print_plan(args, request, engine.name)

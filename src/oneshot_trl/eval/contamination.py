@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from oneshot_trl import cli_args
-from oneshot_trl.eval.benchmarks import Problem
+from oneshot_trl.eval.benchmarks import Problem, load_problem_sets
 from oneshot_trl.eval.generate import default_backend, make_generator
 from oneshot_trl.eval.request import ModelRef
-from oneshot_trl.eval.runner import load_problem_sets, package_versions
+from oneshot_trl.eval.runner import package_versions
 from oneshot_trl.files import atomic_write_text, atomic_writer
 from oneshot_trl.layout import RESULTS_FILE, SAMPLES_FILE, safe_name
 from oneshot_trl.validate import InputError, check_count

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from oneshot_trl.eval import scoring
-from oneshot_trl.eval.benchmarks import SIX_BENCHMARKS, Problem, load_benchmark, parse_benchmark_names
+from oneshot_trl.eval.benchmarks import Problem
+from oneshot_trl.eval.benchmarks import load_problem_sets as load_problem_sets  # bench/ names it here
 from oneshot_trl.eval.generate import Generator
 from oneshot_trl.eval.metrics import benchmark_average, summarize
 from oneshot_trl.eval.protocols import Protocol, SamplingSpec
@@ -64,13 +65,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
-
-
-def load_problem_sets(
-    benchmarks: str | Sequence[str] = SIX_BENCHMARKS, limit: int | None = None
-) -> dict[str, list[Problem]]:
-    """Bundled benchmarks by name (`"all"`, `"math500,aime24"` or a list), each cut to its first `limit` problems."""
-    return {name: load_benchmark(name)[:limit] for name in parse_benchmark_names(benchmarks)}
 
 
 def describe_plan(
