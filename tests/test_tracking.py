@@ -1,16 +1,11 @@
-"""Live tracking and checkpoint retention: the compact console line, in-training evals reaching trackio's local
-store (read back through trackio's own API), and retention that keeps the newest and the best checkpoints."""
+"""Live tracking and checkpoint retention: the compact console line and retention that keeps the newest and the
+best checkpoints. A real run's series in trackio's local store, and its retention: tests/test_journey.py."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
-
-import pytest
-from support import ENV
 
 from oneshot_trl.callbacks import CheckpointRetentionCallback
 from oneshot_trl.layout import RESULTS_FILE, checkpoint_name, eval_dir
@@ -140,62 +135,3 @@ def test_retention_problems_and_disk_count():
     s, t = _args(keep_last_checkpoints=None, keep_best_checkpoints=0, save_total_limit=10)
     assert any("the best evaluated checkpoint is lost" in w for w in retention_problems(s, t)[1])
     assert max_checkpoints_on_disk(s, t) == 10
-
-
-@pytest.mark.slow
-def test_tiny_run_tracks_to_trackio_prints_compact_lines_and_keeps_the_best(make_recipe, tmp_path):
-    """A tiny run with report_to: trackio (local store under tmp_path, offline): training and eval series land in
-    the store and read back through trackio's API; the console has one line per step; retention keeps the best."""
-    heldout = tmp_path / "heldout.jsonl"
-    heldout.write_text(
-        "".join(json.dumps({"problem": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n" for i in range(3))
-    )
-    recipe = make_recipe(
-        max_steps=3, save_steps=1, report_to="trackio", project="journey", run_name="tiny",
-        eval_dataset=str(heldout), eval_max_new_tokens=8,
-        keep_last_checkpoints=1, keep_best_checkpoints=1, keep_best_metrics=["eval/heldout"],
-    )  # fmt: skip
-    env = {**ENV, "TRACKIO_DIR": str(tmp_path / "trackio"), "HF_HOME": str(tmp_path / "hf")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "oneshot_trl.train", str(recipe)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    step_lines = [line for line in proc.stdout.splitlines() if line.startswith("step ")]
-    assert [line.split(" | ")[0] for line in step_lines] == ["step 1/3", "step 2/3", "step 3/3"]
-    assert all("reward " in line and "acc " in line and "entropy " in line for line in step_lines)
-    assert "{'loss'" not in proc.stdout  # no raw dicts on the console
-    assert [line.split(":")[0] for line in proc.stdout.splitlines() if line.startswith("eval step ")] == [
-        f"eval step {s}" for s in range(4)
-    ]
-
-    read = (
-        "import json, trackio.api; from trackio.sqlite_storage import SQLiteStorage as S\n"
-        "runs = [r.name for r in trackio.api.Api().runs('journey')]\n"
-        "print(json.dumps({'runs': runs, 'logs': S.get_logs('journey', runs[0])}, default=str))"
-    )
-    out = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
-    stored = json.loads(out.stdout.strip().splitlines()[-1])
-    assert stored["runs"] == ["tiny"]
-    series = {}
-    for row in stored["logs"]:
-        for key, value in row.items():
-            series.setdefault(key, []).append(value)
-    for key in ("train/reward", "train/entropy", "train/completions/mean_length", "train/frac_reward_zero_std",
-                "train/clip_ratio/region_mean", "train/loss", "train/grad_norm"):  # fmt: skip
-        assert len(series.get(key, [])) == 3, (key, sorted(series))
-    assert any(k.startswith("train/train_accuracy/") for k in series)
-    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
-    evals = [row for row in state["log_history"] if "eval/heldout" in row]
-    assert [row["step"] for row in evals] == [0, 1, 2, 3]
-    assert series["eval/heldout"] == [row["eval/heldout"] for row in evals]  # every eval, same values
-
-    run = tmp_path / "run"
-    kept = sorted(int(p.name.split("-")[1]) for p in run.glob("checkpoint-*"))
-    scores = {row["step"]: row["eval/heldout"] for row in evals if row["step"] > 0}
-    best = min((s for s in scores), key=lambda s: (-scores[s], s))
-    assert kept == sorted({3, best})
