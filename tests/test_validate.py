@@ -22,12 +22,12 @@ from oneshot_trl.eval import cli as eval_cli
 from oneshot_trl.eval import grade_cli
 from oneshot_trl.files import read_jsonl
 from oneshot_trl.recipe import RecipeError, load_recipe, parse_recipe
+from oneshot_trl.resume import newest_intact_checkpoint
 from oneshot_trl.run import Run
 from oneshot_trl.validate import (
     InputError,
     check_run_target,
     check_safetensors,
-    last_complete_checkpoint,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,17 +176,18 @@ def test_fresh_run_over_another_runs_checkpoints_is_refused(make_recipe, tmp_pat
 
 def test_resume_skips_half_saved_checkpoints_and_names_them(tmp_path, caplog, tiny_model_dir):
     run = tmp_path / "run"
-    _checkpoint(run, 2)
+    intact = _checkpoint(run, 2, '{"global_step": 2}')
+    shutil.copy(tiny_model_dir / "model.safetensors", intact)
     _checkpoint(run, 4, state="")  # empty trainer_state.json
     _checkpoint(run, 6, state=None)  # killed before trainer_state.json
-    cut = _checkpoint(run, 8)
+    cut = _checkpoint(run, 8, '{"global_step": 8}')
     _truncated_copy(tiny_model_dir, tmp_path / "cut")
     shutil.copy(tmp_path / "cut" / "model.safetensors", cut)
     with caplog.at_level(logging.WARNING):
-        assert last_complete_checkpoint(run) == str(run / "checkpoint-2")
+        assert newest_intact_checkpoint(run) == intact
     assert "checkpoint-8/model.safetensors is truncated" in caplog.text
-    assert "checkpoint-6 has no trainer_state.json" in caplog.text
-    assert "checkpoint-4/trainer_state.json is not valid JSON" in caplog.text
+    assert "checkpoint-6 is damaged (it has no trainer_state.json" in caplog.text
+    assert "checkpoint-4/trainer_state.json is not a valid trainer state" in caplog.text
 
 
 def test_resume_without_optimizer_state_is_refused_unless_inexact(

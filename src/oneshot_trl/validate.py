@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from oneshot_trl.files import iter_jsonl
-from oneshot_trl.layout import RUN_FILES, TRAINER_STATE_FILE, checkpoint_dirs
+from oneshot_trl.layout import RUN_FILES, checkpoint_dirs
 from oneshot_trl.secrets import scrub
 
 # Tokenizer files: a model folder without any of them cannot tokenize (transformers fails much later).
@@ -216,28 +216,6 @@ def check_weights(folder: str | os.PathLike) -> None:
     """Every safetensors file of a model folder or checkpoint is whole (see `check_safetensors`)."""
     for path in sorted(Path(folder).glob("*.safetensors")):
         check_safetensors(path)
-
-
-def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
-    """The newest `checkpoint-N` of `output_dir` that was saved completely (a readable trainer_state.json, whole
-    weights); newer incomplete ones (a kill mid-save) are skipped with a warning that names what is wrong."""
-    import logging
-
-    log = logging.getLogger(__name__)
-    for checkpoint in reversed(checkpoint_dirs(output_dir).values()):
-        state = checkpoint / TRAINER_STATE_FILE
-        try:
-            json.loads(state.read_text(encoding="utf-8"))
-            check_weights(checkpoint)
-        except FileNotFoundError:
-            log.warning("%s has no %s (saving was interrupted); skipped.", checkpoint, TRAINER_STATE_FILE)
-            continue
-        except (ValueError, UnicodeDecodeError) as err:  # InputError is a ValueError
-            problem = err if isinstance(err, InputError) else f"{state} is not valid JSON"
-            log.warning("%s is incomplete (%s); skipped.", checkpoint, problem)
-            continue
-        return str(checkpoint)
-    return None
 
 
 def check_training_dirs(training_args: Any, resume: bool) -> None:
