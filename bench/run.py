@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -214,6 +215,15 @@ def summary_row(name: str, result: dict) -> str:
             f"{result.get('model_architecture')}, GRPO step {max(steps)} s, peak {peak} GiB | "
             f"checks {'all passed' if result.get('ok') else 'failed: ' + ', '.join(failed)} | "
             f"{'yes' if result.get('ok') else '**no**'} | | {wall:.0f} |"
+        )
+    if "experiment" in result:  # a lab experiment (bench/lab_experiment.py): each arm's held-out accuracy
+        arms = ", ".join(
+            f"{arm} {100 * statistics.mean(a['values']['accuracy']):.1f}" for arm, a in result["arms"].items()
+        )
+        seeds = len(result.get("seeds", []))
+        return (
+            f"| {name} | {result['claim_in_paper']} ({result['label']}) | held-out accuracy, mean of {seeds} seeds: "
+            f"{arms} | | see {name}.md | {result.get('benchmark_wall_seconds') or ''} |"
         )
     if "description" not in result:  # a file from before this runner: not comparable, say so
         return f"| {name} | (older result format: re-run `python bench/run.py {name}`) | | | | |"
