@@ -32,6 +32,13 @@ def train_in_process(recipe: Path, *flags: str):
     return train_main(*parse_recipe([str(recipe), *flags]))
 
 
+def doctor(argv: list[str]) -> int:
+    """`oneshot-trl doctor ARGV` in process, through the CLI's one error path (exit 2 and one line on bad input)."""
+    from oneshot_trl.cli import run_command
+
+    return run_command("doctor", argv)
+
+
 def one_line_error(capsys, *needles: str) -> str:
     """The command's stderr (captured by pytest's `capsys`) is one line, no traceback, holding every needle."""
     err = capsys.readouterr().err.strip()

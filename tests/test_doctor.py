@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from support import REPO, train_in_process
+from support import REPO, doctor, train_in_process
 
 from oneshot_trl.checks import Launch, SetupError
 from oneshot_trl.config import OneShotArguments
-from oneshot_trl.doctor import main as doctor
 from oneshot_trl.memory import lora_params, model_info
 from oneshot_trl.recipe import RECIPE_DATACLASSES
 from oneshot_trl.setups import KNOWN_ARCHITECTURES, PAPER_SETUPS
@@ -349,7 +348,7 @@ def test_slurm_example_commands_pass_doctor_on_two_nodes(capsys):
 def test_a_missing_recipe_is_refused_before_the_training_stack_loads(tmp_path):
     """The cheap error first (issue 24 item 5): no TRL, transformers or torch import for a path that is not there."""
     code = (
-        "import sys; from oneshot_trl.doctor import main; rc = main([sys.argv[1]]); "
+        "import sys; from oneshot_trl.cli import run_command; rc = run_command('doctor', [sys.argv[1]]); "
         "heavy = [m for m in ('torch', 'transformers', 'trl') if m in sys.modules]; print(rc, heavy)"
     )
     out = subprocess.run(

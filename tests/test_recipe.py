@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import one_line_error
+from support import doctor, one_line_error
 
 from oneshot_trl import train
+from oneshot_trl.cli import run_command
 from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig
-from oneshot_trl.doctor import main as doctor
 from oneshot_trl.recipe import RecipeError, parse_recipe
 from oneshot_trl.validate import FieldError, InputError
 
@@ -49,7 +49,7 @@ def test_a_duplicated_key_names_the_key_and_both_lines(make_recipe, capsys):
     needle = f"key 'learning_rate' is set twice (lines {first} and {len(lines) + 1})"
     with pytest.raises(RecipeError, match=r"recipe\.yaml: " + re.escape(needle)):
         parse_recipe([str(recipe)])
-    assert train.cli_main([str(recipe)]) == 2
+    assert run_command("train", [str(recipe)]) == 2
     one_line_error(capsys, needle)
     assert doctor([str(recipe)]) == 2
     one_line_error(capsys, needle)
@@ -70,11 +70,11 @@ def test_flags_take_both_spellings(make_recipe, capsys):
         [recipe, "--eval-benchmarks", "math500", "aime24", "--use_vllm", "false", "--seed", "-0"]
     )
     assert script_args.eval_benchmarks == ["math500", "aime24"] and training_args.use_vllm is False
-    assert train.cli_main([recipe, "--max-steps", "abc"]) == 2
+    assert run_command("train", [recipe, "--max-steps", "abc"]) == 2
     one_line_error(capsys, "flag --max-steps is 'abc'; it must be a number (int)")
-    assert train.cli_main([recipe, "--max_step", "5"]) == 2
+    assert run_command("train", [recipe, "--max_step", "5"]) == 2
     one_line_error(capsys, "unknown flag --max_step.", "Did you mean --max_steps")
-    assert train.cli_main([recipe, "--learning-rate", "-1"]) == 2
+    assert run_command("train", [recipe, "--learning-rate", "-1"]) == 2
     one_line_error(capsys, "flag --learning-rate is -1; it must be >= 0")
 
 

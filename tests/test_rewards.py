@@ -8,11 +8,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support import doctor
 
 from oneshot_trl import rewards as rewards_module
 from oneshot_trl.config import OneShotArguments
 from oneshot_trl.data import Example
-from oneshot_trl.doctor import main as doctor
 from oneshot_trl.recipe import parse_recipe
 from oneshot_trl.rewards import (
     REWARDS,

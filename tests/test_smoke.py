@@ -11,10 +11,9 @@ import sys
 import pytest
 import torch
 import yaml
-from support import ENV, REPO
+from support import ENV, REPO, doctor
 
 import oneshot_trl.smoke.run as smoke_module
-from oneshot_trl.doctor import main as doctor
 from oneshot_trl.layout import COMPLETIONS_FILE, RESULTS_FILE, RUN_INFO_FILE, TRAINER_STATE_FILE, eval_dir
 from oneshot_trl.setups import KNOWN_ARCHITECTURES
 from oneshot_trl.smoke import system as smoke_system

@@ -17,6 +17,7 @@ import pytest
 from support import ENV, start_holder, train_in_process
 
 from oneshot_trl import train
+from oneshot_trl.cli import run_command
 from oneshot_trl.layout import OPTIMIZER_FILE, TRAINER_STATE_FILE
 from oneshot_trl.recipe import parse_recipe
 
@@ -50,7 +51,7 @@ def weights_of(folder: Path) -> bytes:
 def test_second_writer_is_refused_in_one_line(make_recipe, tmp_path, capsys):
     holder = start_holder(tmp_path / "run")  # another `oneshot-trl train` writing into output_dir
     try:
-        assert train.cli_main([str(make_recipe())]) == 2
+        assert run_command("train", [str(make_recipe())]) == 2
     finally:
         holder.communicate("\n")
     err = capsys.readouterr().err.strip()
@@ -77,7 +78,7 @@ def test_hub_target_checked_before_the_model_loads(
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # no `hf auth login` token either
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert train.cli_main([str(make_recipe(push_to_hub=True, **overrides))]) == 2
+    assert run_command("train", [str(make_recipe(push_to_hub=True, **overrides))]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and needle in err
     assert not (tmp_path / "run").exists()  # refused before anything was written
@@ -87,7 +88,7 @@ def test_a_run_dir_whose_only_checkpoint_is_damaged_is_not_restarted(make_recipe
     checkpoint = tmp_path / "run" / "checkpoint-2"
     checkpoint.mkdir(parents=True)
     (checkpoint / TRAINER_STATE_FILE).write_text('{"global_st')  # truncated
-    assert train.cli_main([str(make_recipe(resume_from_checkpoint=True))]) == 2
+    assert run_command("train", [str(make_recipe(resume_from_checkpoint=True))]) == 2
     err = capsys.readouterr().err
     assert "no intact checkpoint" in err and "overwrite_output_dir: true" in err
     assert checkpoint.is_dir()  # nothing deleted

@@ -12,12 +12,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from support import FakeHub, make_callback, one_line_error, save
+from support import FakeHub, doctor, make_callback, one_line_error, save
 
 from oneshot_trl import train
 from oneshot_trl.cli import main as cli_main
 from oneshot_trl.cli import run_command
-from oneshot_trl.doctor import main as doctor
 from oneshot_trl.eval import cli as eval_cli
 from oneshot_trl.eval import grade_cli
 from oneshot_trl.files import read_jsonl
@@ -59,7 +58,7 @@ BAD_FLAGS = [  # (flag, value, what the message says)
 
 @pytest.mark.parametrize(("flag", "value", "says"), BAD_FLAGS, ids=[f"{f}={v}" for f, v, _ in BAD_FLAGS])
 def test_bad_flag_is_one_line_exit_2(make_recipe, capsys, flag, value, says):
-    assert train.cli_main([str(make_recipe()), f"--{flag}", value]) == 2
+    assert run_command("train", [str(make_recipe()), f"--{flag}", value]) == 2
     one_line_error(capsys, f"--{flag}", says)
 
 
@@ -80,7 +79,7 @@ def test_bad_recipe_value_is_refused_by_train_and_doctor(make_recipe, capsys, ke
     recipe = make_recipe(**{key: value})
     with pytest.raises(RecipeError, match=rf"recipe\.yaml: key '{key}' is "):  # the field's own range
         parse_recipe([str(recipe)])
-    assert train.cli_main([str(recipe)]) == 2
+    assert run_command("train", [str(recipe)]) == 2
     one_line_error(capsys, f"key '{key}'")
     assert doctor([str(recipe)]) == 2
     assert f"key '{key}'" in capsys.readouterr().err
@@ -97,9 +96,11 @@ def test_numeric_strings_are_accepted_for_number_fields(make_recipe, tmp_path):
 
 
 def test_a_config_check_is_one_line_not_a_traceback(make_recipe, capsys):
-    assert train.cli_main([str(make_recipe(train_examples="pi99"))]) == 2
+    assert run_command("train", [str(make_recipe(train_examples="pi99"))]) == 2
     one_line_error(capsys, "key 'train_examples' is 'pi99'; choose one of pi1")
-    assert train.cli_main([str(make_recipe(dataset_repeat_to=1))]) == 2  # the doctor's checks: one line too
+    assert (
+        run_command("train", [str(make_recipe(dataset_repeat_to=1))]) == 2
+    )  # the doctor's checks: one line too
     one_line_error(capsys, "the dataset has 1 row")
 
 
@@ -120,13 +121,13 @@ def test_python_m_train_bad_flag_prints_no_usage(make_recipe):
 
 def test_model_path_that_is_a_file_or_lacks_a_tokenizer(make_recipe, tiny_model_dir, tmp_path, capsys):
     config = tiny_model_dir / "config.json"
-    assert train.cli_main([str(make_recipe(model_name_or_path=str(config)))]) == 2
+    assert run_command("train", [str(make_recipe(model_name_or_path=str(config)))]) == 2
     one_line_error(capsys, "config.json is a file")
     bare = tmp_path / "bare"
     bare.mkdir()
     shutil.copy(config, bare)
     shutil.copy(tiny_model_dir / "model.safetensors", bare)
-    assert train.cli_main([str(make_recipe(model_name_or_path=str(bare)))]) == 2
+    assert run_command("train", [str(make_recipe(model_name_or_path=str(bare)))]) == 2
     one_line_error(capsys, "has no tokenizer files")
     assert run_command("eval", ["--model", str(bare), "--dry-run", "--benchmarks", "math500"]) == 2
     one_line_error(capsys, "--model", "has no tokenizer files")
@@ -145,7 +146,7 @@ def test_truncated_weights_are_named(make_recipe, tiny_model_dir, tmp_path, caps
     weights = _truncated_copy(tiny_model_dir, tmp_path / "cut")
     with pytest.raises(InputError, match="model.safetensors is truncated"):
         check_safetensors(weights)
-    assert train.cli_main([str(make_recipe(model_name_or_path=str(tmp_path / "cut")))]) == 2
+    assert run_command("train", [str(make_recipe(model_name_or_path=str(tmp_path / "cut")))]) == 2
     one_line_error(capsys, "model.safetensors is truncated")
     assert (
         run_command("eval", ["--model", str(tmp_path / "cut"), "--dry-run", "--benchmarks", "math500"]) == 2
@@ -166,7 +167,7 @@ def _checkpoint(run: Path, step: int, state: str | None = "{}") -> Path:
 
 def test_fresh_run_over_another_runs_checkpoints_is_refused(make_recipe, tmp_path, capsys):
     _checkpoint(tmp_path / "run", 6)
-    assert train.cli_main([str(make_recipe())]) == 2
+    assert run_command("train", [str(make_recipe())]) == 2
     one_line_error(capsys, "holds another run's checkpoints (checkpoint-6)", "overwrite_output_dir")
     # overwrite_output_dir clears them (before the model loads); resume keeps them
     _, training_args, _, _ = parse_recipe([str(make_recipe(overwrite_output_dir=True))])
@@ -208,7 +209,7 @@ def test_resume_without_optimizer_state_is_refused_unless_inexact(
 
 def test_resume_from_a_checkpoint_without_state_is_refused(make_recipe, tmp_path, capsys):
     checkpoint = _checkpoint(tmp_path / "run", 2, state=None)
-    assert train.cli_main([str(make_recipe(resume_from_checkpoint=str(checkpoint)))]) == 2
+    assert run_command("train", [str(make_recipe(resume_from_checkpoint=str(checkpoint)))]) == 2
     one_line_error(capsys, "has no trainer_state.json")
 
 
@@ -455,7 +456,7 @@ def test_training_whose_pushes_fail_exits_1_with_the_retry_command(
     monkeypatch.setattr(push, "HfApi", lambda *a, **k: FakeHub(tmp_path, fail={("create_commit", None): -1}))
     recipe = make_recipe(max_steps=2, save_steps=2, push_to_hub=True, hub_model_id="user/tiny")
     monkeypatch.setenv("HF_TOKEN", "hf_fakeTOKENforTHEtest")  # checked before training
-    assert train.cli_main([str(recipe)]) == 1
+    assert run_command("train", [str(recipe)]) == 1
     err = capsys.readouterr().err
     assert "2 push(es) to user/tiny did not succeed" in err and f"oneshot-trl push {tmp_path / 'run'}" in err
     assert (tmp_path / "run" / "model.safetensors").exists() and (tmp_path / "run" / "checkpoint-2").is_dir()
@@ -469,7 +470,7 @@ def test_eval_push_failure_keeps_results_and_exits_1(tiny_model_dir, tmp_path, m
     argv = ["--model", str(tiny_model_dir), "--benchmarks", "math500", "--limit", "1", "--max-new-tokens", "2",
             "--backend", "transformers", "--output-dir", str(tmp_path / "out"), "--push-to-hub",
             "--hub-repo-id", "user/tiny", "--no-progress"]  # fmt: skip
-    assert eval_cli.main(argv) == 1
+    assert run_command("eval", argv) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "1 push(es) to the Hub failed" in err and "Hub unreachable" in err
     assert "oneshot-trl card user/tiny --revision main --results" in err

@@ -20,7 +20,6 @@ import yaml
 
 from oneshot_trl.memory import DEEPSPEED_BUCKETS, ModelInfo, model_info
 from oneshot_trl.retention import retention_problems
-from oneshot_trl.rewards import check_reward_funcs
 from oneshot_trl.setups import PAPER_SETUPS, known_setup_names
 from oneshot_trl.validate import InputError
 
@@ -264,10 +263,6 @@ def find_problems(
             f"processes ({plan.world_size}) in colocate mode."
         )
     local_batch = plan.generation_batch_size // max(plan.world_size, 1)
-    try:  # reward_funcs against reward_weights (names and import paths were checked when the recipe was read)
-        check_reward_funcs(script_args.reward_funcs, a.reward_weights)
-    except InputError as err:
-        errors.append(str(err))
     if "majority" in script_args.reward_funcs and local_batch % plan.num_generations:
         errors.append(
             f"reward_funcs: majority votes within each group of {plan.num_generations}, but each process scores "

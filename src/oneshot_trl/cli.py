@@ -3,7 +3,8 @@
 Each subcommand lives in the module of its concern and exposes `main(argv) -> int`; this file routes, so
 `oneshot-trl <cmd> --help` is the subcommand's own argparse help, and holds the one error path of every command:
 an `InputError` raised anywhere becomes `oneshot-trl <cmd>: error: ...` on stderr and exit 2, a failed write
-(`files.WriteError`) one line and exit 1, Ctrl-C one line (what was kept, how to resume) and exit 130.
+(`files.WriteError`) one line and exit 1, work done but partly failed (`validate.Incomplete`: a push) its
+message and exit 1, Ctrl-C one line (what was kept, how to resume) and exit 130.
 A command that knows what an interrupt kept raises `KeyboardInterrupt("kept ...; rerun ... to resume")`.
 """
 
@@ -15,7 +16,7 @@ import sys
 from oneshot_trl import __version__
 from oneshot_trl.files import WriteError
 from oneshot_trl.secrets import scrub, secrets_in
-from oneshot_trl.validate import InputError, fail
+from oneshot_trl.validate import Incomplete, InputError, fail
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
@@ -78,6 +79,9 @@ def run_command(name: str, argv: list[str]) -> int:
         return fail(prog, err, *tokens)
     except WriteError as err:
         fail(prog, err.strerror or str(err), *tokens)
+        return 1
+    except Incomplete as err:  # several lines: what is missing, how to finish it
+        fail(prog, str(err), *tokens)
         return 1
     except KeyboardInterrupt as err:
         note = " ".join(str(err.args[0]).split()) if err.args else "nothing more was written"

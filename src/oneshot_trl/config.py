@@ -324,7 +324,7 @@ class OneShotArguments:
             self.reward_funcs = [self.reward]
         if self.reward_funcs is None:
             self.reward_funcs = [ACCURACY]
-        check_reward_funcs(self.reward_funcs)  # names and import paths; weights: checks.find_problems
+        check_reward_funcs(self.reward_funcs)  # names and import paths; weights: recipe.build_configs
 
 
 @dataclass

@@ -32,7 +32,7 @@ from oneshot_trl.recipe_source import RecipeError, split_argv
 from oneshot_trl.retention import max_checkpoints_on_disk
 from oneshot_trl.secrets import is_secret_key, scrub, secrets_in
 from oneshot_trl.setups import OFFICIAL_GPUS, OFFICIAL_PROMPTS_PER_STEP, PAPER_SETUPS
-from oneshot_trl.validate import InputError, fail
+from oneshot_trl.validate import InputError
 
 if TYPE_CHECKING:
     from oneshot_trl.recipe import Recipe
@@ -156,20 +156,14 @@ def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        mine, overrides = split_args(argv)
-    except RecipeError as err:
-        return fail("oneshot-trl doctor", err, *secrets_in(None, argv))
+    mine, overrides = split_args(argv)  # a RecipeError is one line and exit 2 (oneshot_trl.cli)
     args = build_parser().parse_args(mine)
     if not Path(args.recipe).is_file():  # before the config classes' import of TRL (seconds)
-        return fail("oneshot-trl doctor", RecipeError(f"Recipe file not found: {args.recipe}"))
+        raise RecipeError(f"Recipe file not found: {args.recipe}")
     # Imported after the cheap argument errors: the config classes import TRL (seconds).
     from oneshot_trl.recipe import read_recipe_argv
 
-    try:  # the recipe, read once; its errors and the report go out scrubbed of every secret (slurm logs them)
-        recipe = read_recipe_argv([args.recipe, *overrides])
-    except RecipeError as err:
-        return fail("oneshot-trl doctor", err, *secrets_in(None, overrides))
+    recipe = read_recipe_argv([args.recipe, *overrides])  # read once; the report goes out scrubbed (slurm logs it)
     tokens = secrets_in({**recipe.env, **recipe.effective}, overrides)
     out, err = io.StringIO(), io.StringIO()
     try:
@@ -183,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
 def _report(args: argparse.Namespace, recipe: Recipe) -> int:
     try:
         launch, configs = _launch_and_configs(args, recipe)
-    except (ValueError, OSError) as err:  # RecipeError, a malformed accelerate config
-        return fail("oneshot-trl doctor", err)
+    except InputError:  # a RecipeError: one line and exit 2 (oneshot_trl.cli)
+        raise
+    except (ValueError, OSError) as err:  # a malformed accelerate config
+        raise InputError(str(err)) from err
     script_args, training_args, model_args = configs
     rows, load_error = count_rows(script_args)
     plan = batch_plan(training_args, launch.num_processes, set(recipe.effective), rows)

@@ -29,8 +29,9 @@ from trl import ModelConfig
 
 from oneshot_trl.config import ALGORITHMS, OneShotArguments, OneShotGRPOConfig, OneShotPPOConfig
 from oneshot_trl.recipe_source import Flag, RecipeError, read_recipe, split_argv
-from oneshot_trl.secrets import is_secret_key, scrub
-from oneshot_trl.validate import FieldError
+from oneshot_trl.rewards import check_reward_funcs
+from oneshot_trl.secrets import is_secret_key, remember, scrub
+from oneshot_trl.validate import FieldError, InputError
 
 __all__ = ["Recipe", "RecipeError", "build_configs", "load_recipe", "parse_recipe", "read_recipe_argv"]
 
@@ -289,13 +290,14 @@ def _typed(recipe: Recipe | None, key: str, value: Any, tp: Any, flag: Flag | No
     try:
         return convert(value, tp)
     except ValueError as err:
+        secret = is_secret_key(key)  # a token is never shown, not even a malformed one
         if flag is not None:
             shown = " ".join(flag.values) if isinstance(value, list) else value
-            raise RecipeError(f"flag {flag.spelling} is {shown!r}; it must be {err}.") from None
+            shown = "<redacted>" if secret else repr(shown)
+            raise RecipeError(f"flag {flag.spelling} is {shown}; it must be {err}.") from None
         where = recipe.where(key) if recipe is not None else f"key {key!r}"
-        raise RecipeError(
-            f"{where} has value {value!r} of type {type(value).__name__}, expected {err}."
-        ) from None
+        shown = "<redacted>" if secret else repr(value)
+        raise RecipeError(f"{where} has value {shown} of type {type(value).__name__}, expected {err}.") from None
 
 
 def build_configs(recipe: Recipe, forced: Mapping[str, Any] | None = None) -> tuple[Any, Any, Any]:
@@ -314,6 +316,11 @@ def build_configs(recipe: Recipe, forced: Mapping[str, Any] | None = None) -> tu
     except (ValueError, TypeError) as err:  # a cross-field rule: ours (config.py) or TRL's
         raise RecipeError(f"{recipe.path}: {err}" if recipe.path else str(err)) from None
     script_args, training_args, model_args = configs
+    remember(getattr(training_args, "hub_token", None))  # no later message of this process shows it
+    try:  # the one rule across two configs: a weight per reward
+        check_reward_funcs(script_args.reward_funcs, training_args.reward_weights)
+    except InputError as err:
+        raise RecipeError(f"{recipe.path}: {err}" if recipe.path else str(err)) from None
     return script_args, training_args, model_args
 
 

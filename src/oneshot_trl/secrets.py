@@ -13,13 +13,20 @@ import re
 _SECRET_NAME = r"(?:^|[_.-])(?:token|secret|password|passwd|api_?key)(?:$|[_.-])"
 _SECRET_KEY_RE = re.compile(r"^(\s*-?\s*([\w.-]+)\s*:\s*)(.+?)\s*$")
 _REDACTED = "<redacted>"
+_remembered: set[str] = set()  # tokens a recipe or flag gave this process (`remember`)
+
+
+def remember(*tokens: str | None) -> None:
+    """Scrub these tokens from every later text of this process, wherever it is printed or logged: a recipe's
+    `hub_token` is known to the one error path (`oneshot_trl.cli`) without being passed along."""
+    _remembered.update(t for t in tokens if t)
 
 
 def _known_tokens(*extra: str | None) -> list[str]:
     # Imported here: huggingface_hub costs ~0.3 s, and `scrub` sits on every command's error path (`--help` too).
     from huggingface_hub import get_token
 
-    tokens = [*extra, os.environ.get("HF_TOKEN"), os.environ.get("HUGGING_FACE_HUB_TOKEN")]
+    tokens = [*extra, *_remembered, os.environ.get("HF_TOKEN"), os.environ.get("HUGGING_FACE_HUB_TOKEN")]
     try:
         tokens.append(get_token())
     except Exception:  # a broken token file must not break a push or a log line

@@ -46,14 +46,13 @@ from oneshot_trl.ppo import OneShotPPOTrainer
 from oneshot_trl.precision import PrecisionCallback
 from oneshot_trl.recipe import Recipe, help_text, parse_recipe, read_recipe_argv
 from oneshot_trl.rewards import RewardOptions, get_reward_funcs, incorrect_labels
-from oneshot_trl.secrets import ScrubFilter, secrets_in
+from oneshot_trl.secrets import ScrubFilter
 from oneshot_trl.trainer import OneShotGRPOTrainer
 from oneshot_trl.validate import (
     InputError,
     check_model_dir,
     check_training_dirs,
     check_weights,
-    fail,
 )
 
 logger = logging.getLogger("oneshot_trl.train")
@@ -310,24 +309,18 @@ def main(
 
 
 def cli_main(argv: list[str] | None = None) -> int:
+    """`train`'s command line. A bad recipe, flag or input raises an InputError before any work, which the one
+    error path (`oneshot_trl.cli.run_command`) prints as one line with exit code 2; failed pushes after a saved
+    run are a HubPushFailed (exit 1); errors once training runs keep their traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if {"-h", "--help"} & set(argv):
         print(help_text("oneshot-trl train"))
         return 0
-    try:  # a bad recipe, flag or input: one line and exit code 2 (errors once training runs keep their traceback)
-        script_args, training_args, model_args, recipe = parse_recipe(argv)
-    except (ValueError, OSError) as err:  # RecipeError, InputError, the configs' own __post_init__ checks
-        return fail("oneshot-trl train", err, *secrets_in(None, argv))
+    script_args, training_args, model_args, recipe = parse_recipe(argv)
     try:
         main(script_args, training_args, model_args, recipe)
     except resume.RunFinished as err:  # a finished run resumed: nothing to do, not an error
         print(f"oneshot-trl train: {err}")
-        return 0
-    except InputError as err:
-        return fail("oneshot-trl train", err, training_args.hub_token)
-    except HubPushFailed as err:
-        fail("oneshot-trl train", str(err), training_args.hub_token)  # several lines: what is missing
-        return 1
     return 0
 
 

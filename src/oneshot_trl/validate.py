@@ -31,6 +31,11 @@ class InputError(ValueError):
     """A user input that cannot be used; the message is one line naming the input."""
 
 
+class Incomplete(RuntimeError):
+    """The command did its work but part of it failed (a push to the Hub): everything is saved locally, and the
+    message (several lines) says what is missing and how to finish it. Exit code 1 (oneshot_trl.cli)."""
+
+
 def fail(prog: str, err: BaseException | str, *tokens: str | None) -> int:
     """Print `prog: error: <err>` (an exception on one line; a str as it is; `tokens` and the known ones
     scrubbed) to stderr; returns 2, the exit code of a usage error."""

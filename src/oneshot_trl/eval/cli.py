@@ -29,6 +29,7 @@ from oneshot_trl.eval.seeds import format_seed_table, parse_seeds, split_by_samp
 from oneshot_trl.eval.sweep import Ranks, evaluate_revisions
 from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
 from oneshot_trl.files import atomic_write_text, atomic_writer
+from oneshot_trl.hub.retry import HubPushFailed
 from oneshot_trl.hub.revision_card import push_eval_results
 from oneshot_trl.layout import AUDIT_FILE, RESULTS_FILE, SUMMARY_STEM, safe_name, step_from_label
 from oneshot_trl.lock import run_lock
@@ -455,11 +456,12 @@ class _Pusher:
             )
 
     def report(self) -> int:
-        if not self.failed:
-            return 0
-        print(f"oneshot-trl eval: error: results saved locally, but {len(self.failed)} push(es) to the Hub "
-              "failed:\n" + "\n".join(self.failed), file=sys.stderr)  # fmt: skip
-        return 1
+        """0 when every push succeeded; else a HubPushFailed (exit 1 through oneshot_trl.cli): the retries."""
+        if self.failed:
+            raise HubPushFailed(
+                f"results saved locally, but {len(self.failed)} push(es) to the Hub failed:\n" + "\n".join(self.failed)
+            )
+        return 0
 
 
 if __name__ == "__main__":

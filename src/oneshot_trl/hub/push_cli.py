@@ -16,10 +16,10 @@ from pathlib import Path
 
 from oneshot_trl import cli_args
 from oneshot_trl.files import atomic_write_text
-from oneshot_trl.hub.retry import failure_message
+from oneshot_trl.hub.retry import HubPushFailed, failure_message
 from oneshot_trl.layout import HUB_PUSHES_FILE, RECIPE_FILE
 from oneshot_trl.run import Run
-from oneshot_trl.validate import InputError, check_run_target, fail
+from oneshot_trl.validate import InputError, check_run_target
 
 PROG = "oneshot-trl push"
 
@@ -82,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = push_missing(args.run_dir, args.repo_id)
     message = failure_message(summary, args.run_dir)
     if message:  # not an input error: several lines (what is missing, how to retry) and exit 1
-        fail(PROG, message)
-        return 1
+        raise HubPushFailed(message)
     print(f"{summary['pushed']} push(es) on {summary['url']}: nothing missing.")
     return 0
 

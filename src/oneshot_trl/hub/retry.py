@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from oneshot_trl.secrets import scrub
+from oneshot_trl.validate import Incomplete
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def with_retries(
     raise AssertionError("unreachable")
 
 
-class HubPushFailed(RuntimeError):
+class HubPushFailed(Incomplete):
     """Some pushes of a run failed; everything is saved locally and the message says how to retry."""
 
 
