@@ -13,6 +13,7 @@ from oneshot_trl.lab.pretrain import BaseModelConfig, get_base_model
 from oneshot_trl.lab.runs import RLRunConfig, recipe_for
 from oneshot_trl.lab.task import (
     DEFAULT_EXAMPLE,
+    DEMO_EXAMPLE,
     answer_text,
     careful_share,
     iter_pretraining_problems,
@@ -35,6 +36,8 @@ def test_splits_are_disjoint_and_pretraining_never_sees_the_test_split():
     train = {(p.a, p.b) for p in s["train"]}
     assert len(test) == 200 and len(train) == 256 and not test & train
     assert DEFAULT_EXAMPLE in train and DEFAULT_EXAMPLE not in test
+    demo = parse_example(DEMO_EXAMPLE)
+    assert (demo.a, demo.b) in train and demo.carries  # from the RL pool; the shortcut gets it wrong
     assert not test & {(p.a, p.b) for p in itertools.islice(iter_pretraining_problems(0), 5000)}
     assert parse_example(" 37 + 48 ").answer == "85"
     with pytest.raises(ValueError, match="like '37\\+48'"):
@@ -188,7 +191,9 @@ def test_controls_experiment_recipes_parse(tmp_path):
         path.write_text(yaml.safe_dump({k: v for k, v in recipe.items() if v is not None}))
         script_args, *_ = parse_recipe([str(path)])
         assert script_args.reward_funcs == [arm.config.reward]
-        assert script_args.incorrect_answer == ("75" if arm.config.reward == "incorrect" else None)
+        assert script_args.incorrect_answer == (
+            "51" if arm.config.reward == "incorrect" else None
+        )  # 27+34's shortcut
 
 
 def test_cli_writes_test_set_and_rejects_a_missing_base_model(tmp_path, capsys):
@@ -231,17 +236,19 @@ def test_one_example_shifts_the_shared_strategy_on_held_out_problems(ci_base, tm
     rewards = results["train_reward"]
     assert len(rewards) == 20 and sum(rewards[-5:]) > sum(rewards[:5])
 
-    # held-out evals along the way: step 0 (the base), 10, 20, as `oneshot-trl analyze` reads them
-    assert [p["step"] for p in results["heldout_curve"]] == [0, 10, 20]
+    # held-out evals along the way: step 0 (the base), then every 5 steps, as `oneshot-trl analyze` reads them
+    assert [p["step"] for p in results["heldout_curve"]] == [0, 5, 10, 15, 20]
     assert (
         analyze_cli.main([str(out / "run"), "--output-dir", str(out / "analysis"), "--words", "Recheck"]) == 0
     )
     analysis = json.loads((out / "analysis" / "analysis.json").read_text())
     assert (out / "analysis" / "post_saturation.png").is_file()
-    assert [(e["benchmark"], e["step"]) for e in analysis["evals"]] == [("heldout", s) for s in (0, 10, 20)]
+    assert [(e["benchmark"], e["step"]) for e in analysis["evals"]] == [
+        ("heldout", s) for s in (0, 5, 10, 15, 20)
+    ]
     run_info = json.loads((out / "run" / "oneshot_run.json").read_text())
     assert (
-        run_info["examples"][0]["problem"] == "What is 37+48?" and run_info["examples"][0]["answer"] == "85"
+        run_info["examples"][0]["problem"] == "What is 27+34?" and run_info["examples"][0]["answer"] == "61"
     )
     AutoModelForCausalLM.from_pretrained(out / "run")  # the checkpoint is an ordinary model folder
 

@@ -1,6 +1,6 @@
 """`oneshot-trl lab`: 1-shot RLVR on a tiny model, end to end on a CPU in minutes.
 
-    oneshot-trl lab                                   # the demo: base eval, GRPO on "What is 37+48?", eval
+    oneshot-trl lab                                   # the demo: base eval, GRPO on "What is 27+34?", eval
     oneshot-trl lab --output-dir runs/lab             # + results.json, lab.png, the checkpoint in runs/lab/
     oneshot-trl lab --experiment entropy --seeds 0,1,2
     oneshot-trl lab --save-base runs/lab-base         # the base model as a folder (then: recipes/lab.yaml)
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from oneshot_trl import cli_args
+from oneshot_trl.lab.task import DEMO_EXAMPLE
 from oneshot_trl.progress import is_terminal
 from oneshot_trl.validate import InputError
 
@@ -76,7 +77,9 @@ def make_parser() -> argparse.ArgumentParser:
         "say whether it agrees with the shipped base.",
     )
     parser.add_argument("--seed", type=int, default=0, help="RL seed of the demo (sampling, data order).")
-    parser.add_argument("--example", default="37+48", help="The one training problem of the demo, as 'a+b'.")
+    parser.add_argument(
+        "--example", default=DEMO_EXAMPLE, help="The one training problem of the demo, as 'a+b'."
+    )
     parser.add_argument(
         "--steps", type=int, default=None, help="GRPO steps (default: the demo's / experiment's own)."
     )

@@ -21,11 +21,12 @@ from pathlib import Path
 from oneshot_trl.lab import report
 from oneshot_trl.lab.base import describe as describe_base
 from oneshot_trl.lab.runs import METRICS, RLRunConfig, evaluate_lab, run, saturation
-from oneshot_trl.lab.task import splits
+from oneshot_trl.lab.task import DEMO_EXAMPLE, parse_example, splits
 
 logger = logging.getLogger(__name__)
 
 LAB_RESULTS_FILE = "results.json"  # the lab's summary (not an eval's layout.RESULTS_FILE)
+_SHORTCUT = parse_example(DEMO_EXAMPLE).shortcut_answer  # "51": the incorrect label of `controls`
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "one-vs-full",
             "1 example does about as well as the full 1.2k set (MATH500 73.6 both, Qwen2.5-Math-1.5B).",
             (
-                Arm("1 example (37+48)", RLRunConfig()),
+                Arm(f"1 example ({DEMO_EXAMPLE})", RLRunConfig()),
                 Arm("full set (256 problems)", RLRunConfig(examples=_full_set())),
             ),
         ),
@@ -144,8 +145,11 @@ EXPERIMENTS: dict[str, Experiment] = {
             (
                 Arm("accuracy reward", RLRunConfig()),
                 Arm("random reward (p 0.5)", RLRunConfig(reward="random")),
-                # 75 is the shortcut's answer to 37+48 (the carry dropped): the base model's own wrong answer
-                Arm("incorrect label (75)", RLRunConfig(reward="incorrect", incorrect_answer="75")),
+                # the shortcut's answer to the example (the carry dropped): the base model's own wrong answer
+                Arm(
+                    f"incorrect label ({_SHORTCUT})",
+                    RLRunConfig(reward="incorrect", incorrect_answer=_SHORTCUT),
+                ),
                 Arm("majority vote", RLRunConfig(reward="majority")),
                 Arm("format reward", RLRunConfig(reward="format")),
             ),

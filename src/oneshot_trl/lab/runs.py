@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from oneshot_trl.lab.task import (
+    DEMO_EXAMPLE,
     EVAL_MAX_NEW_TOKENS,
     EVAL_TEMPLATE,
     REFLECTION_WORD,
@@ -42,7 +43,7 @@ def lab_protocol(n: int | None = None):
     `accuracy` uses the official extraction (last \\boxed{}, else "the answer is", else the last number), so it
     counts "The answer is 85." as correct: it measures the strategy. `boxed_accuracy` (correct *and* boxed) is
     what the boxed-only training reward sees; `boxed_rate` is format alone. With `n`, every problem gets `n`
-    samples at the rollout temperature (0.6) instead of one greedy answer: pass@k for k <= n.
+    samples at the paper's rollout temperature (0.6) instead of one greedy answer: pass@k for k <= n.
     """
     import dataclasses
 
@@ -124,7 +125,7 @@ def evaluate_lab(
 class RLRunConfig:
     """A lab RL run; the defaults are the demo (and `recipes/lab.yaml`)."""
 
-    examples: tuple[str, ...] = field(default=("37+48",), metadata={"help": "Training problems 'a+b'."})
+    examples: tuple[str, ...] = field(default=(DEMO_EXAMPLE,), metadata={"help": "Training problems 'a+b'."})
     reward: str = field(
         default="accuracy",
         metadata={
@@ -133,25 +134,31 @@ class RLRunConfig:
     )
     incorrect_answer: str | None = field(
         default=None,
-        metadata={"help": "reward incorrect: the wrong label rewarded (e.g. the shortcut's 75)."},
+        metadata={"help": "reward incorrect: the wrong label rewarded (e.g. the shortcut's 51 for 27+34)."},
     )
     entropy_coeff: float = field(default=0.001, metadata={"help": "The paper's entropy bonus coefficient."})
     steps: int = field(
-        default=60, metadata={"help": "GRPO steps (the demo: the example saturates around step 40)."}
+        default=60, metadata={"help": "GRPO steps (the demo: the example saturates around step 20)."}
     )
     learning_rate: float = field(
         default=5e-5, metadata={"help": "Constant LR (the paper: 1e-6 for a 1.5B model)."}
     )
     num_generations: int = field(default=8, metadata={"help": "Rollouts per prompt (the paper: 8)."})
     prompts_per_step: int = field(default=2, metadata={"help": "Prompts per step (the paper: 128)."})
-    temperature: float = field(default=0.6, metadata={"help": "Rollout temperature (as the paper)."})
+    temperature: float = field(
+        default=0.2,
+        metadata={
+            "help": "Rollout temperature (the paper: 0.6). At 0.2 the example's sampled accuracy saturates while "
+            "greedy held-out answers are still switching strategy (docs/lab.md, 'After saturation')."
+        },
+    )
     beta: float = field(
         default=0.0, metadata={"help": "KL coefficient (0: no reference model, half the compute)."}
     )
     max_completion_length: int = field(default=64, metadata={"help": "Careful answers are about 45 tokens."})
     seed: int = field(default=0, metadata={"help": "Seed of sampling and data order."})
     eval_every: int = field(
-        default=10,
+        default=5,
         metadata={"help": "Save and evaluate a checkpoint on the held-out split every N steps (and step 0)."},
     )
     eval_limit: int | None = field(

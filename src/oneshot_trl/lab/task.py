@@ -19,9 +19,10 @@ The shortcut is the majority in pretraining, and more so the bigger the numbers 
 answers when the tens digits sum to 2, falling linearly to 5% when they sum to 18; 37+48 gets 32.5%), so greedy
 decoding takes it everywhere; sampling takes the careful strategy often enough that the base model solves most
 problems within 8 samples. RL on one example shifts the strategy choice that every problem shares; a held-out
-problem switches once the shift outweighs its own lean towards the shortcut, so problems with bigger numbers
-than the example switch only after the example is solved: held-out accuracy keeps rising after the training
-example saturates (the paper's post-saturation generalization, built into the task, not into the metric). The
+problem switches, under greedy decoding, once the shift outweighs its own lean towards the shortcut. Whether
+that happens before or after the example's *sampled* accuracy saturates depends on the rollout temperature: at
+the paper's 0.6 the example saturates only once nearly every held-out problem has switched; at the demo's 0.2
+it saturates earlier, and held-out accuracy keeps rising after it (docs/lab.md, "After saturation"). The
 final answer is boxed or not ("The answer is \\boxed{85}." / "The answer is 85."), a separate choice shared by
 both strategies, so format (what the boxed-only reward needs) and strategy (what any grader needs) can move
 separately.
@@ -38,13 +39,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
-from oneshot_trl.data import TRAIN_PROMPT_SUFFIX
+from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
 
 LOW, HIGH = 10, 99  # operands are two-digit numbers: 8,100 ordered pairs
 NUM_TEST = 200
 NUM_VAL = 100
 NUM_TRAIN = 256
-DEFAULT_EXAMPLE = (37, 48)  # the demo's one training example: the units carry, so the shortcut fails on it
+# Kept out of the shuffle and first in `train`, so the splits (and the data the shipped base was pretrained on,
+# which excludes `test` and `val`) stay as they were built; it was the first demo's example.
+DEFAULT_EXAMPLE = (37, 48)
+# The demo's one training example, from the RL pool: the units carry (7+4), so the shortcut fails on it ("51").
+DEMO_EXAMPLE = "27+34"
 # Held-out problems are asked as the training problem is: chat template on question + the paper's training
 # instruction (the paper's eval prompt asks for \\boxed{} too, through Qwen2.5-Math's system line).
 EVAL_TEMPLATE = "chat-boxed"
