@@ -31,7 +31,7 @@ from oneshot_trl.config import ALGORITHMS, OneShotArguments, OneShotGRPOConfig, 
 from oneshot_trl.recipe_source import Flag, RecipeError, read_recipe, split_argv
 from oneshot_trl.rewards import check_reward_funcs
 from oneshot_trl.secrets import is_secret_key, remember, scrub
-from oneshot_trl.validate import FieldError, InputError
+from oneshot_trl.validate import FieldError
 
 __all__ = ["Recipe", "RecipeError", "build_configs", "load_recipe", "parse_recipe", "read_recipe_argv"]
 
@@ -297,7 +297,9 @@ def _typed(recipe: Recipe | None, key: str, value: Any, tp: Any, flag: Flag | No
             raise RecipeError(f"flag {flag.spelling} is {shown}; it must be {err}.") from None
         where = recipe.where(key) if recipe is not None else f"key {key!r}"
         shown = "<redacted>" if secret else repr(value)
-        raise RecipeError(f"{where} has value {shown} of type {type(value).__name__}, expected {err}.") from None
+        raise RecipeError(
+            f"{where} has value {shown} of type {type(value).__name__}, expected {err}."
+        ) from None
 
 
 def build_configs(recipe: Recipe, forced: Mapping[str, Any] | None = None) -> tuple[Any, Any, Any]:
@@ -311,16 +313,14 @@ def build_configs(recipe: Recipe, forced: Mapping[str, Any] | None = None) -> tu
         for cls in recipe.classes:
             names = {f.name for f in dataclasses.fields(cls) if f.init}
             configs.append(cls(**{k: v for k, v in values.items() if k in names}))
+        script_args, training_args, model_args = configs
+        # the rule across two configs: a weight per reward
+        check_reward_funcs(script_args.reward_funcs, training_args.reward_weights)
     except FieldError as err:
         raise RecipeError(f"{recipe.where(err.key)} {err.detail}") from None
-    except (ValueError, TypeError) as err:  # a cross-field rule: ours (config.py) or TRL's
+    except (ValueError, TypeError) as err:  # a cross-field rule: ours (config.py), TRL's, a weight per reward
         raise RecipeError(f"{recipe.path}: {err}" if recipe.path else str(err)) from None
-    script_args, training_args, model_args = configs
     remember(getattr(training_args, "hub_token", None))  # no later message of this process shows it
-    try:  # the one rule across two configs: a weight per reward
-        check_reward_funcs(script_args.reward_funcs, training_args.reward_weights)
-    except InputError as err:
-        raise RecipeError(f"{recipe.path}: {err}" if recipe.path else str(err)) from None
     return script_args, training_args, model_args
 
 
