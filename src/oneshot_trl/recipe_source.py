@@ -116,6 +116,8 @@ def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
         ) from None
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise RecipeError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    except OSError as err:  # exists but cannot be read (permissions): one line, not a traceback
+        raise RecipeError(f"{path} could not be read: {err.strerror or err}") from None
     if not isinstance(recipe, dict):
         raise RecipeError(f"{path} must be a YAML mapping of config fields to values.")
     return recipe
