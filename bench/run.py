@@ -61,6 +61,7 @@ _PKG = "src/oneshot_trl"
 # eval pipeline. The lab's numbers move with its task, models and RL settings, and the update rule.
 TRAINING = tuple(f"{_PKG}/{m}" for m in ("trainer.py", "update_rule.py", "train.py", "config.py", "rewards.py",
                                          "data.py", "seeding.py", "vllm_cpu.py", "grading"))  # fmt: skip
+TRAINING += ("recipes/lab.yaml",)  # the training benches run the lab recipe's settings
 GRADING = (f"{_PKG}/grading",)
 GENERATION = (f"{_PKG}/eval/generate.py", f"{_PKG}/vllm_cpu.py")
 EVAL = (f"{_PKG}/eval", *GRADING, f"{_PKG}/vllm_cpu.py")

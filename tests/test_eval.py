@@ -26,6 +26,7 @@ from oneshot_trl.eval.protocols import PROTOCOLS, SamplingSpec, get_protocol
 from oneshot_trl.eval.request import EvalOutput, EvalRequest, ModelRef
 from oneshot_trl.eval.runner import ResumeMismatchError, evaluate
 from oneshot_trl.eval.templates import render_prompt
+from oneshot_trl.hub import revision_card
 from oneshot_trl.validate import InputError
 
 # The official qwen25-math-cot prompt of MATH500 problem 0, written out literally (Qwen2.5-Eval utils.py).
@@ -451,7 +452,7 @@ def test_revisions_summary_and_push(tiny_eval_model, tmp_path, monkeypatch, caps
         cli, "list_step_revisions", lambda repo_id, token=None: ["step-000002", "step-000004"]
     )
     monkeypatch.setattr(
-        cli,
+        revision_card,
         "push_eval_results",
         lambda repo, res, revision="main", token=None: pushed.append((repo, revision)),
     )

@@ -17,7 +17,6 @@ from support import FakeHub, doctor, make_callback, one_line_error, save
 from oneshot_trl import train
 from oneshot_trl.cli import main as cli_main
 from oneshot_trl.cli import run_command
-from oneshot_trl.eval import cli as eval_cli
 from oneshot_trl.eval import grade_cli
 from oneshot_trl.files import read_jsonl
 from oneshot_trl.recipe import RecipeError, load_recipe, parse_recipe
@@ -463,10 +462,12 @@ def test_training_whose_pushes_fail_exits_1_with_the_retry_command(
 
 
 def test_eval_push_failure_keeps_results_and_exits_1(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from oneshot_trl.hub import revision_card
+
     def offline(*args, **kwargs):
         raise ConnectionError("Hub unreachable")
 
-    monkeypatch.setattr(eval_cli, "push_eval_results", offline)
+    monkeypatch.setattr(revision_card, "push_eval_results", offline)
     argv = ["--model", str(tiny_model_dir), "--benchmarks", "math500", "--limit", "1", "--max-new-tokens", "2",
             "--backend", "transformers", "--output-dir", str(tmp_path / "out"), "--push-to-hub",
             "--hub-repo-id", "user/tiny", "--no-progress"]  # fmt: skip

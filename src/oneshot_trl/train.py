@@ -224,23 +224,25 @@ def build_trainer(
         "grader": script_args.grader,
         "oneshot_trl_version": __version__,
     }
-    # --- Callbacks: in-training evals, Hub pushes, retention ---
-    hub_callback = None
     if training_args.push_to_hub:
-        # Created before the trainer: it takes pushing over from transformers' Trainer.
         run_info["hardware"] = describe_hardware(training_args)
-        hub_callback = HubPushCallback.from_training_args(  # turns args' own pushing and rotation off
-            args,
-            recipe_path=output_dir / RECIPE_FILE if recipe is not None else None,
-            run_info=run_info,
-        )
-    callbacks = recipe_callbacks(script_args, base.path, hub_callback)
     if training_args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output_dir / RUN_INFO_FILE, json.dumps(run_info, indent=2))
         if recipe is not None:  # the effective recipe (pushed, shown on cards), secrets left out
             parsed = recipe if isinstance(recipe, Recipe) else read_recipe_argv([os.fspath(recipe)])
             atomic_write_text(output_dir / RECIPE_FILE, parsed.effective_text(training_args.hub_token))
+
+    # --- Callbacks: in-training evals, Hub pushes, retention ---
+    hub_callback = None
+    if training_args.push_to_hub:
+        # Created before the trainer: it takes pushing over from transformers' Trainer.
+        hub_callback = HubPushCallback.from_training_args(  # turns args' own pushing and rotation off
+            args,
+            recipe_path=output_dir / RECIPE_FILE if recipe is not None else None,
+            run_info=run_info,
+        )
+    callbacks = recipe_callbacks(script_args, base.path, hub_callback)
 
     trainer_class = OneShotPPOTrainer if script_args.algorithm == "ppo" else OneShotGRPOTrainer
     trainer = trainer_class(

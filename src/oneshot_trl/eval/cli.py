@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,12 @@ from oneshot_trl.eval.protocols import PROTOCOLS, get_protocol
 from oneshot_trl.eval.request import EvalOptions, EvalOutput, EvalRequest, ModelRef
 from oneshot_trl.eval.runner import describe_plan, format_table
 from oneshot_trl.eval.seeds import format_seed_table, parse_seeds, split_by_sampling
-from oneshot_trl.eval.sweep import Ranks, evaluate_revisions
+from oneshot_trl.eval.sweep import Ranks, evaluate_revisions, write_revision_summary
 from oneshot_trl.eval.templates import TEMPLATES, needs_tokenizer
-from oneshot_trl.files import atomic_write_text, atomic_writer
-from oneshot_trl.hub.retry import HubPushFailed
-from oneshot_trl.hub.revision_card import push_eval_results
-from oneshot_trl.layout import AUDIT_FILE, RESULTS_FILE, SUMMARY_STEM, safe_name, step_from_label
+from oneshot_trl.hub.revision_card import EvalResultsPusher
+from oneshot_trl.layout import AUDIT_FILE, RESULTS_FILE, SUMMARY_STEM, safe_name
 from oneshot_trl.lock import run_lock
 from oneshot_trl.models import list_step_revisions
-from oneshot_trl.secrets import scrub
 from oneshot_trl.validate import (
     FRACTION_ABOVE_ZERO,
     InputError,
@@ -83,13 +80,16 @@ def make_parser() -> argparse.ArgumentParser:
     d = p.add_argument_group("what to evaluate")
     d.add_argument(
         "--benchmarks",
-        default="all",
-        help=f"Comma-separated bundled benchmarks, or 'all' (the six). Known: {', '.join(BENCHMARKS)}. "
-        "Generated at eval time (clean, cannot be memorised): random-calc (seed 0) or random-calc@SEED. "
-        "Ignored with --dataset unless given explicitly.",
+        default=None,
+        help=f"Comma-separated bundled benchmarks, or 'all' (the six; the default without --dataset). Known: "
+        f"{', '.join(BENCHMARKS)}. Generated at eval time (clean, cannot be memorised): random-calc (seed 0) or "
+        "random-calc@SEED. With --dataset: evaluated beside it.",
     )
     d.add_argument(
-        "--limit", type=int, default=None, help="Only the first N problems of each benchmark (smoke tests)."
+        "--limit",
+        type=int,
+        default=None,
+        help="Only the first N problems of each benchmark (smoke tests).",
     )
     d.add_argument(
         "--dataset",
@@ -194,11 +194,12 @@ def make_parser() -> argparse.ArgumentParser:
     return p  # fmt: skip
 
 
-def problem_sets_from_args(args: argparse.Namespace, explicit_benchmarks: bool) -> dict:
-    """{name: problems}: the bundled --benchmarks and/or --dataset, each cut to --limit."""
+def problem_sets_from_args(args: argparse.Namespace) -> dict:
+    """{name: problems}: the bundled --benchmarks (all six unless --dataset) and/or --dataset, each cut to
+    --limit."""
     sets = {}
-    if args.dataset is None or explicit_benchmarks:
-        sets.update(load_problem_sets(args.benchmarks, args.limit))
+    if args.dataset is None or args.benchmarks is not None:
+        sets.update(load_problem_sets(args.benchmarks or "all", args.limit))
     if args.dataset is not None:
         name = args.dataset_name or dataset_name(args.dataset)
         problems = load_dataset_problems(
@@ -227,190 +228,143 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
     return Engine(backend, trust_remote_code=args.trust_remote_code, **kw)
 
 
-def request_from_args(
-    args: argparse.Namespace, explicit_benchmarks: bool, seeds: list[int] | None = None
-) -> EvalRequest:
-    """The request every revision shares (its model and output folder are set per revision)."""
-    problems = problem_sets_from_args(args, explicit_benchmarks)
+def request_from_args(args: argparse.Namespace) -> EvalRequest:
+    """The request every revision shares (a sweep sets each revision's model and output folder)."""
     protocol = get_protocol(args.protocol).with_overrides(
         grader=args.grader, template=args.template, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
     return EvalRequest(
-        problems=problems,
+        problems=problem_sets_from_args(args),
         protocol=protocol,
-        model=ModelRef(args.model),
+        model=ModelRef(args.model, revision=args.revision),
         output=EvalOutput(overwrite=args.overwrite, audit=args.audit),
         options=EvalOptions(progress=not args.no_progress),
         limit=args.limit,
-        seeds=tuple(seeds) if seeds is not None else None,
+        seeds=tuple(parse_seeds(args.seeds)) if args.seeds is not None else None,
     )
 
 
-def _revision_list(args: argparse.Namespace) -> list[str | None]:
-    if args.all_revisions:
-        revisions = list_step_revisions(args.model)
-        if not revisions:
-            raise ValueError(f"No step-N revisions found in Hub repo {args.model!r}.")
-        return list(revisions)
-    if args.revisions:
-        return [r.strip() for r in args.revisions.split(",") if r.strip()]
-    return [args.revision]
-
-
-def write_revision_summary(runs: dict[str, dict], output_dir: Path) -> dict:
-    """Combined table (JSON + markdown) and an accuracy-vs-step PNG over several evaluated revisions."""
-    benchmarks = list(dict.fromkeys(b for r in runs.values() for b in r["benchmarks"]))
-    rows = []
-    for revision, results in runs.items():
-        row = {
-            "revision": revision,
-            "step": step_from_label(revision),
-            "commit_sha": results.get("commit_sha"),
-        }
-        row.update(
-            {b: results["benchmarks"][b]["accuracy"] for b in benchmarks if b in results["benchmarks"]}
-        )
-        row["average"] = results.get("average")
-        rows.append(row)
-    rows.sort(key=lambda r: (r["step"] is None, r["step"] or 0, r["revision"]))
-    first = next(iter(runs.values()))
-    summary = {
-        "model": first["model"],
-        "protocol": first["protocol"],
-        "average_label": first.get("average_label"),
-        "benchmarks": benchmarks,
-        "rows": rows,
-    }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output_dir / f"{SUMMARY_STEM}.json", json.dumps(summary, indent=2) + "\n")
-    cols = ["revision", "step", *benchmarks, "average"]
-    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        cells = [r["revision"], "" if r["step"] is None else str(r["step"])]
-        cells += [f"{100 * r[c]:.1f}" if r.get(c) is not None else "" for c in [*benchmarks, "average"]]
-        md.append("| " + " | ".join(cells) + " |")
-    md.append(
-        f"\nprotocol {first['protocol']['name']} (hash {first['protocol']['hash']}), average: {first.get('average_label')}"
-    )
-    atomic_write_text(output_dir / f"{SUMMARY_STEM}.md", "\n".join(md) + "\n")
-
-    stepped = [r for r in rows if r["step"] is not None]
-    if stepped:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for b in [*benchmarks, "average"]:
-            pts = [(r["step"], 100 * r[b]) for r in stepped if r.get(b) is not None]
-            if pts:
-                ax.plot(
-                    *zip(*pts, strict=True), marker="o", label=b, linewidth=2.5 if b == "average" else 1.2
-                )
-        ax.set_xlabel("training step")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_title(
-            f"{first['model']} ({first['protocol']['name']} {first['protocol']['hash']})", fontsize=9
-        )
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        with atomic_writer(output_dir / f"{SUMMARY_STEM}.png", "wb") as f:
-            fig.savefig(f, format="png", dpi=120)
-        plt.close(fig)
-    return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    explicit_benchmarks = any(
-        a == "--benchmarks" or a.startswith("--benchmarks=") for a in (argv or sys.argv[1:])
-    )
-    try:  # an InputError (and a WriteError) is one line through oneshot_trl.cli's error path
-        return _run(args, explicit_benchmarks)
-    except (InputError, OSError):  # io.UnsupportedOperation is a ValueError too: not a usage error
-        raise
-    except (ValueError, KeyError, ImportError) as err:  # a flag's value that a library call refused
-        raise InputError(err.args[0] if isinstance(err, KeyError) and err.args else str(err)) from err
-
-
-def check_inputs(args: argparse.Namespace) -> list[int] | None:
-    """Every flag and input file checked before any model loads (`--dry-run` too): InputError names it.
-    Returns the parsed --seeds."""
+def check_inputs(args: argparse.Namespace) -> None:
+    """Every flag and input file checked before any model loads (`--dry-run` too): InputError names it."""
     for flag in ("limit", "max_new_tokens", "batch_size", "max_model_len", "tensor_parallel_size"):
         check_count("--" + flag.replace("_", "-"), getattr(args, flag))
     check_count("--seed", args.seed, minimum=0)
     check_number("--gpu-memory-utilization", args.gpu_memory_utilization, FRACTION_ABOVE_ZERO)
+    if sum(map(bool, (args.revision, args.revisions, args.all_revisions))) > 1:
+        raise InputError("Use one of --revision, --revisions and --all-revisions.")
+    if args.seeds is not None and args.seed is not None:
+        raise InputError("Use either --seed or --seeds, not both.")
     if not (args.revision or args.revisions or args.all_revisions):  # revisions: checked when resolved
         check_model_dir(args.model, "--model")
     if args.dataset is not None:
         check_data_file(args.dataset, "--dataset")
     if args.output_dir is not None:
         check_output_dir(args.output_dir, "--output-dir")
-    if args.all_revisions and (args.revisions or args.revision):
-        raise ValueError("--all-revisions evaluates every step branch: do not combine it with --revision(s).")
-    if args.revisions and args.revision:
-        raise ValueError("Use either --revision or --revisions, not both.")
-    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
-    if seeds is not None and args.seed is not None:
-        raise ValueError("Use either --seed or --seeds, not both.")
-    return seeds
+    if args.push_to_hub and args.hub_repo_id is None and Path(args.model).expanduser().is_dir():
+        raise InputError("--push-to-hub with a local --model needs --hub-repo-id.")
 
 
-def _run(args: argparse.Namespace, explicit_benchmarks: bool) -> int:
-    seeds = check_inputs(args)  # every flag before any work
-    request = request_from_args(args, explicit_benchmarks, seeds)
-    engine = engine_from_args(args)
-    if args.dry_run:
-        print_plan(args, request, engine.name)
+@dataclass(frozen=True)
+class EvalCommand:
+    """What `oneshot-trl eval`'s flags ask for, as objects (`command_from_args` is the one reader of the flags):
+    one request, evaluated on each revision through one engine, each into its folder."""
+
+    request: EvalRequest  # its model: --model at --revision (a sweep sets each revision's)
+    engine: Engine
+    revisions: tuple[str | None, ...] | None  # None: every step-N branch of the model (--all-revisions)
+    output_dir: Path
+    nested: bool  # each revision into output_dir/<revision>/
+    summary: bool  # a sweep: the combined table and plot over the revisions
+    push_to: str | None  # the Hub repo whose cards get the results
+    dry_run: bool
+    devices_per_process: int
+
+    def output_dir_for(self, revision: str | None) -> Path:
+        return self.output_dir / safe_name(revision or "main") if self.nested else self.output_dir
+
+
+def command_from_args(args: argparse.Namespace) -> EvalCommand:
+    check_inputs(args)  # every input before any work
+    sweep = args.all_revisions or args.revisions is not None
+    revisions = (
+        [r.strip() for r in args.revisions.split(",") if r.strip()] if args.revisions else [args.revision]
+    )
+    return EvalCommand(
+        request=request_from_args(args),
+        engine=engine_from_args(args),
+        revisions=None if args.all_revisions else tuple(revisions),
+        output_dir=Path(args.output_dir) if args.output_dir else Path("eval_results") / safe_name(args.model),
+        nested=sweep or (args.revision is not None and args.output_dir is None),
+        summary=sweep,
+        push_to=(args.hub_repo_id or args.model) if args.push_to_hub else None,
+        dry_run=args.dry_run,
+        devices_per_process=args.tensor_parallel_size or 1,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:  # an InputError (and a WriteError) is one line through oneshot_trl.cli's error path
+        return run(command_from_args(args))
+    except (InputError, OSError):  # io.UnsupportedOperation is a ValueError too: not a usage error
+        raise
+    except (ValueError, KeyError, ImportError) as err:  # a flag's value that a library call refused
+        raise InputError(err.args[0] if isinstance(err, KeyError) and err.args else str(err)) from err
+
+
+def run(command: EvalCommand) -> int:
+    """Evaluate what `command` asks for (the plan only, with `dry_run`); print each revision's table, push it when
+    asked; exit code 0, or a HubPushFailed (exit 1) once everything is saved when a push failed."""
+    request, engine, model = command.request, command.engine, command.request.model.name
+    if command.dry_run:
+        print_plan(request, engine)
         return 0
-
-    revisions = _revision_list(args)
-    base = Path(args.output_dir) if args.output_dir else Path("eval_results") / safe_name(args.model)
-    multi = len(revisions) > 1 or args.all_revisions or bool(args.revisions)
-    pusher = _Pusher.from_args(args) if args.push_to_hub else None
-
-    def output_dir_for(revision: str | None) -> Path:
-        return base / safe_name(revision or "main") if multi or (revision and not args.output_dir) else base
+    revisions = command.revisions if command.revisions is not None else step_revisions(model)
+    pusher = EvalResultsPusher(command.push_to) if command.push_to else None
 
     def report(revision: str | None, folder: Path, results: dict) -> None:
         print_results(results, folder)
         if pusher is not None:
             pusher.push(revision, folder, results)
 
-    ranks = (
-        Ranks.from_env()
-    )  # under `accelerate launch`: this process's share of the revisions, its own GPU(s)
-    ranks.pin_device(args.tensor_parallel_size or 1)
+    # under `accelerate launch`: this process's share of the revisions, its own GPU(s)
+    ranks = Ranks.from_env()
+    ranks.pin_device(command.devices_per_process)
+    base = command.output_dir
     lock = (
         run_lock(base, "--output-dir", "oneshot-trl eval") if ranks.index == 0 else contextlib.nullcontext()
     )
     with lock, engine:  # one writer per output dir (rank 0 holds it for the launch)
-        runs = evaluate_revisions(args.model, revisions, request, engine, output_dir_for, ranks=ranks,
+        runs = evaluate_revisions(model, revisions, request, engine, command.output_dir_for, ranks=ranks,
                                   on_result=report)  # fmt: skip
-    if multi and ranks.index == 0:
-        summary = write_revision_summary(runs, base)
+    if command.summary and ranks.index == 0:
+        written = write_revision_summary(runs, base)
         print((base / f"{SUMMARY_STEM}.md").read_text())
-        print(
-            f"wrote {base / SUMMARY_STEM}.json/.md"
-            + ("/.png" if any(r["step"] is not None for r in summary["rows"]) else "")
-        )
-    return pusher.report() if pusher is not None else 0
+        print("wrote " + ", ".join(str(path) for path in written))
+    if pusher is not None:
+        pusher.raise_failures()  # the results are saved: a failed push is exit 1 with how to retry it
+    return 0
 
 
-def print_plan(args: argparse.Namespace, request: EvalRequest, backend: str) -> None:
+def step_revisions(model: str) -> list[str]:
+    """--all-revisions: every step-N branch of the Hub repo (or checkpoint of a local run dir)."""
+    revisions = list_step_revisions(model)
+    if not revisions:
+        raise InputError(f"No step-N revisions found in Hub repo {model!r}.")
+    return list(revisions)
+
+
+def print_plan(request: EvalRequest, engine: Engine) -> None:
     """--dry-run: the plan, with the first prompts rendered (only the tokenizer is loaded, when the template needs
     it)."""
     tokenizer = None
     if needs_tokenizer(request.protocol.template):  # the chat template lives in the tokenizer: load only that
         from transformers import AutoTokenizer  # here: ~5 s of import that a plain --dry-run does not need
 
-        ref = ModelRef.resolve(args.model, args.revision)
-        tokenizer = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=args.trust_remote_code)
-    print(describe_plan(request.problems, request.protocol, tokenizer, backend=backend))
+        ref = ModelRef.resolve(request.model.name, request.model.revision)
+        tokenizer = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=engine.trust_remote_code)
+    print(describe_plan(request.problems, request.protocol, tokenizer, backend=engine.name))
     if request.seeds is not None:
         sampled, greedy = split_by_sampling(list(request.problems), request.protocol)
         print(f"seeds {', '.join(map(str, request.seeds))}: once per seed: {', '.join(sampled) or 'none'}; "
@@ -428,40 +382,6 @@ def print_results(results: dict, folder: Path) -> None:
             print(f"  {name}: {s['disagreements']}/{s['n_samples']}  official {100 * s['accuracy_official']:.1f}"
                   f"  math-verify {100 * s['accuracy_math-verify']:.1f}")  # fmt: skip
     print(f"\nwrote {folder / RESULTS_FILE}\n")
-
-
-class _Pusher:
-    """--push-to-hub: each revision's results onto its branch's model card; failures collected, reported at the
-    end (the results are saved locally already)."""
-
-    def __init__(self, repo_id: str) -> None:
-        self.repo_id = repo_id
-        self.failed: list[str] = []
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> _Pusher:
-        if args.hub_repo_id is None and Path(args.model).expanduser().is_dir():
-            raise ValueError("--push-to-hub with a local --model needs --hub-repo-id.")
-        return cls(args.hub_repo_id or args.model)
-
-    def push(self, revision: str | None, folder: Path, results: dict) -> None:
-        where = f"{self.repo_id}@{revision or 'main'}"
-        try:  # the results are saved already: a failed upload is reported, not a traceback
-            push_eval_results(self.repo_id, results, revision=revision or "main")
-            print(f"pushed results to {where}")
-        except Exception as err:  # noqa: BLE001 - network, auth, Hub errors after retries
-            self.failed.append(
-                f"{where}: {scrub(' '.join(str(err).split()))[:300]}\n  retry: oneshot-trl card {self.repo_id} "
-                f"--revision {revision or 'main'} --results {folder / RESULTS_FILE} --push"
-            )
-
-    def report(self) -> int:
-        """0 when every push succeeded; else a HubPushFailed (exit 1 through oneshot_trl.cli): the retries."""
-        if self.failed:
-            raise HubPushFailed(
-                f"results saved locally, but {len(self.failed)} push(es) to the Hub failed:\n" + "\n".join(self.failed)
-            )
-        return 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ engine costs the read of the weights. So a process builds its `Engine` once and 
 into it (a revision of another architecture or tokenizer gets a new engine). Under `accelerate launch` (or any
 launcher that sets RANK/WORLD_SIZE), process r takes the node's GPU(s) of its LOCAL_RANK and evaluates revisions
 r, r+W, r+2W, ... into their own folders, each exactly as one process would; the main process collects every
-revision's results.json for the combined summary. A revision's numbers do not depend on which process evaluated
+revision's results.json for the combined summary (`write_revision_summary`). A revision's numbers do not depend on which process evaluated
 it: each is a complete, separately resumable eval.
 """
 
@@ -25,7 +25,8 @@ from oneshot_trl.eval.engine import Engine
 from oneshot_trl.eval.request import EvalRequest, ModelRef
 from oneshot_trl.eval.runner import evaluate
 from oneshot_trl.eval.seeds import evaluate_seeds
-from oneshot_trl.layout import RESULTS_FILE
+from oneshot_trl.files import atomic_write_text, atomic_writer
+from oneshot_trl.layout import RESULTS_FILE, SUMMARY_STEM, step_from_label
 
 logger = logging.getLogger(__name__)
 
@@ -109,3 +110,71 @@ def evaluate_revisions(
                     len(mine), engine.builds, engine.reloads)  # fmt: skip
     gathered = ranks.gather(mine, {r or "main": output_dir_for(r) for r in revisions}, since)
     return {label: gathered[label] for label in (r or "main" for r in revisions) if label in gathered}
+
+
+def write_revision_summary(runs: dict[str, dict[str, Any]], output_dir: Path) -> list[Path]:
+    """A sweep's combined table (`revisions.json` and `.md`) and, when the revisions are steps, its accuracy-vs-step
+    plot (`revisions.png`) in `output_dir`; returns the paths written."""
+    benchmarks = list(dict.fromkeys(b for r in runs.values() for b in r["benchmarks"]))
+    rows = []
+    for revision, results in runs.items():
+        row = {
+            "revision": revision,
+            "step": step_from_label(revision),
+            "commit_sha": results.get("commit_sha"),
+        }
+        row.update(
+            {b: results["benchmarks"][b]["accuracy"] for b in benchmarks if b in results["benchmarks"]}
+        )
+        row["average"] = results.get("average")
+        rows.append(row)
+    rows.sort(key=lambda r: (r["step"] is None, r["step"] or 0, r["revision"]))
+    first = next(iter(runs.values()))
+    summary = {
+        "model": first["model"],
+        "protocol": first["protocol"],
+        "average_label": first.get("average_label"),
+        "benchmarks": benchmarks,
+        "rows": rows,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(output_dir / f"{SUMMARY_STEM}.json", json.dumps(summary, indent=2) + "\n")
+    cols = ["revision", "step", *benchmarks, "average"]
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = [r["revision"], "" if r["step"] is None else str(r["step"])]
+        cells += [f"{100 * r[c]:.1f}" if r.get(c) is not None else "" for c in [*benchmarks, "average"]]
+        md.append("| " + " | ".join(cells) + " |")
+    md.append(
+        f"\nprotocol {first['protocol']['name']} (hash {first['protocol']['hash']}), average: {first.get('average_label')}"
+    )
+    atomic_write_text(output_dir / f"{SUMMARY_STEM}.md", "\n".join(md) + "\n")
+    written = [output_dir / f"{SUMMARY_STEM}.{suffix}" for suffix in ("json", "md")]
+
+    stepped = [r for r in rows if r["step"] is not None]
+    if stepped:
+        import matplotlib  # here: a heavy import that only a sweep over step revisions needs
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for b in [*benchmarks, "average"]:
+            pts = [(r["step"], 100 * r[b]) for r in stepped if r.get(b) is not None]
+            if pts:
+                ax.plot(
+                    *zip(*pts, strict=True), marker="o", label=b, linewidth=2.5 if b == "average" else 1.2
+                )
+        ax.set_xlabel("training step")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(
+            f"{first['model']} ({first['protocol']['name']} {first['protocol']['hash']})", fontsize=9
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        with atomic_writer(output_dir / f"{SUMMARY_STEM}.png", "wb") as f:
+            fig.savefig(f, format="png", dpi=120)
+        plt.close(fig)
+        written.append(output_dir / f"{SUMMARY_STEM}.png")
+    return written

@@ -1,10 +1,11 @@
 """The model card of one Hub repo revision: upload it (`upload_card`), or merge `oneshot-trl eval` results into
-the card already there (`push_eval_results`). No transformers import: `eval --push-to-hub` and `card --push` load
+the card already there (`push_eval_results`; `EvalResultsPusher` for a sweep's revisions, failures collected). No transformers import: `eval --push-to-hub` and `card --push` load
 it cheaply (the training-time pushes are `hub.push`)."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from huggingface_hub import HfApi, ModelCard
@@ -17,8 +18,8 @@ from oneshot_trl.hub.cards import (
     results_to_eval_results,
     set_card_eval_results,
 )
-from oneshot_trl.hub.retry import with_retries
-from oneshot_trl.layout import STEP_BRANCH_RE
+from oneshot_trl.hub.retry import HubPushFailed, with_retries
+from oneshot_trl.layout import RESULTS_FILE, STEP_BRANCH_RE
 from oneshot_trl.models import download_text
 from oneshot_trl.secrets import scrub
 
@@ -78,3 +79,32 @@ def push_eval_results(
     )
     logger.info("Pushed %d eval results to the card of %s@%s", len(merged), repo_id, revision)
     return card
+
+
+class EvalResultsPusher:
+    """`eval --push-to-hub`: each revision's results onto its branch's model card as the revision finishes; a
+    failed push is collected, not raised, since the results are saved locally already, and `raise_failures` ends
+    the command with them all and how to retry each."""
+
+    def __init__(self, repo_id: str) -> None:
+        self.repo_id = repo_id
+        self.failed: list[str] = []
+
+    def push(self, revision: str | None, folder: Path, results: dict) -> None:
+        where = f"{self.repo_id}@{revision or 'main'}"
+        try:
+            push_eval_results(self.repo_id, results, revision=revision or "main")
+            print(f"pushed results to {where}")
+        except Exception as err:  # noqa: BLE001 - network, auth, Hub errors after retries
+            self.failed.append(
+                f"{where}: {scrub(' '.join(str(err).split()))[:300]}\n  retry: oneshot-trl card {self.repo_id} "
+                f"--revision {revision or 'main'} --results {folder / RESULTS_FILE} --push"
+            )
+
+    def raise_failures(self) -> None:
+        """HubPushFailed (exit 1 through `oneshot_trl.cli`) listing the failed pushes and their retries, if any."""
+        if self.failed:
+            raise HubPushFailed(
+                f"results saved locally, but {len(self.failed)} push(es) to the Hub failed:\n"
+                + "\n".join(self.failed)
+            )
