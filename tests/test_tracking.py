@@ -3,18 +3,16 @@ best checkpoints. A real run's series in trackio's local store, and its retentio
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from oneshot_trl.callbacks import CheckpointRetentionCallback
 from oneshot_trl.layout import RESULTS_FILE, checkpoint_name, eval_dir
-from oneshot_trl.retention import (
-    checkpoints_to_keep,
-    max_checkpoints_on_disk,
-    metric_value,
-    retention_problems,
-)
+from oneshot_trl.retention import checkpoints_to_keep, max_checkpoints_on_disk, metric_value
 from oneshot_trl.tracking import CompactLog, compact_line
 
 SIX = ("math500", "aime24", "amc23", "minerva_math", "olympiadbench", "aime25")
@@ -101,37 +99,62 @@ def test_retention_deletes_only_what_deletable_allows(tmp_path):
     assert callback.rotate(tmp_path) == [10, 30]  # 40 is the newest and the best; 20 still waits
 
 
-def _args(**overrides):
-    script = dict(
-        eval_benchmarks=["math500"], eval_full_benchmarks=None, eval_full_steps=None, eval_dataset=None,
-        keep_last_checkpoints=2, keep_best_checkpoints=1, keep_best_metrics=None,
-    )  # fmt: skip
-    training = dict(save_strategy="steps", save_steps=20, save_total_limit=None, push_to_hub=False)
+def _configs(tmp_path: Path, **overrides):
+    """Real configs of a recipe that ranks checkpoints by in-training evals (what retention's rules are about)."""
+    from oneshot_trl.config import OneShotArguments, OneShotGRPOConfig
+
+    script = dict(problem="1+1", answer="2", eval_benchmarks=["math500"], keep_last_checkpoints=2,
+                  keep_best_checkpoints=1)  # fmt: skip
+    training = dict(output_dir=str(tmp_path), save_strategy="steps", save_steps=20, save_total_limit=None,
+                    push_to_hub=False, use_cpu=True, report_to=[])  # fmt: skip
+    names = {f.name for f in dataclasses.fields(OneShotArguments)}
     for key, value in overrides.items():
-        (script if key in script else training)[key] = value
-    return SimpleNamespace(**script), SimpleNamespace(**training)
+        (script if key in names else training)[key] = value
+    return OneShotArguments(**script), OneShotGRPOConfig(**training)
 
 
-def test_retention_problems_and_disk_count():
-    s, t = _args(
-        eval_full_benchmarks=list(SIX),
-        eval_full_steps=100,
-        keep_best_metrics=["eval/math500", "eval/average"],
-    )
-    errors, warnings = retention_problems(s, t)
-    assert errors == []
-    assert any("push_to_hub is off" in w for w in warnings)
+def test_retention_rules_live_with_the_configs(tmp_path):
+    """A rule among the recipe's keys is refused as its config is built, a rule between the configs when
+    `recipe.build_configs` runs `check_retention_with_trainer`; a checkpoint a run would lose is a warning of `checks`."""
+    from oneshot_trl.checks import retention_warnings
+    from oneshot_trl.retention import check_retention_with_trainer
+
+    s, t = _configs(tmp_path, eval_full_benchmarks=list(SIX), eval_full_steps=100,
+                    keep_best_metrics=["eval/math500", "eval/average"])  # fmt: skip
+    check_retention_with_trainer(s, t)
+    assert s.ranking_metrics == ["eval/math500", "eval/average"]
+    assert any("push_to_hub is off" in w for w in retention_warnings(s, t))
     assert max_checkpoints_on_disk(s, t) == 2 + 1 * 2
-    assert retention_problems(*_args(push_to_hub=True)) == ([], [])
-    errors, _ = retention_problems(*_args(save_total_limit=10))
-    assert any("save_total_limit" in e for e in errors)
-    errors, _ = retention_problems(*_args(keep_best_metrics=["eval/aime24"]))
-    assert any("'eval/aime24'" in e for e in errors)
-    errors, _ = retention_problems(*_args(keep_best_metrics=["eval/average"]))
-    assert any("all six" in e for e in errors)
-    errors, _ = retention_problems(*_args(eval_full_benchmarks=list(SIX), eval_full_steps=30))
-    assert any("multiple of save_steps" in e for e in errors)
+    s, t = _configs(tmp_path, push_to_hub=True)
+    assert s.ranking_metrics == ["eval/math500"]  # the default: the first benchmark (all six: eval/average)
+    assert retention_warnings(s, t) == []
+    for overrides, says in (
+        ({"keep_best_metrics": ["eval/aime24"]}, "'eval/aime24' is not an in-training eval"),
+        ({"keep_best_metrics": ["eval/average"]}, "eval/average needs all six"),
+        ({"eval_benchmarks": None}, "keep_best_checkpoints needs in-training evals"),
+        ({"eval_full_benchmarks": list(SIX)}, "eval_full_benchmarks needs eval_full_steps"),
+        ({"keep_last_checkpoints": 0}, "keep_last_checkpoints is 0; it must be >= 1"),
+    ):
+        with pytest.raises(ValueError, match=says):
+            _configs(tmp_path, **overrides)
+    for overrides, says in (
+        ({"save_total_limit": 10}, r"save_total_limit \(10\) and keep_last_checkpoints are both set"),
+        ({"eval_full_benchmarks": list(SIX), "eval_full_steps": 30}, "multiple of save_steps"),
+    ):
+        with pytest.raises(ValueError, match=says):
+            check_retention_with_trainer(*_configs(tmp_path, **overrides))
     # the old default: save_total_limit deletes the best evaluated checkpoint
-    s, t = _args(keep_last_checkpoints=None, keep_best_checkpoints=0, save_total_limit=10)
-    assert any("the best evaluated checkpoint is lost" in w for w in retention_problems(s, t)[1])
+    s, t = _configs(tmp_path, keep_last_checkpoints=None, keep_best_checkpoints=0, save_total_limit=10)
+    assert any("the best evaluated checkpoint is lost" in w for w in retention_warnings(s, t))
     assert max_checkpoints_on_disk(s, t) == 10
+
+
+def test_a_recipe_breaking_a_retention_rule_is_one_line_naming_the_file(tmp_path):
+    from oneshot_trl.recipe import parse_recipe
+    from oneshot_trl.recipe_source import RecipeError
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"problem: 1+1\nanswer: '2'\noutput_dir: {tmp_path}/out\nuse_cpu: true\n"
+                      "eval_benchmarks: [math500]\nkeep_last_checkpoints: 2\nsave_total_limit: 3\n")  # fmt: skip
+    with pytest.raises(RecipeError, match=rf"^{recipe}: save_total_limit \(3\) and keep_last_checkpoints"):
+        parse_recipe([str(recipe)])

@@ -32,7 +32,7 @@ from oneshot_trl.eval.runner import check_context, evaluate
 from oneshot_trl.eval.sharding import Shard
 from oneshot_trl.layout import RESULTS_FILE, checkpoint_dirs, checkpoint_name, eval_dir
 from oneshot_trl.progress import progress_bar
-from oneshot_trl.retention import AVERAGE_METRIC, checkpoints_to_keep, metric_value, retention_metrics
+from oneshot_trl.retention import AVERAGE_METRIC, checkpoints_to_keep, metric_value
 from oneshot_trl.tracking import CompactLog, log_eval
 
 if TYPE_CHECKING:
@@ -311,7 +311,7 @@ def build_retention(script_args: Any, hub_callback: Any = None) -> CheckpointRet
     return CheckpointRetentionCallback(
         script_args.keep_last_checkpoints,
         script_args.keep_best_checkpoints,
-        retention_metrics(script_args),
+        script_args.ranking_metrics,
         uploaded_steps(hub_callback) if hub_callback is not None else (lambda step: True),
     )
 

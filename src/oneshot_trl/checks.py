@@ -4,7 +4,8 @@
 `batch_plan` redoes TRL's batch arithmetic (GRPOConfig.__post_init__ + RepeatSampler) for any world size;
 `find_problems` lists what cannot work (a generation batch that does not hold whole groups of `num_generations`,
 a dataset too small for one generation batch, a vLLM tensor-parallel size that does not divide the world size, an
-unknown setup) and what is probably not meant; `check_before_training` runs them with the real world size.
+unknown setup) and what is probably not meant (`no_op_warnings`, `retention_warnings`); `check_before_training`
+runs them with the real world size. A rule among a recipe's fields alone is its config's (`oneshot_trl.config`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any
 import yaml
 
 from oneshot_trl.memory import DEEPSPEED_BUCKETS, ModelInfo, model_info
-from oneshot_trl.retention import retention_problems
 from oneshot_trl.setups import PAPER_SETUPS, known_setup_names
 from oneshot_trl.validate import InputError
 
@@ -52,7 +52,9 @@ class Launch:
         True  # DeepSpeed accumulates and reduces in fp32 (data_types, communication_data_type)
     )
     source: str = "default: 1 process, no DeepSpeed"
-    buckets: dict[str, float] = field(default_factory=dict)  # DeepSpeed bucket sizes the config sets (memory.py)
+    buckets: dict[str, float] = field(
+        default_factory=dict
+    )  # DeepSpeed bucket sizes the config sets (memory.py)
 
     @classmethod
     def from_accelerate_config(cls, path: str | Path) -> Launch:
@@ -74,7 +76,9 @@ class Launch:
             stage = zero["stage"]
             offload_optimizer = (zero.get("offload_optimizer") or {}).get("device", "none")
             offload_params = (zero.get("offload_param") or {}).get("device", "none")
-            buckets = {k: float(v) for k, v in zero.items() if k in DEEPSPEED_BUCKETS and not isinstance(v, str)}
+            buckets = {
+                k: float(v) for k, v in zero.items() if k in DEEPSPEED_BUCKETS and not isinstance(v, str)
+            }
         return cls(
             num_processes=int(cfg.get("num_processes", 1)),
             num_machines=int(cfg.get("num_machines", 1)),
@@ -241,6 +245,28 @@ def no_op_warnings(script_args: Any, training_args: Any) -> list[str]:
     return warnings
 
 
+def retention_warnings(script_args: Any, training_args: Any) -> list[str]:
+    """Evaluated checkpoints that a run would delete with nothing else keeping their weights (push_to_hub off):
+    transformers' `save_total_limit` (the oldest, whatever their eval) or retention (all but the newest and best)."""
+    s, a = script_args, training_args
+    evaluates = bool(s.eval_benchmarks or s.eval_full_benchmarks or s.eval_dataset)
+    saves = a.save_strategy not in ("no", None) and str(a.save_strategy) != "SaveStrategy.NO"
+    deletes = saves and (s.keep_last_checkpoints is not None or bool(a.save_total_limit))
+    if not (evaluates and deletes) or a.push_to_hub:
+        return []
+    if a.save_total_limit and s.keep_last_checkpoints is None:
+        return [
+            f"save_total_limit: {a.save_total_limit} deletes the oldest checkpoints whatever their eval, and "
+            "push_to_hub is off: the best evaluated checkpoint is lost. Use keep_last_checkpoints + "
+            "keep_best_checkpoints (save_total_limit: null), or push_to_hub: true."
+        ]
+    return [
+        "checkpoint retention deletes evaluated checkpoints that are not among the newest or the best, and "
+        "push_to_hub is off: their weights are lost (their evals stay in eval/). Set push_to_hub: true "
+        "(every checkpoint on its branch) to keep them all."
+    ]
+
+
 def find_problems(
     script_args: Any,
     training_args: Any,
@@ -250,11 +276,9 @@ def find_problems(
     zero_stage: int | None,
 ) -> tuple[list[str], list[str]]:
     """(errors, warnings) for a recipe under a launch: what cannot work, and what probably is not meant."""
-    errors, warnings = list(plan.errors), list(plan.warnings) + no_op_warnings(script_args, training_args)
+    errors, warnings = list(plan.errors), list(plan.warnings)
+    warnings += no_op_warnings(script_args, training_args) + retention_warnings(script_args, training_args)
     a = training_args
-    kept_errors, kept_warnings = retention_problems(script_args, training_args)  # evals, checkpoint retention
-    errors += kept_errors
-    warnings += kept_warnings
     if script_args.paper_setup and script_args.paper_setup not in PAPER_SETUPS:
         errors.append(f"unknown paper_setup {script_args.paper_setup!r}; known: {known_setup_names()}.")
     if a.use_vllm and a.vllm_mode == "colocate" and plan.world_size % a.vllm_tensor_parallel_size:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from trl import GRPOConfig
 
 from oneshot_trl.prompts import TRAIN_PROMPT_SUFFIX
+from oneshot_trl.retention import check_retention_keys, default_metrics, evaluated_benchmarks
 from oneshot_trl.rewards import ACCURACY, check_reward_funcs
 from oneshot_trl.validate import (
     COUNT,
@@ -252,22 +253,24 @@ class OneShotArguments:
     )
     eval_full_steps: int | None = field(
         default=None,
-        metadata={"help": "Steps between evals of `eval_full_benchmarks` (a multiple of save_steps)."},
+        metadata={"range": COUNT, "help": "`eval_full_benchmarks` every N steps (a multiple of save_steps)."},
     )
 
     # --- Checkpoint retention (oneshot_trl.retention) ---
     keep_last_checkpoints: int | None = field(
         default=None,
         metadata={
+            "range": COUNT,
             "help": "Keep the newest N checkpoints plus the best ones (`keep_best_checkpoints`); older ones are "
             "deleted after their eval (and, with push_to_hub, their upload). Replaces save_total_limit, which "
-            "deletes the oldest whatever their eval: set that to null. null: keep every checkpoint."
+            "deletes the oldest whatever their eval: set that to null. null: keep every checkpoint.",
         },
     )
     keep_best_checkpoints: int = field(
         default=0,
         metadata={
-            "help": "Also keep the best K checkpoints by each of `keep_best_metrics` (in-training evals)."
+            "range": NON_NEGATIVE,
+            "help": "Also keep the best K checkpoints by each of `keep_best_metrics` (in-training evals).",
         },
     )
     keep_best_metrics: list[str] | None = field(
@@ -325,6 +328,12 @@ class OneShotArguments:
         if self.reward_funcs is None:
             self.reward_funcs = [ACCURACY]
         check_reward_funcs(self.reward_funcs)  # names and import paths; weights: recipe.build_configs
+        check_retention_keys(self)
+
+    @property
+    def ranking_metrics(self) -> list[str]:
+        """The metrics that rank checkpoints for retention: `keep_best_metrics`, or its default."""
+        return list(self.keep_best_metrics or default_metrics(evaluated_benchmarks(self)))
 
 
 @dataclass

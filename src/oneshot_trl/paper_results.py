@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BENCHMARK_ORDER = ("math500", "aime24", "amc23", "minerva_math", "olympiadbench", "aime25")
+# The paper's six benchmarks, in the order of its tables; its "six-benchmark average" is over exactly these.
+SIX_BENCHMARKS: tuple[str, ...] = ("math500", "aime24", "amc23", "minerva_math", "olympiadbench", "aime25")
 BEST_AVERAGE = "best six-benchmark average"
 BEST_PER_BENCHMARK = "best per benchmark"
 
@@ -20,13 +21,13 @@ BEST_PER_BENCHMARK = "best per benchmark"
 class PaperRow:
     source: str  # table and row, e.g. "Tab. 8 {pi1}"
     checkpoint: str  # BEST_AVERAGE or BEST_PER_BENCHMARK
-    scores: tuple[float, ...]  # in BENCHMARK_ORDER, percent
+    scores: tuple[float, ...]  # in SIX_BENCHMARKS, percent
     average: float  # the six-benchmark average (of the best-average checkpoint), percent
     base: tuple[float, ...] | None = None  # the base model's row in the same table, percent
     note: str = ""
 
     def benchmarks(self) -> dict[str, float]:
-        return dict(zip(BENCHMARK_ORDER, self.scores, strict=True))
+        return dict(zip(SIX_BENCHMARKS, self.scores, strict=True))
 
 
 _QWEN15_BASE = (36.0, 6.7, 28.1, 8.1, 22.2, 4.6)

@@ -29,6 +29,7 @@ from trl import ModelConfig
 
 from oneshot_trl.config import ALGORITHMS, OneShotArguments, OneShotGRPOConfig, OneShotPPOConfig
 from oneshot_trl.recipe_source import Flag, RecipeError, read_recipe, split_argv
+from oneshot_trl.retention import check_retention_with_trainer
 from oneshot_trl.rewards import check_reward_funcs
 from oneshot_trl.secrets import is_secret_key, remember, scrub
 from oneshot_trl.validate import FieldError
@@ -314,11 +315,12 @@ def build_configs(recipe: Recipe, forced: Mapping[str, Any] | None = None) -> tu
             names = {f.name for f in dataclasses.fields(cls) if f.init}
             configs.append(cls(**{k: v for k, v in values.items() if k in names}))
         script_args, training_args, model_args = configs
-        # the rule across two configs: a weight per reward
+        # the rules between the configs: a weight per reward; evals at saved checkpoints, one deleting policy
         check_reward_funcs(script_args.reward_funcs, training_args.reward_weights)
+        check_retention_with_trainer(script_args, training_args)
     except FieldError as err:
         raise RecipeError(f"{recipe.where(err.key)} {err.detail}") from None
-    except (ValueError, TypeError) as err:  # a cross-field rule: ours (config.py), TRL's, a weight per reward
+    except (ValueError, TypeError) as err:  # a rule between fields or configs: ours (config.py) or TRL's
         raise RecipeError(f"{recipe.path}: {err}" if recipe.path else str(err)) from None
     remember(getattr(training_args, "hub_token", None))  # no later message of this process shows it
     return script_args, training_args, model_args

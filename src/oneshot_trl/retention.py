@@ -1,5 +1,7 @@
 """Checkpoint retention that keeps the evidence: the newest N checkpoints plus the best K by in-training evals.
-The rules (light: doctor and checks use them); the Trainer callback that applies them is in `callbacks`.
+This module is the policy (which checkpoints to keep, by which metric) and its rules, which the recipe's one
+validation pass runs (`OneShotArguments.__post_init__`, `recipe.build_configs`); its warnings are `checks`', and the
+Trainer callback that applies it is in `callbacks`.
 
 transformers' `save_total_limit` deletes the oldest checkpoints whatever their eval (`load_best_model_at_end`
 protects one, and only by the Trainer's own `evaluate`), so a day-long run keeps its last ten checkpoints and loses
@@ -17,7 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from oneshot_trl.eval.benchmarks import SIX_BENCHMARKS
+from oneshot_trl.paper_results import SIX_BENCHMARKS
 
 logger = logging.getLogger(__name__)
 
@@ -57,74 +59,57 @@ def checkpoints_to_keep(
     return keep
 
 
-def evaluated_benchmarks(script_args: Any) -> list[str]:
-    return [*(script_args.eval_benchmarks or []), *(script_args.eval_full_benchmarks or [])]
-
-
-def retention_metrics(script_args: Any) -> list[str]:
-    return list(script_args.keep_best_metrics or default_metrics(evaluated_benchmarks(script_args)))
-
-
 def max_checkpoints_on_disk(script_args: Any, training_args: Any) -> int | None:
     """Most checkpoints a run keeps at once (+1 while a new one is saved and evaluated); None: unbounded.
     For doctor's disk line: this times one checkpoint's size."""
     if script_args.keep_last_checkpoints is not None:
-        ranked = script_args.keep_best_checkpoints * len(retention_metrics(script_args))
+        ranked = script_args.keep_best_checkpoints * len(script_args.ranking_metrics)
         return script_args.keep_last_checkpoints + ranked
     return training_args.save_total_limit or None
 
 
-def retention_problems(script_args: Any, training_args: Any) -> tuple[list[str], list[str]]:
-    """(errors, warnings) of a recipe's checkpoint retention, for `train` and `doctor`."""
-    errors: list[str] = []
-    warnings: list[str] = []
-    a, s = training_args, script_args
-    benchmarks = evaluated_benchmarks(s)
-    evaluates = bool(benchmarks or s.eval_dataset)
-    saves = a.save_strategy not in ("no", None) and str(a.save_strategy) != "SaveStrategy.NO"
-    if s.eval_full_benchmarks and not s.eval_full_steps:
-        errors.append("eval_full_benchmarks needs eval_full_steps (steps between those evals).")
-    if s.eval_full_steps and (s.eval_full_steps <= 0 or (a.save_steps and s.eval_full_steps % a.save_steps)):
-        errors.append(
-            f"eval_full_steps ({s.eval_full_steps}) must be a positive multiple of save_steps ({a.save_steps}): "
-            "evals run at saved checkpoints."
+def evaluated_benchmarks(args: Any) -> list[str]:
+    """Every benchmark a recipe's in-training evals run: `eval_benchmarks`, then `eval_full_benchmarks`."""
+    return [*(args.eval_benchmarks or []), *(args.eval_full_benchmarks or [])]
+
+
+def check_retention_keys(args: Any) -> None:
+    """The in-training evals' and retention's rules among a recipe's own keys (`OneShotArguments.__post_init__`
+    runs them): a ValueError names the key."""
+    if args.eval_full_benchmarks and not args.eval_full_steps:
+        raise ValueError("eval_full_benchmarks needs eval_full_steps (steps between those evals).")
+    if args.keep_last_checkpoints is None or not args.keep_best_checkpoints:
+        return
+    benchmarks = evaluated_benchmarks(args)
+    if not (benchmarks or args.eval_dataset):
+        raise ValueError(
+            "keep_best_checkpoints needs in-training evals (eval_benchmarks) to rank checkpoints"
         )
-    if s.keep_last_checkpoints is not None:
-        if s.keep_last_checkpoints < 1 or s.keep_best_checkpoints < 0:
-            errors.append("keep_last_checkpoints must be >= 1 and keep_best_checkpoints >= 0.")
-        if a.save_total_limit:
-            errors.append(
-                f"save_total_limit ({a.save_total_limit}) and keep_last_checkpoints are both set: transformers "
-                "would delete the oldest checkpoints whatever their eval. Set save_total_limit: null."
+    for metric in args.ranking_metrics:
+        # a dataset's metric is named once the dataset is read
+        named = metric.removeprefix("eval/") in benchmarks or bool(args.eval_dataset)
+        if not metric.startswith("eval/") or (metric != AVERAGE_METRIC and not named):
+            raise ValueError(
+                f"keep_best_metrics: {metric!r} is not an in-training eval of this recipe (eval/<benchmark> of "
+                f"eval_benchmarks or eval_full_benchmarks, or eval/average): {benchmarks or 'none'}."
             )
-        for metric in retention_metrics(s) if s.keep_best_checkpoints else []:
-            name = metric.removeprefix("eval/")
-            named = name in benchmarks or bool(s.eval_dataset)  # a dataset's name is known once it is read
-            if not metric.startswith("eval/") or (name != "average" and not named):
-                errors.append(
-                    f"keep_best_metrics: {metric!r} is not an in-training eval of this recipe (eval/<benchmark> of "
-                    f"eval_benchmarks or eval_full_benchmarks, or eval/average): {benchmarks or 'none'}."
-                )
-            elif name == "average" and not set(SIX_BENCHMARKS) <= set(benchmarks):
-                errors.append(
-                    "keep_best_metrics: eval/average needs all six benchmarks in the in-training evals."
-                )
-        if s.keep_best_checkpoints and not evaluates:
-            errors.append(
-                "keep_best_checkpoints needs in-training evals (eval_benchmarks) to rank checkpoints."
+        if metric == AVERAGE_METRIC and not set(SIX_BENCHMARKS) <= set(benchmarks):
+            raise ValueError(
+                "keep_best_metrics: eval/average needs all six benchmarks in the in-training evals"
             )
-    deletes = saves and (s.keep_last_checkpoints is not None or bool(a.save_total_limit))
-    if evaluates and deletes and not a.push_to_hub:
-        if a.save_total_limit and s.keep_last_checkpoints is None:
-            warnings.append(
-                f"save_total_limit: {a.save_total_limit} deletes the oldest checkpoints whatever their eval, and "
-                "push_to_hub is off: the best evaluated checkpoint is lost. Use keep_last_checkpoints + "
-                "keep_best_checkpoints (save_total_limit: null), or push_to_hub: true."
-            )
-        else:
-            warnings.append(
-                "checkpoint retention deletes evaluated checkpoints that are not among the newest or the best, and "
-                "push_to_hub is off: their weights are lost (their evals stay in eval/). Set push_to_hub: true "
-                "(every checkpoint on its branch) to keep them all."
-            )
-    return errors, warnings
+
+
+def check_retention_with_trainer(script_args: Any, training_args: Any) -> None:
+    """Retention's rules between the recipe's configs (`recipe.build_configs` runs them once both are built):
+    in-training evals run at saved checkpoints, and one policy deletes checkpoints."""
+    s, a = script_args, training_args
+    if s.eval_full_steps and a.save_steps and s.eval_full_steps % a.save_steps:
+        raise ValueError(
+            f"eval_full_steps ({s.eval_full_steps}) must be a multiple of save_steps ({a.save_steps}): evals run at "
+            "saved checkpoints."
+        )
+    if s.keep_last_checkpoints is not None and a.save_total_limit:
+        raise ValueError(
+            f"save_total_limit ({a.save_total_limit}) and keep_last_checkpoints are both set: transformers would "
+            "delete the oldest checkpoints whatever their eval. Set save_total_limit: null."
+        )

@@ -224,8 +224,17 @@ def build_trainer(
         "grader": script_args.grader,
         "oneshot_trl_version": __version__,
     }
+    hub_callback = None
     if training_args.push_to_hub:
         run_info["hardware"] = describe_hardware(training_args)
+        # Before the trainer, which reads push_to_hub at init: the callback takes pushing and checkpoint rotation
+        # over from `args` (it turns the Trainer's own off) and uploads the run record with each checkpoint.
+        hub_callback = HubPushCallback.from_training_args(
+            args,
+            recipe_path=output_dir / RECIPE_FILE if recipe is not None else None,
+            run_info=run_info,
+        )
+
     if training_args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output_dir / RUN_INFO_FILE, json.dumps(run_info, indent=2))
@@ -233,15 +242,7 @@ def build_trainer(
             parsed = recipe if isinstance(recipe, Recipe) else read_recipe_argv([os.fspath(recipe)])
             atomic_write_text(output_dir / RECIPE_FILE, parsed.effective_text(training_args.hub_token))
 
-    # --- Callbacks: in-training evals, Hub pushes, retention ---
-    hub_callback = None
-    if training_args.push_to_hub:
-        # Created before the trainer: it takes pushing over from transformers' Trainer.
-        hub_callback = HubPushCallback.from_training_args(  # turns args' own pushing and rotation off
-            args,
-            recipe_path=output_dir / RECIPE_FILE if recipe is not None else None,
-            run_info=run_info,
-        )
+    # --- Callbacks: in-training evals, the Hub push, retention (in the order they must run) ---
     callbacks = recipe_callbacks(script_args, base.path, hub_callback)
 
     trainer_class = OneShotPPOTrainer if script_args.algorithm == "ppo" else OneShotGRPOTrainer

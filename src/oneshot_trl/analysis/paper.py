@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from oneshot_trl.paper_results import BENCHMARK_ORDER, BEST_AVERAGE, BEST_PER_BENCHMARK, PaperRow, paper_row
+from oneshot_trl.paper_results import BEST_AVERAGE, BEST_PER_BENCHMARK, SIX_BENCHMARKS, PaperRow, paper_row
 from oneshot_trl.run import CheckpointEval, is_finite
 
 
@@ -28,7 +28,7 @@ def _point(ev: CheckpointEval | None, bench: str) -> dict[str, Any] | None:
 
 
 def six_average(ev: CheckpointEval) -> float | None:
-    values = [_accuracy(ev, b) for b in BENCHMARK_ORDER]
+    values = [_accuracy(ev, b) for b in SIX_BENCHMARKS]
     return sum(values) / len(values) if all(v is not None for v in values) else None  # type: ignore[arg-type]
 
 
@@ -44,7 +44,7 @@ def comparison(evals: Sequence[CheckpointEval], setup: str | None) -> dict[str, 
     rule = row.checkpoint if row else (BEST_AVERAGE if best_avg else BEST_PER_BENCHMARK)
     if rule == BEST_AVERAGE and best_avg is None:
         rule = BEST_PER_BENCHMARK  # the run never evaluated all six at one checkpoint
-    names = [b for b in BENCHMARK_ORDER if any(b in e.benchmarks for e in evals)]
+    names = [b for b in SIX_BENCHMARKS if any(b in e.benchmarks for e in evals)]
     names += [b for b in dict.fromkeys(b for e in evals for b in e.benchmarks) if b not in names]
     paper = row.benchmarks() if row else {}
     rows = []
@@ -59,7 +59,7 @@ def comparison(evals: Sequence[CheckpointEval], setup: str | None) -> dict[str, 
                 "benchmark": bench,
                 "paper": paper.get(bench) / 100 if bench in paper else None,
                 "paper_base": (
-                    row.base[BENCHMARK_ORDER.index(bench)] / 100
+                    row.base[SIX_BENCHMARKS.index(bench)] / 100
                     if row and row.base and bench in paper
                     else None
                 ),

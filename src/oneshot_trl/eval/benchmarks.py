@@ -19,6 +19,7 @@ from oneshot_trl.eval.problem import Problem
 from oneshot_trl.eval.random_calc import generate, is_random_calc, parse_seed
 from oneshot_trl.files import read_jsonl, resource_path
 from oneshot_trl.grading.boxes import gold_string, last_boxed
+from oneshot_trl.paper_results import SIX_BENCHMARKS  # the paper's six, in the order of its tables
 from oneshot_trl.validate import InputError
 
 logger = logging.getLogger(__name__)
@@ -63,8 +64,6 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("aime25", "aime25.jsonl", 30, None, _answer_field_gold, "AIME 2025 (I and II)."),
     )
 }  # fmt: skip
-# The order of the paper's tables; the "six-benchmark average" is over exactly these.
-SIX_BENCHMARKS: tuple[str, ...] = ("math500", "aime24", "amc23", "minerva_math", "olympiadbench", "aime25")
 
 
 # Benchmarks generated at eval time (no file): `random-calc` and `random-calc@SEED` (eval/random_calc.py).

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from oneshot_trl.eval.benchmarks import SIX_BENCHMARKS
+from oneshot_trl.paper_results import SIX_BENCHMARKS
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
