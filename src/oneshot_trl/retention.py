@@ -83,7 +83,7 @@ def check_retention_keys(args: Any) -> None:
     benchmarks = evaluated_benchmarks(args)
     if not (benchmarks or args.eval_dataset):
         raise ValueError(
-            "keep_best_checkpoints needs in-training evals (eval_benchmarks) to rank checkpoints"
+            "keep_best_checkpoints needs in-training evals (eval_benchmarks) to rank checkpoints."
         )
     for metric in args.ranking_metrics:
         # a dataset's metric is named once the dataset is read
@@ -95,7 +95,7 @@ def check_retention_keys(args: Any) -> None:
             )
         if metric == AVERAGE_METRIC and not set(SIX_BENCHMARKS) <= set(benchmarks):
             raise ValueError(
-                "keep_best_metrics: eval/average needs all six benchmarks in the in-training evals"
+                "keep_best_metrics: eval/average needs all six benchmarks in the in-training evals."
             )
 
 

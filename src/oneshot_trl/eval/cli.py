@@ -86,10 +86,7 @@ def make_parser() -> argparse.ArgumentParser:
         "random-calc@SEED. With --dataset: evaluated beside it.",
     )
     d.add_argument(
-        "--limit",
-        type=int,
-        default=None,
-        help="Only the first N problems of each benchmark (smoke tests).",
+        "--limit", type=int, default=None, help="Only the first N problems of each benchmark (smoke tests)."
     )
     d.add_argument(
         "--dataset",
@@ -230,6 +227,7 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
 
 def request_from_args(args: argparse.Namespace) -> EvalRequest:
     """The request every revision shares (a sweep sets each revision's model and output folder)."""
+    seeds = tuple(parse_seeds(args.seeds)) if args.seeds is not None else None  # before any problem is read
     protocol = get_protocol(args.protocol).with_overrides(
         grader=args.grader, template=args.template, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
@@ -240,7 +238,7 @@ def request_from_args(args: argparse.Namespace) -> EvalRequest:
         output=EvalOutput(overwrite=args.overwrite, audit=args.audit),
         options=EvalOptions(progress=not args.no_progress),
         limit=args.limit,
-        seeds=tuple(parse_seeds(args.seeds)) if args.seeds is not None else None,
+        seeds=seeds,
     )
 
 
@@ -285,7 +283,7 @@ class EvalCommand:
 
 def command_from_args(args: argparse.Namespace) -> EvalCommand:
     check_inputs(args)  # every input before any work
-    sweep = args.all_revisions or args.revisions is not None
+    sweep = args.all_revisions or bool(args.revisions)
     revisions = (
         [r.strip() for r in args.revisions.split(",") if r.strip()] if args.revisions else [args.revision]
     )
@@ -294,7 +292,7 @@ def command_from_args(args: argparse.Namespace) -> EvalCommand:
         engine=engine_from_args(args),
         revisions=None if args.all_revisions else tuple(revisions),
         output_dir=Path(args.output_dir) if args.output_dir else Path("eval_results") / safe_name(args.model),
-        nested=sweep or (args.revision is not None and args.output_dir is None),
+        nested=sweep or bool(args.revision and not args.output_dir),
         summary=sweep,
         push_to=(args.hub_repo_id or args.model) if args.push_to_hub else None,
         dry_run=args.dry_run,

@@ -6,8 +6,8 @@ engine costs the read of the weights. So a process builds its `Engine` once and 
 into it (a revision of another architecture or tokenizer gets a new engine). Under `accelerate launch` (or any
 launcher that sets RANK/WORLD_SIZE), process r takes the node's GPU(s) of its LOCAL_RANK and evaluates revisions
 r, r+W, r+2W, ... into their own folders, each exactly as one process would; the main process collects every
-revision's results.json for the combined summary (`write_revision_summary`). A revision's numbers do not depend on which process evaluated
-it: each is a complete, separately resumable eval.
+revision's results.json for the combined summary (`write_revision_summary`). A revision's numbers do not depend on
+which process evaluated it: each is a complete, separately resumable eval.
 """
 
 from __future__ import annotations

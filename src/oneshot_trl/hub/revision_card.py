@@ -1,6 +1,7 @@
 """The model card of one Hub repo revision: upload it (`upload_card`), or merge `oneshot-trl eval` results into
-the card already there (`push_eval_results`; `EvalResultsPusher` for a sweep's revisions, failures collected). No transformers import: `eval --push-to-hub` and `card --push` load
-it cheaply (the training-time pushes are `hub.push`)."""
+the card already there (`push_eval_results`; `EvalResultsPusher` for a sweep's revisions, failures collected). No
+transformers import: `eval --push-to-hub` and `card --push` load it cheaply (the training-time pushes are
+`hub.push`)."""
 
 from __future__ import annotations
 
